@@ -1,0 +1,6 @@
+//! The accepter Lambda: see `tagpeer::plan` for what it decides.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tagpeer::run_lambda(tagpeer::Role::Accepter).await
+}

@@ -1,0 +1,281 @@
+//! The handler every function runs: decode the event, observe, plan, apply,
+//! write the status, send the next event, log the outcome. Thin by design: the
+//! decisions are the planner's.
+
+use std::collections::BTreeMap;
+
+use aws_config::SdkConfig;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::aws::{Ec2, EventSink};
+use crate::error::{AwsError, ConfigError, HandlerError};
+use crate::events::{Outgoing, PeeringDetail, Trigger, PEERING_ACCEPTED, PEERING_REQUESTED};
+use crate::ids::Region;
+use crate::plan::{self, Action, Deployment, LinkKey, Role};
+
+/// What a function reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub role: Role,
+    /// The region the function runs in (`AWS_REGION`).
+    pub region: Region,
+    /// `TAGPEER_REGIONS`: the deployment's regions, separated by commas; the
+    /// function's own region when unset.
+    pub deployment: Deployment,
+    /// `TAGPEER_EVENT_BUS`: where tagpeer's events go; `default` when unset.
+    pub event_bus: String,
+}
+
+impl Config {
+    pub fn from_env(role: Role) -> Result<Self, ConfigError> {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
+        let region: Region = var("AWS_REGION")
+            .ok_or(ConfigError::Missing {
+                var: "AWS_REGION",
+                hint: "Lambda sets it; elsewhere set the region to run in",
+            })?
+            .parse()
+            .map_err(|source| ConfigError::Invalid { var: "AWS_REGION", source })?;
+        let regions = match var("TAGPEER_REGIONS") {
+            Some(list) => parse_regions(&list)?,
+            None => vec![region.clone()],
+        };
+        let mut regions = regions;
+        if !regions.contains(&region) {
+            regions.insert(0, region.clone());
+        }
+        Ok(Self {
+            role,
+            region,
+            deployment: Deployment { regions },
+            event_bus: var("TAGPEER_EVENT_BUS").unwrap_or_else(|| "default".to_owned()),
+        })
+    }
+}
+
+/// `ap-northeast-2,ap-northeast-3` (spaces are forgiven).
+pub fn parse_regions(list: &str) -> Result<Vec<Region>, ConfigError> {
+    let mut regions = Vec::new();
+    for item in list.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()) {
+        let region: Region = item.parse().map_err(|source| ConfigError::Invalid { var: "TAGPEER_REGIONS", source })?;
+        if !regions.contains(&region) {
+            regions.push(region);
+        }
+    }
+    Ok(regions)
+}
+
+/// One function: its configuration and the clients it builds once.
+#[derive(Clone, Debug)]
+pub struct App {
+    config: Config,
+    ec2: Ec2,
+    events: EventSink,
+}
+
+/// One change an invocation made, or tried to.
+#[derive(Clone, Debug, Serialize)]
+pub struct Change {
+    pub action: &'static str,
+    pub region: String,
+    pub resource: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// `ok`, or the error.
+    pub outcome: String,
+}
+
+/// What an invocation did: the Lambda's response, and the summary it logs.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub function: &'static str,
+    pub trigger: &'static str,
+    /// Why nothing was looked at, when nothing was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    pub changes: Vec<Change>,
+    pub events: Vec<Outgoing>,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.changes.iter().filter(|c| c.outcome != "ok").count()
+    }
+}
+
+impl App {
+    pub fn new(sdk: &SdkConfig, config: Config, events: EventSink) -> Self {
+        let ec2 = Ec2::new(sdk, &config.deployment.regions);
+        Self { config, ec2, events }
+    }
+
+    /// Reads the configuration and the standard AWS configuration (credentials,
+    /// `AWS_ENDPOINT_URL`, retries) once, at cold start.
+    pub async fn from_env(role: Role) -> Result<Self, ConfigError> {
+        let config = Config::from_env(role)?;
+        let sdk = aws_config::load_from_env().await;
+        let events = EventSink::event_bridge(&sdk, config.event_bus.clone());
+        Ok(Self::new(&sdk, config, events))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Handles one event. Bad input is logged and answered with an error,
+    /// without a change; failed AWS calls are logged, written to the status and
+    /// answered with an error, so that Lambda retries and the sweep follows up.
+    pub async fn handle(&self, payload: &Value) -> Result<Report, HandlerError> {
+        let function = self.config.role.name();
+        let trigger = match Trigger::decode(payload) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(function, error = %e, "event rejected");
+                return Err(e.into());
+            }
+        };
+        let mut report = Report { function, trigger: trigger.kind(), ..Report::default() };
+        let Some(focus) = trigger.focus() else {
+            report.ignored = Some("no tagpeer: tag changed".to_owned());
+            tracing::info!(function, trigger = report.trigger, ignored = report.ignored.as_deref(), "nothing to do");
+            return Ok(report);
+        };
+
+        let mut world = self.ec2.observe(&self.config.deployment.regions).await.map_err(|e| {
+            tracing::error!(function, trigger = report.trigger, error = %e, "observe failed");
+            HandlerError::Observe(e)
+        })?;
+        let assessment = plan::assess(&world, &self.config.deployment);
+        let actions = plan::plan(&world, &assessment, self.config.role, &self.config.region, &focus);
+
+        // Apply in order; after a failure, the rest of that link's steps wait
+        // (routes go before their connection does).
+        let mut failures: BTreeMap<LinkKey, String> = BTreeMap::new();
+        let mut first_error: Option<AwsError> = None;
+        for action in &actions {
+            let link = action.link().expect("planned link actions name their link");
+            if failures.contains_key(link) {
+                continue;
+            }
+            let result = self.ec2.apply(action).await;
+            report.changes.push(change(action, &result));
+            log_change(function, report.changes.last().expect("just pushed"));
+            match result {
+                Ok(created) => {
+                    plan::apply(&mut world, action, created.as_ref());
+                    if let Some(event) = announce(&world, action, created.as_ref()) {
+                        report.events.push(event);
+                    }
+                }
+                Err(e) => {
+                    failures.insert(link.clone(), e.to_string());
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+
+        for action in plan::statuses(&world, &assessment, &focus, &failures) {
+            let result = self.ec2.apply(&action).await;
+            report.changes.push(change(&action, &result));
+            log_change(function, report.changes.last().expect("just pushed"));
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+
+        if !report.events.is_empty() {
+            if let Err(e) = self.events.send(&self.config.region, &report.events).await {
+                tracing::error!(function, error = %e, "sending events failed");
+                first_error.get_or_insert(e);
+            }
+        }
+
+        tracing::info!(
+            function,
+            trigger = report.trigger,
+            changes = report.changes.len(),
+            failed = report.failed(),
+            events = report.events.len(),
+            "done"
+        );
+        match first_error {
+            None => Ok(report),
+            Some(first) => Err(HandlerError::Apply { failed: report.failed(), attempted: report.changes.len(), first }),
+        }
+    }
+}
+
+fn change(action: &Action, result: &Result<Option<crate::ids::PeeringId>, AwsError>) -> Change {
+    let (region, resource, detail) = match action {
+        Action::RequestPeering { requester, accepter, .. } => (
+            requester.region.to_string(),
+            requester.vpc_id.to_string(),
+            Some(format!("to {}", accepter.relative_to(requester))),
+        ),
+        Action::AcceptPeering { region, peering, .. } | Action::DeletePeering { region, peering, .. } => {
+            (region.to_string(), peering.to_string(), None)
+        }
+        Action::CreateRoute { region, route_table, destination, peering, .. }
+        | Action::ReplaceRoute { region, route_table, destination, peering, .. } => {
+            (region.to_string(), route_table.to_string(), Some(format!("{destination} via {peering}")))
+        }
+        Action::DeleteRoute { region, route_table, destination, .. } => {
+            (region.to_string(), route_table.to_string(), Some(destination.to_string()))
+        }
+        Action::SetStatus { vpc, status } => (
+            vpc.region.to_string(),
+            vpc.vpc_id.to_string(),
+            Some(status.clone().unwrap_or_else(|| "(removed)".to_owned())),
+        ),
+    };
+    let outcome = match result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let detail = match (result, detail) {
+        (Ok(Some(created)), Some(d)) => Some(format!("{d} as {created}")),
+        (_, d) => d,
+    };
+    Change {
+        action: action.api_name(),
+        region,
+        resource,
+        link: action.link().map(ToString::to_string),
+        detail,
+        outcome,
+    }
+}
+
+/// One JSON line a change.
+fn log_change(function: &'static str, c: &Change) {
+    let status_error = c.action == "CreateTags" && c.detail.as_deref().is_some_and(|d| d.contains("error: "));
+    if c.outcome != "ok" {
+        tracing::error!(function, action = c.action, region = %c.region, resource = %c.resource, link = c.link.as_deref(), detail = c.detail.as_deref(), outcome = %c.outcome, "change failed");
+    } else if status_error {
+        tracing::warn!(function, action = c.action, region = %c.region, resource = %c.resource, detail = c.detail.as_deref(), outcome = %c.outcome, "status");
+    } else {
+        tracing::info!(function, action = c.action, region = %c.region, resource = %c.resource, link = c.link.as_deref(), detail = c.detail.as_deref(), outcome = %c.outcome, "change");
+    }
+}
+
+/// The event that tells the next function its turn has come.
+fn announce(world: &crate::model::World, action: &Action, created: Option<&crate::ids::PeeringId>) -> Option<Outgoing> {
+    let (detail_type, id) = match action {
+        Action::RequestPeering { .. } => (PEERING_REQUESTED, created?),
+        Action::AcceptPeering { peering, .. } => (PEERING_ACCEPTED, peering),
+        _ => return None,
+    };
+    let peering = world.peering(id)?;
+    Some(Outgoing {
+        detail_type,
+        detail: PeeringDetail {
+            link: LinkKey::of(peering).to_string(),
+            peering_connection_id: id.clone(),
+            requester: peering.requester.clone(),
+            accepter: peering.accepter.clone(),
+        },
+    })
+}

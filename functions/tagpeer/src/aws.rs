@@ -1,0 +1,423 @@
+//! The adapter: the only module that names AWS SDK types. It observes a
+//! [`World`] and applies [`Action`]s, one regional client per region, all from
+//! one standard AWS configuration (so `AWS_ENDPOINT_URL` points them anywhere).
+
+use std::collections::{BTreeMap, HashMap};
+use std::error::Error as _;
+
+use aws_config::SdkConfig;
+use aws_sdk_ec2 as ec2;
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use aws_sdk_eventbridge as eventbridge;
+use ipnet::IpNet;
+
+use crate::error::AwsError;
+use crate::events::{self, Outgoing};
+use crate::ids::{Endpoint, PeeringId, Region};
+use crate::intent;
+use crate::model::{Peering, PeeringState, Route, RouteTable, Target, Vpc, World};
+use crate::plan::Action;
+
+/// EC2 clients for each region of the deployment.
+#[derive(Clone, Debug)]
+pub struct Ec2 {
+    clients: HashMap<Region, ec2::Client>,
+}
+
+impl Ec2 {
+    /// One client per region, sharing the configuration's credentials,
+    /// endpoint and retry settings.
+    pub fn new(config: &SdkConfig, regions: &[Region]) -> Self {
+        let clients = regions
+            .iter()
+            .map(|r| {
+                let conf = ec2::config::Builder::from(config).region(ec2::config::Region::new(r.to_string())).build();
+                (r.clone(), ec2::Client::from_conf(conf))
+            })
+            .collect();
+        Self { clients }
+    }
+
+    fn client(&self, region: &Region) -> Result<&ec2::Client, AwsError> {
+        self.clients.get(region).ok_or_else(|| AwsError {
+            action: "client",
+            region: region.to_string(),
+            code: "RegionNotInDeployment".into(),
+            message: format!("{region} is not one of this deployment's regions"),
+        })
+    }
+
+    /// Reads the VPCs, route tables and peering connections of every region, the
+    /// regions side by side. A few paged describe calls a region, whatever the
+    /// number of links.
+    pub async fn observe(&self, regions: &[Region]) -> Result<World, AwsError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for region in regions {
+            let (client, region) = (self.client(region)?.clone(), region.clone());
+            tasks.spawn(async move { observe_region(&client, &region).await.map(|seen| (region, seen)) });
+        }
+        let mut seen = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            seen.push(joined.map_err(|e| AwsError {
+                action: "observe",
+                region: String::new(),
+                code: "TaskFailed".into(),
+                message: e.to_string(),
+            })??);
+        }
+        // Merge in the order of the deployment's regions, whatever order the calls finished in.
+        seen.sort_by_key(|(region, _)| regions.iter().position(|r| r == region));
+        let mut world = World::default();
+        for (region, part) in seen {
+            world.vpcs.extend(part.vpcs);
+            world.route_tables.extend(part.route_tables);
+            for peering in part.peerings {
+                world.merge_peering(peering, &region);
+            }
+        }
+        Ok(world)
+    }
+
+    /// Makes one change. Returns the id of a connection it requested.
+    pub async fn apply(&self, action: &Action) -> Result<Option<PeeringId>, AwsError> {
+        let name = action.api_name();
+        match action {
+            Action::RequestPeering { link, requester, accepter } => {
+                let region = &requester.region;
+                let tags = TagSpecification::builder()
+                    .resource_type(ResourceType::VpcPeeringConnection)
+                    .tags(tag(intent::MANAGED, "true"))
+                    .tags(tag(intent::LINK, &link.to_string()))
+                    .tags(tag("Name", &format!("tagpeer {} {}", requester.vpc_id, accepter.vpc_id)))
+                    .build();
+                let out = self
+                    .client(region)?
+                    .create_vpc_peering_connection()
+                    .vpc_id(requester.vpc_id.as_str())
+                    .peer_vpc_id(accepter.vpc_id.as_str())
+                    .peer_region(accepter.region.as_str())
+                    .peer_owner_id(accepter.account.as_str())
+                    .tag_specifications(tags)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(name, region, e))?;
+                let id = out
+                    .vpc_peering_connection()
+                    .and_then(|p| p.vpc_peering_connection_id())
+                    .and_then(|id| id.parse().ok())
+                    .ok_or_else(|| malformed(name, region, "no peering connection id in the answer"))?;
+                Ok(Some(id))
+            }
+            Action::AcceptPeering { region, peering, .. } => {
+                self.client(region)?
+                    .accept_vpc_peering_connection()
+                    .vpc_peering_connection_id(peering.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(name, region, e))?;
+                Ok(None)
+            }
+            Action::CreateRoute { region, route_table, destination, peering, .. } => {
+                let call = self
+                    .client(region)?
+                    .create_route()
+                    .route_table_id(route_table.as_str())
+                    .vpc_peering_connection_id(peering.as_str());
+                let call = match destination {
+                    IpNet::V4(_) => call.destination_cidr_block(destination.to_string()),
+                    IpNet::V6(_) => call.destination_ipv6_cidr_block(destination.to_string()),
+                };
+                call.send().await.map_err(|e| aws_error(name, region, e))?;
+                Ok(None)
+            }
+            Action::ReplaceRoute { region, route_table, destination, peering, .. } => {
+                let call = self
+                    .client(region)?
+                    .replace_route()
+                    .route_table_id(route_table.as_str())
+                    .vpc_peering_connection_id(peering.as_str());
+                let call = match destination {
+                    IpNet::V4(_) => call.destination_cidr_block(destination.to_string()),
+                    IpNet::V6(_) => call.destination_ipv6_cidr_block(destination.to_string()),
+                };
+                call.send().await.map_err(|e| aws_error(name, region, e))?;
+                Ok(None)
+            }
+            Action::DeleteRoute { region, route_table, destination, .. } => {
+                let call = self.client(region)?.delete_route().route_table_id(route_table.as_str());
+                let call = match destination {
+                    IpNet::V4(_) => call.destination_cidr_block(destination.to_string()),
+                    IpNet::V6(_) => call.destination_ipv6_cidr_block(destination.to_string()),
+                };
+                match call.send().await.map_err(|e| aws_error(name, region, e)) {
+                    Err(e) if e.is("InvalidRoute.NotFound") => Ok(None), // already gone
+                    other => other.map(|_| None),
+                }
+            }
+            Action::DeletePeering { region, peering, .. } => {
+                let sent = self
+                    .client(region)?
+                    .delete_vpc_peering_connection()
+                    .vpc_peering_connection_id(peering.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(name, region, e));
+                match sent {
+                    Err(e) if e.is("InvalidVpcPeeringConnectionID.NotFound") => Ok(None), // already gone
+                    other => other.map(|_| None),
+                }
+            }
+            Action::SetStatus { vpc, status: Some(status) } => {
+                self.client(&vpc.region)?
+                    .create_tags()
+                    .resources(vpc.vpc_id.as_str())
+                    .tags(tag(intent::STATUS, status))
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(name, &vpc.region, e))?;
+                Ok(None)
+            }
+            Action::SetStatus { vpc, status: None } => {
+                self.client(&vpc.region)?
+                    .delete_tags()
+                    .resources(vpc.vpc_id.as_str())
+                    .tags(Tag::builder().key(intent::STATUS).build())
+                    .send()
+                    .await
+                    .map_err(|e| aws_error(name, &vpc.region, e))?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+fn aws_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    action: &'static str,
+    region: &Region,
+    err: SdkError<E, R>,
+) -> AwsError {
+    let (code, message) = match &err {
+        SdkError::ServiceError(service) => (
+            service.err().code().unwrap_or("Unknown").to_owned(),
+            service.err().message().unwrap_or_default().to_owned(),
+        ),
+        SdkError::TimeoutError(_) => ("Timeout".to_owned(), err.to_string()),
+        SdkError::DispatchFailure(_) => {
+            ("DispatchFailure".to_owned(), err.source().map(ToString::to_string).unwrap_or_else(|| err.to_string()))
+        }
+        _ => ("Unknown".to_owned(), error_chain(&err)),
+    };
+    AwsError { action, region: region.to_string(), code, message }
+}
+
+/// The whole chain of causes, on one line.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn malformed(action: &'static str, region: &Region, what: &str) -> AwsError {
+    AwsError { action, region: region.to_string(), code: "MalformedResponse".into(), message: what.to_owned() }
+}
+
+async fn observe_region(client: &ec2::Client, region: &Region) -> Result<World, AwsError> {
+    let (vpcs, tables, peerings) = tokio::try_join!(
+        async {
+            client
+                .describe_vpcs()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| aws_error("DescribeVpcs", region, e))
+        },
+        async {
+            client
+                .describe_route_tables()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| aws_error("DescribeRouteTables", region, e))
+        },
+        async {
+            client
+                .describe_vpc_peering_connections()
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| aws_error("DescribeVpcPeeringConnections", region, e))
+        },
+    )?;
+    let vpcs: Vec<Vpc> = vpcs.iter().filter_map(|v| vpc(v, region)).collect();
+    let route_tables = tables
+        .iter()
+        .filter_map(|t| {
+            let vpc_id = t.vpc_id()?.parse().ok()?;
+            // A route table belongs to its VPC's owner; find it among the VPCs.
+            let owner = vpcs.iter().find(|v| v.endpoint.vpc_id == vpc_id)?.endpoint.clone();
+            route_table(t, owner)
+        })
+        .collect();
+    let peerings = peerings.iter().filter_map(|p| peering(p, region)).collect();
+    Ok(World { vpcs, route_tables, peerings })
+}
+
+fn tags(tags: &[Tag]) -> BTreeMap<String, String> {
+    tags.iter().filter_map(|t| Some((t.key()?.to_owned(), t.value().unwrap_or_default().to_owned()))).collect()
+}
+
+fn vpc(v: &ec2::types::Vpc, region: &Region) -> Option<Vpc> {
+    let associated = |state: Option<&ec2::types::VpcCidrBlockState>| {
+        state.and_then(|s| s.state()) == Some(&ec2::types::VpcCidrBlockStateCode::Associated)
+    };
+    let mut ipv4: Vec<IpNet> = v
+        .cidr_block_association_set()
+        .iter()
+        .filter(|a| associated(a.cidr_block_state()))
+        .filter_map(|a| a.cidr_block()?.parse().ok())
+        .collect();
+    // The primary range first.
+    if let Some(primary) = v.cidr_block().and_then(|c| c.parse::<IpNet>().ok()) {
+        ipv4.retain(|c| c != &primary);
+        ipv4.insert(0, primary);
+    }
+    let ipv6 = v
+        .ipv6_cidr_block_association_set()
+        .iter()
+        .filter(|a| associated(a.ipv6_cidr_block_state()))
+        .filter_map(|a| a.ipv6_cidr_block()?.parse().ok())
+        .collect();
+    Some(Vpc {
+        endpoint: Endpoint::new(v.owner_id()?.parse().ok()?, region.clone(), v.vpc_id()?.parse().ok()?),
+        ipv4,
+        ipv6,
+        tags: tags(v.tags()),
+    })
+}
+
+fn route_table(t: &ec2::types::RouteTable, vpc: Endpoint) -> Option<RouteTable> {
+    let routes = t
+        .routes()
+        .iter()
+        .filter_map(|r| {
+            let destination: IpNet = r.destination_cidr_block().or(r.destination_ipv6_cidr_block())?.parse().ok()?;
+            let target = if r.gateway_id() == Some("local") {
+                Target::Local
+            } else if let Some(pcx) = r.vpc_peering_connection_id().and_then(|id| id.parse().ok()) {
+                Target::Peering(pcx)
+            } else {
+                let other = [
+                    r.gateway_id(),
+                    r.nat_gateway_id(),
+                    r.transit_gateway_id(),
+                    r.network_interface_id(),
+                    r.instance_id(),
+                    r.egress_only_internet_gateway_id(),
+                    r.local_gateway_id(),
+                    r.carrier_gateway_id(),
+                    r.core_network_arn(),
+                ];
+                Target::Other(other.into_iter().flatten().next().unwrap_or("unknown").to_owned())
+            };
+            Some(Route { destination, target })
+        })
+        .collect();
+    Some(RouteTable {
+        id: t.route_table_id()?.parse().ok()?,
+        main: t.associations().iter().any(|a| a.main() == Some(true)),
+        vpc,
+        routes,
+    })
+}
+
+fn peering(p: &ec2::types::VpcPeeringConnection, seen_in: &Region) -> Option<Peering> {
+    let side = |info: Option<&ec2::types::VpcPeeringConnectionVpcInfo>| -> Option<Endpoint> {
+        let info = info?;
+        let region = match info.region() {
+            Some(r) => r.parse().ok()?,
+            None => seen_in.clone(),
+        };
+        Some(Endpoint::new(info.owner_id()?.parse().ok()?, region, info.vpc_id()?.parse().ok()?))
+    };
+    Some(Peering {
+        id: p.vpc_peering_connection_id()?.parse().ok()?,
+        requester: side(p.requester_vpc_info())?,
+        accepter: side(p.accepter_vpc_info())?,
+        state: PeeringState::from_code(p.status().and_then(|s| s.code()).map(|c| c.as_str()).unwrap_or("unknown")),
+        tags: tags(p.tags()),
+    })
+}
+
+/// Where tagpeer's own events go: EventBridge, or a list a test reads.
+#[derive(Clone, Debug)]
+pub enum EventSink {
+    /// `PutEvents` to this bus in the function's own region; the template's
+    /// rules forward them to the regions they concern.
+    EventBridge {
+        client: eventbridge::Client,
+        bus: String,
+    },
+    Collect(std::sync::Arc<std::sync::Mutex<Vec<Outgoing>>>),
+}
+
+impl EventSink {
+    pub fn event_bridge(config: &SdkConfig, bus: String) -> Self {
+        Self::EventBridge { client: eventbridge::Client::new(config), bus }
+    }
+
+    pub async fn send(&self, region: &Region, outgoing: &[Outgoing]) -> Result<(), AwsError> {
+        match self {
+            EventSink::Collect(list) => {
+                list.lock().expect("no test panics while holding the list").extend_from_slice(outgoing);
+                Ok(())
+            }
+            EventSink::EventBridge { client, bus } => {
+                // PutEvents takes at most 10 entries a call.
+                for chunk in outgoing.chunks(10) {
+                    let entries = chunk.iter().map(|o| {
+                        eventbridge::types::PutEventsRequestEntry::builder()
+                            .event_bus_name(bus)
+                            .source(events::SOURCE)
+                            .detail_type(o.detail_type)
+                            .resources(events::vpc_arn(&o.detail.requester))
+                            .resources(events::vpc_arn(&o.detail.accepter))
+                            .detail(serde_json::to_string(&o.detail).expect("details serialize"))
+                            .build()
+                    });
+                    let out = client
+                        .put_events()
+                        .set_entries(Some(entries.collect()))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error("PutEvents", region, e))?;
+                    if out.failed_entry_count() > 0 {
+                        let first = out.entries().iter().find(|e| e.error_code().is_some());
+                        return Err(AwsError {
+                            action: "PutEvents",
+                            region: region.to_string(),
+                            code: first.and_then(|e| e.error_code()).unwrap_or("Unknown").to_owned(),
+                            message: first.and_then(|e| e.error_message()).unwrap_or_default().to_owned(),
+                        });
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}

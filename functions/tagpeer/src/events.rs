@@ -1,0 +1,271 @@
+//! The events tagpeer takes and the events it sends, in EventBridge's shapes.
+//!
+//! Taken: `aws.tag` "Tag Change on Resource" for a VPC, `aws.events` "Scheduled
+//! Event", and tagpeer's own "Peering Requested" and "Peering Accepted". Events
+//! say where to look, never what is true: each becomes a [`Focus`].
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::EventError;
+use crate::ids::{AccountId, Endpoint, PeeringId, Region, VpcId};
+use crate::intent::INTENT_PREFIX;
+use crate::plan::{Focus, LinkKey};
+
+/// The `source` of tagpeer's own events.
+pub const SOURCE: &str = "tagpeer";
+pub const PEERING_REQUESTED: &str = "Peering Requested";
+pub const PEERING_ACCEPTED: &str = "Peering Accepted";
+pub const TAG_CHANGE: &str = "Tag Change on Resource";
+pub const SCHEDULED: &str = "Scheduled Event";
+
+/// The detail of tagpeer's "Peering Requested" and "Peering Accepted" events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PeeringDetail {
+    /// The link's canonical id, as in `tagpeer-link`.
+    pub link: String,
+    pub peering_connection_id: PeeringId,
+    pub requester: Endpoint,
+    pub accepter: Endpoint,
+}
+
+/// An event tagpeer sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outgoing {
+    pub detail_type: &'static str,
+    pub detail: PeeringDetail,
+}
+
+/// The detail AWS gives a "Tag Change on Resource" event.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct TagChangeDetail {
+    changed_tag_keys: Vec<String>,
+    service: String,
+    resource_type: String,
+}
+
+/// What started an invocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// `tagpeer:` tags changed on this VPC.
+    TagChange {
+        vpc: Endpoint,
+        changed: Vec<String>,
+    },
+    /// A tag change that touched no `tagpeer:` key: nothing to do.
+    UnrelatedTagChange {
+        vpc: Endpoint,
+    },
+    Schedule,
+    PeeringRequested(PeeringDetail),
+    PeeringAccepted(PeeringDetail),
+}
+
+impl Trigger {
+    /// Reads an event as Lambda hands it over.
+    pub fn decode(payload: &Value) -> Result<Self, EventError> {
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(payload.clone()).map_err(|e| EventError::Envelope(e.to_string()))?;
+        let detail_error = |reason: String| EventError::Detail { detail_type: event.detail_type.clone(), reason };
+        match (event.source.as_str(), event.detail_type.as_str()) {
+            ("aws.events", SCHEDULED) => Ok(Trigger::Schedule),
+            ("aws.tag", TAG_CHANGE) => {
+                let detail: TagChangeDetail =
+                    serde_json::from_value(event.detail.clone()).map_err(|e| detail_error(e.to_string()))?;
+                if detail.service != "ec2" || detail.resource_type != "vpc" {
+                    return Err(detail_error(format!(
+                        "tagpeer reads tags of ec2 vpc resources, not {} {}",
+                        detail.service, detail.resource_type
+                    )));
+                }
+                let resources = event.resources.clone().unwrap_or_default();
+                let vpc = resources.iter().find_map(|arn| vpc_from_arn(arn)).ok_or(EventError::NoVpc(resources))?;
+                let changed: Vec<String> =
+                    detail.changed_tag_keys.into_iter().filter(|k| k.starts_with(INTENT_PREFIX)).collect();
+                Ok(if changed.is_empty() {
+                    Trigger::UnrelatedTagChange { vpc }
+                } else {
+                    Trigger::TagChange { vpc, changed }
+                })
+            }
+            (SOURCE, PEERING_REQUESTED) => {
+                Ok(Trigger::PeeringRequested(peering_detail(&event.detail).map_err(detail_error)?))
+            }
+            (SOURCE, PEERING_ACCEPTED) => {
+                Ok(Trigger::PeeringAccepted(peering_detail(&event.detail).map_err(detail_error)?))
+            }
+            (source, detail_type) => {
+                Err(EventError::Unexpected { event_source: source.to_owned(), detail_type: detail_type.to_owned() })
+            }
+        }
+    }
+
+    /// Where the invocation looks; `None` when there is nothing to look at.
+    pub fn focus(&self) -> Option<Focus> {
+        match self {
+            Trigger::TagChange { vpc, .. } => Some(Focus::Vpc(vpc.clone())),
+            Trigger::UnrelatedTagChange { .. } => None,
+            Trigger::Schedule => Some(Focus::All),
+            Trigger::PeeringRequested(d) | Trigger::PeeringAccepted(d) => {
+                Some(Focus::Link(LinkKey::new(d.requester.clone(), d.accepter.clone())))
+            }
+        }
+    }
+
+    /// A short name for the log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::TagChange { .. } | Trigger::UnrelatedTagChange { .. } => TAG_CHANGE,
+            Trigger::Schedule => SCHEDULED,
+            Trigger::PeeringRequested(_) => PEERING_REQUESTED,
+            Trigger::PeeringAccepted(_) => PEERING_ACCEPTED,
+        }
+    }
+}
+
+fn peering_detail(detail: &Value) -> Result<PeeringDetail, String> {
+    let detail: PeeringDetail = serde_json::from_value(detail.clone()).map_err(|e| e.to_string())?;
+    let key = LinkKey::new(detail.requester.clone(), detail.accepter.clone());
+    if key.to_string() != detail.link {
+        return Err(format!("link {:?} does not join {} and {}", detail.link, detail.requester, detail.accepter));
+    }
+    Ok(detail)
+}
+
+/// `arn:PARTITION:ec2:REGION:ACCOUNT:vpc/vpc-…`
+pub fn vpc_from_arn(arn: &str) -> Option<Endpoint> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", _partition, "ec2", region, account, resource] = parts.as_slice() else { return None };
+    let vpc = resource.strip_prefix("vpc/")?;
+    Some(Endpoint {
+        account: account.parse::<AccountId>().ok()?,
+        region: region.parse::<Region>().ok()?,
+        vpc_id: vpc.parse::<VpcId>().ok()?,
+    })
+}
+
+/// `arn:aws:ec2:REGION:ACCOUNT:vpc/vpc-…`
+pub fn vpc_arn(vpc: &Endpoint) -> String {
+    format!("arn:aws:ec2:{}:{}:vpc/{}", vpc.region, vpc.account, vpc.vpc_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tag_change(resources: Value, detail: Value) -> Value {
+        json!({
+            "version": "0", "id": "ffd8a6fe-32f8-ef66-c85c-111111111111",
+            "detail-type": "Tag Change on Resource", "source": "aws.tag",
+            "account": "123456789012", "time": "2026-11-27T07:00:00Z", "region": "ap-northeast-2",
+            "resources": resources, "detail": detail
+        })
+    }
+
+    #[test]
+    fn a_vpc_tag_change_focuses_on_the_vpc() {
+        let event = tag_change(
+            json!(["arn:aws:ec2:ap-northeast-2:123456789012:vpc/vpc-0123456789abcdef0"]),
+            json!({"changed-tag-keys": ["tagpeer:peers", "Name"], "service": "ec2", "resource-type": "vpc", "version": 2, "tags": {"tagpeer:peers": "ap-northeast-3/vpc-1111aaaa"}}),
+        );
+        let trigger = Trigger::decode(&event).unwrap();
+        let Trigger::TagChange { vpc, changed } = &trigger else { panic!("{trigger:?}") };
+        assert_eq!(vpc.to_string(), "123456789012/ap-northeast-2/vpc-0123456789abcdef0");
+        assert_eq!(changed, &["tagpeer:peers"]);
+        assert_eq!(trigger.focus(), Some(Focus::Vpc(vpc.clone())));
+    }
+
+    #[test]
+    fn a_change_to_other_keys_needs_nothing() {
+        let event = tag_change(
+            json!(["arn:aws:ec2:ap-northeast-2:123456789012:vpc/vpc-0123456789abcdef0"]),
+            json!({"changed-tag-keys": ["Name", "tagpeer-status"], "service": "ec2", "resource-type": "vpc", "version": 2, "tags": {}}),
+        );
+        assert_eq!(Trigger::decode(&event).unwrap().focus(), None);
+    }
+
+    #[test]
+    fn malformed_events_say_what_is_wrong() {
+        let vpc_arn = json!(["arn:aws:ec2:ap-northeast-2:123456789012:vpc/vpc-0123456789abcdef0"]);
+        let ok_detail = json!({"changed-tag-keys": ["tagpeer:peers"], "service": "ec2", "resource-type": "vpc", "version": 1, "tags": {}});
+        let cases = [
+            (json!("not an object"), "EventBridge's shape"),
+            (json!({"source": "aws.tag"}), "EventBridge's shape"),
+            (
+                json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}}),
+                "no rule of tagpeer's",
+            ),
+            (tag_change(vpc_arn.clone(), json!({"service": "ec2"})), "detail is malformed"),
+            (
+                tag_change(
+                    vpc_arn.clone(),
+                    json!({"changed-tag-keys": "tagpeer:peers", "service": "ec2", "resource-type": "vpc"}),
+                ),
+                "detail is malformed",
+            ),
+            (
+                tag_change(vpc_arn, json!({"changed-tag-keys": [], "service": "ec2", "resource-type": "instance"})),
+                "not ec2 instance",
+            ),
+            (
+                tag_change(json!(["arn:aws:ec2:ap-northeast-2:123456789012:instance/i-0123"]), ok_detail.clone()),
+                "names no VPC",
+            ),
+            (tag_change(json!([]), ok_detail), "names no VPC"),
+            (
+                json!({"source": "tagpeer", "detail-type": "Peering Requested", "detail": {"link": 5}}),
+                "detail is malformed",
+            ),
+        ];
+        for (event, expect) in cases {
+            let err = Trigger::decode(&event).unwrap_err().to_string();
+            assert!(err.contains(expect), "{event}: {err}");
+        }
+    }
+
+    #[test]
+    fn peering_events_round_trip_and_check_their_link() {
+        let requester: Endpoint = Endpoint::new(
+            "123456789012".parse().unwrap(),
+            "ap-northeast-2".parse().unwrap(),
+            "vpc-0123abcd".parse().unwrap(),
+        );
+        let accepter: Endpoint = Endpoint::new(
+            "123456789012".parse().unwrap(),
+            "ap-northeast-3".parse().unwrap(),
+            "vpc-4567abcd".parse().unwrap(),
+        );
+        let detail = PeeringDetail {
+            link: LinkKey::new(requester.clone(), accepter.clone()).to_string(),
+            peering_connection_id: "pcx-0123abcd".parse().unwrap(),
+            requester,
+            accepter,
+        };
+        let event = json!({"version": "0", "id": "1", "detail-type": "Peering Accepted", "source": "tagpeer", "account": "123456789012",
+            "time": "2026-11-27T07:00:00Z", "region": "ap-northeast-3", "resources": [], "detail": detail});
+        assert_eq!(Trigger::decode(&event).unwrap(), Trigger::PeeringAccepted(detail.clone()));
+
+        let mut wrong = event.clone();
+        wrong["detail"]["link"] =
+            json!("123456789012/ap-northeast-2/vpc-0123abcd+123456789012/ap-northeast-3/vpc-89abcdef");
+        assert!(Trigger::decode(&wrong).unwrap_err().to_string().contains("does not join"));
+    }
+
+    #[test]
+    fn arns_name_vpcs() {
+        let vpc = vpc_from_arn("arn:aws:ec2:ap-northeast-3:123456789012:vpc/vpc-0123abcd").unwrap();
+        assert_eq!(vpc_arn(&vpc), "arn:aws:ec2:ap-northeast-3:123456789012:vpc/vpc-0123abcd");
+        for bad in [
+            "",
+            "arn:aws:ec2:ap-northeast-3:123456789012:subnet/subnet-0123abcd",
+            "arn:aws:s3:::bucket",
+            "arn:aws:ec2:xx:123:vpc/vpc-0123abcd",
+        ] {
+            assert_eq!(vpc_from_arn(bad), None, "{bad}");
+        }
+    }
+}

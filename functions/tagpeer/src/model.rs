@@ -1,0 +1,189 @@
+//! What tagpeer observes: the VPCs, route tables and peering connections of the
+//! deployment's regions, in plain types that name no SDK type.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+
+use crate::ids::{Endpoint, PeeringId, Region, RouteTableId};
+use crate::intent;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vpc {
+    pub endpoint: Endpoint,
+    /// Associated IPv4 ranges, primary first.
+    pub ipv4: Vec<IpNet>,
+    /// Associated IPv6 ranges.
+    pub ipv6: Vec<IpNet>,
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Vpc {
+    pub fn status(&self) -> Option<&str> {
+        self.tags.get(intent::STATUS).map(String::as_str)
+    }
+
+    pub fn name(&self) -> Option<&str> {
+        self.tags.get("Name").map(String::as_str)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteTable {
+    pub id: RouteTableId,
+    /// The VPC it belongs to (same account and region as the table).
+    pub vpc: Endpoint,
+    pub main: bool,
+    pub routes: Vec<Route>,
+}
+
+impl RouteTable {
+    pub fn route_to(&self, destination: &IpNet) -> Option<&Route> {
+        self.routes.iter().find(|r| &r.destination == destination)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub destination: IpNet,
+    pub target: Target,
+}
+
+/// Where a route sends traffic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The VPC's own range.
+    Local,
+    Peering(PeeringId),
+    /// Anything else: a gateway, an instance, an interface, an endpoint…, by its id.
+    Other(String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Local => f.write_str("local"),
+            Target::Peering(id) => write!(f, "{id}"),
+            Target::Other(id) => f.write_str(id),
+        }
+    }
+}
+
+/// A peering connection's status code, as EC2 reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeeringState {
+    InitiatingRequest,
+    PendingAcceptance,
+    Provisioning,
+    Active,
+    Deleting,
+    Deleted,
+    Rejected,
+    Failed,
+    Expired,
+    Other(String),
+}
+
+impl PeeringState {
+    pub fn from_code(code: &str) -> Self {
+        match code {
+            "initiating-request" => Self::InitiatingRequest,
+            "pending-acceptance" => Self::PendingAcceptance,
+            "provisioning" => Self::Provisioning,
+            "active" => Self::Active,
+            "deleting" => Self::Deleting,
+            "deleted" => Self::Deleted,
+            "rejected" => Self::Rejected,
+            "failed" => Self::Failed,
+            "expired" => Self::Expired,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        match self {
+            Self::InitiatingRequest => "initiating-request",
+            Self::PendingAcceptance => "pending-acceptance",
+            Self::Provisioning => "provisioning",
+            Self::Active => "active",
+            Self::Deleting => "deleting",
+            Self::Deleted => "deleted",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+            Self::Expired => "expired",
+            Self::Other(code) => code,
+        }
+    }
+
+    /// Still standing for its link: not deleted, rejected, failed or expired
+    /// (nor on its way there).
+    pub fn is_live(&self) -> bool {
+        matches!(self, Self::InitiatingRequest | Self::PendingAcceptance | Self::Provisioning | Self::Active)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peering {
+    pub id: PeeringId,
+    pub requester: Endpoint,
+    pub accepter: Endpoint,
+    pub state: PeeringState,
+    /// The tags as the requester's region shows them: cross-region and
+    /// cross-account, AWS does not copy a connection's tags to the other side.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Peering {
+    /// Made by tagpeer: it carries `tagpeer-managed=true`.
+    pub fn is_managed(&self) -> bool {
+        self.tags.get(intent::MANAGED).is_some_and(|v| v == "true")
+    }
+
+    pub fn link_tag(&self) -> Option<&str> {
+        self.tags.get(intent::LINK).map(String::as_str)
+    }
+
+    pub fn joins(&self, vpc: &Endpoint) -> bool {
+        &self.requester == vpc || &self.accepter == vpc
+    }
+}
+
+/// One snapshot of everything in the deployment's regions that tagpeer reads.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct World {
+    pub vpcs: Vec<Vpc>,
+    pub route_tables: Vec<RouteTable>,
+    pub peerings: Vec<Peering>,
+}
+
+impl World {
+    pub fn vpc(&self, endpoint: &Endpoint) -> Option<&Vpc> {
+        self.vpcs.iter().find(|v| &v.endpoint == endpoint)
+    }
+
+    pub fn vpc_mut(&mut self, endpoint: &Endpoint) -> Option<&mut Vpc> {
+        self.vpcs.iter_mut().find(|v| &v.endpoint == endpoint)
+    }
+
+    pub fn peering(&self, id: &PeeringId) -> Option<&Peering> {
+        self.peerings.iter().find(|p| &p.id == id)
+    }
+
+    pub fn route_tables_of<'a>(&'a self, vpc: &'a Endpoint) -> impl Iterator<Item = &'a RouteTable> + 'a {
+        self.route_tables.iter().filter(move |t| &t.vpc == vpc)
+    }
+
+    pub fn route_table_mut(&mut self, region: &Region, id: &RouteTableId) -> Option<&mut RouteTable> {
+        self.route_tables.iter_mut().find(|t| &t.vpc.region == region && &t.id == id)
+    }
+
+    /// Adds what another region showed, once: a cross-region connection is
+    /// listed in both regions, and the requester's view carries its tags.
+    pub fn merge_peering(&mut self, seen: Peering, seen_in: &Region) {
+        match self.peerings.iter_mut().find(|p| p.id == seen.id) {
+            Some(known) if seen_in == &seen.requester.region => *known = seen,
+            Some(_) => {}
+            None => self.peerings.push(seen),
+        }
+    }
+}

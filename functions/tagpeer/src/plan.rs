@@ -1,0 +1,737 @@
+//! The planner: intent and observed state in, actions out. Pure; the one place
+//! to read what tagpeer decides.
+//!
+//! Every function runs the same analysis of the same [`World`] and takes the
+//! actions of its own [`Role`] in its own region:
+//!
+//! - requester: request the peering connection for a link that has none; remove
+//!   duplicates; tear down links whose intent is gone (routes on both sides
+//!   first, then the connection).
+//! - accepter: accept a pending request tagpeer made, for a link that still exists.
+//! - router: give every selected route table of this region's side of an active
+//!   link a route to each of the peer's ranges; remove tagpeer's routes whose
+//!   link or range is gone.
+//!
+//! Each function then writes the `tagpeer-status` that [`statuses`] computes from
+//! the state its actions leave behind.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use ipnet::IpNet;
+
+use crate::cidr;
+use crate::error::TagError;
+use crate::ids::{Endpoint, PeeringId, Region, RouteTableId};
+use crate::intent::{self, Intent, RouteTables, VpcRef};
+use crate::model::{Peering, PeeringState, Route, Target, Vpc, World};
+
+/// The regions one deployment of tagpeer covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deployment {
+    pub regions: Vec<Region>,
+}
+
+/// Which function is planning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Requester,
+    Accepter,
+    Router,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Requester => "requester",
+            Role::Accepter => "accepter",
+            Role::Router => "router",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = crate::error::ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "requester" => Ok(Role::Requester),
+            "accepter" => Ok(Role::Accepter),
+            "router" => Ok(Role::Router),
+            other => Err(crate::error::ConfigError::Role(other.to_owned())),
+        }
+    }
+}
+
+/// What an invocation looks at: everything (a sweep), or what an event names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Focus {
+    All,
+    Vpc(Endpoint),
+    Link(LinkKey),
+}
+
+/// A link: an unordered pair of VPCs, stored in canonical order (`a < b`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkKey {
+    pub a: Endpoint,
+    pub b: Endpoint,
+}
+
+impl LinkKey {
+    pub fn new(x: Endpoint, y: Endpoint) -> Self {
+        if x <= y {
+            Self { a: x, b: y }
+        } else {
+            Self { a: y, b: x }
+        }
+    }
+
+    pub fn of(peering: &Peering) -> Self {
+        Self::new(peering.requester.clone(), peering.accepter.clone())
+    }
+
+    pub fn has(&self, vpc: &Endpoint) -> bool {
+        &self.a == vpc || &self.b == vpc
+    }
+
+    /// The side that is not `vpc`.
+    pub fn other(&self, vpc: &Endpoint) -> &Endpoint {
+        if &self.a == vpc {
+            &self.b
+        } else {
+            &self.a
+        }
+    }
+}
+
+/// `ACCOUNT/REGION/vpc-…+ACCOUNT/REGION/vpc-…`: the value of `tagpeer-link`.
+impl fmt::Display for LinkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}+{}", self.a, self.b)
+    }
+}
+
+/// A link somebody asks for, with the side that requests it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredLink {
+    pub key: LinkKey,
+    pub requester: Endpoint,
+}
+
+impl DesiredLink {
+    pub fn accepter(&self) -> &Endpoint {
+        self.key.other(&self.requester)
+    }
+}
+
+/// Why one reference in a VPC's intent makes no link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    SelfReference { key: &'static str, reference: VpcRef },
+    UnknownRegion { key: &'static str, reference: VpcRef, regions: Vec<Region> },
+    UnknownVpc { key: &'static str, reference: VpcRef },
+    OtherAccount { key: &'static str, reference: VpcRef },
+    Overlap { peer: Endpoint, mine: IpNet, theirs: IpNet },
+    UnmanagedPeering { peer: Endpoint, peering: PeeringId },
+}
+
+/// Why a VPC's intent cannot be read at all; tagpeer then changes nothing of its links.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VpcError {
+    Tag(TagError),
+    UnknownRouteTable(RouteTableId),
+}
+
+/// The analysis every role shares: who asks for what, and what is wrong.
+#[derive(Clone, Debug, Default)]
+pub struct Assessment {
+    pub intents: BTreeMap<Endpoint, Intent>,
+    /// VPCs whose tags cannot be acted on, with every reason.
+    pub frozen: BTreeMap<Endpoint, Vec<VpcError>>,
+    /// References that make no link, by the VPC that carries them.
+    pub problems: BTreeMap<Endpoint, Vec<Problem>>,
+    pub links: BTreeMap<LinkKey, DesiredLink>,
+}
+
+impl Assessment {
+    /// A link that touches a VPC whose tags are malformed is held as it is.
+    pub fn is_held(&self, key: &LinkKey) -> bool {
+        self.frozen.contains_key(&key.a) || self.frozen.contains_key(&key.b)
+    }
+
+    pub fn intent(&self, vpc: &Endpoint) -> Intent {
+        self.intents.get(vpc).cloned().unwrap_or_default()
+    }
+}
+
+/// Reads every VPC's intent against what exists.
+pub fn assess(world: &World, deployment: &Deployment) -> Assessment {
+    let mut out = Assessment::default();
+    for vpc in &world.vpcs {
+        if !intent::has_intent_tags(&vpc.tags) {
+            continue;
+        }
+        match Intent::from_tags(&vpc.tags) {
+            Ok(intent) => {
+                let unknown = unknown_route_tables(world, vpc, &intent.route_tables);
+                if !unknown.is_empty() {
+                    out.frozen.insert(vpc.endpoint.clone(), unknown);
+                }
+                out.intents.insert(vpc.endpoint.clone(), intent);
+            }
+            Err(errors) => {
+                out.frozen.insert(vpc.endpoint.clone(), errors.into_iter().map(VpcError::Tag).collect());
+            }
+        }
+    }
+
+    // Every pair asked for, by whom.
+    let mut asked: BTreeMap<LinkKey, BTreeSet<Endpoint>> = BTreeMap::new();
+    for (home, intent) in &out.intents {
+        let vpc = world.vpc(home).expect("intents come from the world's VPCs");
+        for reference in &intent.peers {
+            match check_reference(world, deployment, vpc, reference) {
+                Ok(peer) => {
+                    asked.entry(LinkKey::new(home.clone(), peer)).or_default().insert(home.clone());
+                }
+                Err(problem) => out.problems.entry(home.clone()).or_default().push(problem),
+            }
+        }
+    }
+    let mut groups: BTreeMap<&str, Vec<&Endpoint>> = BTreeMap::new();
+    for (home, intent) in &out.intents {
+        for group in &intent.mesh {
+            groups.entry(group.as_str()).or_default().push(home);
+        }
+    }
+    for members in groups.values() {
+        for (i, x) in members.iter().enumerate() {
+            for y in &members[i + 1..] {
+                let key = LinkKey::new((*x).clone(), (*y).clone());
+                asked.entry(key).or_default().extend([(*x).clone(), (*y).clone()]);
+            }
+        }
+    }
+
+    for (key, askers) in asked {
+        let (a, b) = (world.vpc(&key.a), world.vpc(&key.b));
+        let (Some(a), Some(b)) = (a, b) else { continue };
+        // The first asker in canonical order requests: the asker when only one
+        // asks, the smaller (account, region, vpc-id) when both do.
+        let requester = askers.first().expect("a link is asked for by someone").clone();
+        if let Some((mine, theirs)) = cidr::first_overlap(&all_ranges(a), &all_ranges(b)) {
+            for asker in &askers {
+                let (mine, theirs) = if asker == &key.a { (*mine, *theirs) } else { (*theirs, *mine) };
+                out.problems.entry(asker.clone()).or_default().push(Problem::Overlap {
+                    peer: key.other(asker).clone(),
+                    mine,
+                    theirs,
+                });
+            }
+            continue;
+        }
+        if let Some(hand_made) =
+            world.peerings.iter().find(|p| !p.is_managed() && p.state.is_live() && LinkKey::of(p) == key)
+        {
+            for asker in &askers {
+                out.problems
+                    .entry(asker.clone())
+                    .or_default()
+                    .push(Problem::UnmanagedPeering { peer: key.other(asker).clone(), peering: hand_made.id.clone() });
+            }
+            continue;
+        }
+        out.links.insert(key.clone(), DesiredLink { key, requester });
+    }
+    out
+}
+
+fn all_ranges(vpc: &Vpc) -> Vec<IpNet> {
+    vpc.ipv4.iter().chain(&vpc.ipv6).copied().collect()
+}
+
+fn unknown_route_tables(world: &World, vpc: &Vpc, selection: &RouteTables) -> Vec<VpcError> {
+    let RouteTables::Ids(ids) = selection else { return Vec::new() };
+    ids.iter()
+        .filter(|id| !world.route_tables_of(&vpc.endpoint).any(|t| &t.id == *id))
+        .map(|id| VpcError::UnknownRouteTable(id.clone()))
+        .collect()
+}
+
+fn check_reference(
+    world: &World,
+    deployment: &Deployment,
+    home: &Vpc,
+    reference: &VpcRef,
+) -> Result<Endpoint, Problem> {
+    let key = intent::PEERS;
+    let peer = reference.resolve(&home.endpoint);
+    if peer == home.endpoint {
+        return Err(Problem::SelfReference { key, reference: reference.clone() });
+    }
+    if !deployment.regions.contains(&peer.region) {
+        return Err(Problem::UnknownRegion { key, reference: reference.clone(), regions: deployment.regions.clone() });
+    }
+    if peer.account != home.endpoint.account {
+        return Err(Problem::OtherAccount { key, reference: reference.clone() });
+    }
+    if world.vpc(&peer).is_none() {
+        return Err(Problem::UnknownVpc { key, reference: reference.clone() });
+    }
+    Ok(peer)
+}
+
+/// One change tagpeer makes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    RequestPeering {
+        link: LinkKey,
+        requester: Endpoint,
+        accepter: Endpoint,
+    },
+    AcceptPeering {
+        link: LinkKey,
+        region: Region,
+        peering: PeeringId,
+    },
+    CreateRoute {
+        link: LinkKey,
+        region: Region,
+        route_table: RouteTableId,
+        destination: IpNet,
+        peering: PeeringId,
+    },
+    /// Only ever replaces a route whose target is a peering connection tagpeer manages.
+    ReplaceRoute {
+        link: LinkKey,
+        region: Region,
+        route_table: RouteTableId,
+        destination: IpNet,
+        peering: PeeringId,
+    },
+    /// Only ever deletes a route whose target is a peering connection tagpeer manages.
+    DeleteRoute {
+        link: LinkKey,
+        region: Region,
+        route_table: RouteTableId,
+        destination: IpNet,
+    },
+    DeletePeering {
+        link: LinkKey,
+        region: Region,
+        peering: PeeringId,
+    },
+    /// `None` removes the tag.
+    SetStatus {
+        vpc: Endpoint,
+        status: Option<String>,
+    },
+}
+
+impl Action {
+    /// The link the action works for; status writes serve no single link.
+    pub fn link(&self) -> Option<&LinkKey> {
+        match self {
+            Action::RequestPeering { link, .. }
+            | Action::AcceptPeering { link, .. }
+            | Action::CreateRoute { link, .. }
+            | Action::ReplaceRoute { link, .. }
+            | Action::DeleteRoute { link, .. }
+            | Action::DeletePeering { link, .. } => Some(link),
+            Action::SetStatus { .. } => None,
+        }
+    }
+
+    /// The EC2 API action it calls.
+    pub fn api_name(&self) -> &'static str {
+        match self {
+            Action::RequestPeering { .. } => "CreateVpcPeeringConnection",
+            Action::AcceptPeering { .. } => "AcceptVpcPeeringConnection",
+            Action::CreateRoute { .. } => "CreateRoute",
+            Action::ReplaceRoute { .. } => "ReplaceRoute",
+            Action::DeleteRoute { .. } => "DeleteRoute",
+            Action::DeletePeering { .. } => "DeleteVpcPeeringConnection",
+            Action::SetStatus { status: Some(_), .. } => "CreateTags",
+            Action::SetStatus { status: None, .. } => "DeleteTags",
+        }
+    }
+}
+
+/// The peering connections tagpeer made for `key` that still stand, the one
+/// to keep first: active before pending, then the smallest id.
+fn live_managed<'w>(world: &'w World, key: &LinkKey) -> Vec<&'w Peering> {
+    let mut live: Vec<&Peering> =
+        world.peerings.iter().filter(|p| p.is_managed() && p.state.is_live() && &LinkKey::of(p) == key).collect();
+    live.sort_by(|x, y| {
+        (x.state != PeeringState::Active, x.id.as_str()).cmp(&(y.state != PeeringState::Active, y.id.as_str()))
+    });
+    live
+}
+
+/// Every link that exists or is asked for, in canonical order.
+fn all_links(world: &World, assessment: &Assessment) -> BTreeSet<LinkKey> {
+    let mut keys: BTreeSet<LinkKey> = assessment.links.keys().cloned().collect();
+    keys.extend(world.peerings.iter().filter(|p| p.is_managed() && p.state.is_live()).map(LinkKey::of));
+    keys
+}
+
+fn in_focus(focus: &Focus, key: &LinkKey) -> bool {
+    match focus {
+        Focus::All => true,
+        Focus::Vpc(vpc) => key.has(vpc),
+        Focus::Link(link) => link == key,
+    }
+}
+
+/// The actions of `role` in `region` for the links in `focus`.
+pub fn plan(world: &World, assessment: &Assessment, role: Role, region: &Region, focus: &Focus) -> Vec<Action> {
+    let mut actions = Vec::new();
+    for key in all_links(world, assessment) {
+        if !in_focus(focus, &key) || assessment.is_held(&key) {
+            continue;
+        }
+        let desired = assessment.links.get(&key);
+        let live = live_managed(world, &key);
+        match role {
+            Role::Requester => plan_requester(world, &key, desired, &live, region, &mut actions),
+            Role::Accepter => plan_accepter(&key, desired, &live, region, &mut actions),
+            Role::Router => plan_router(world, assessment, &key, desired, &live, region, &mut actions),
+        }
+    }
+    actions
+}
+
+fn plan_requester(
+    world: &World,
+    key: &LinkKey,
+    desired: Option<&DesiredLink>,
+    live: &[&Peering],
+    region: &Region,
+    actions: &mut Vec<Action>,
+) {
+    // Connections to remove: all of them when the intent is gone, else every
+    // duplicate beside the one kept. Each goes by the side that requested it.
+    let doomed: &[&Peering] = match desired {
+        Some(_) => live.get(1..).unwrap_or_default(),
+        None => live,
+    };
+    for peering in doomed.iter().filter(|p| &p.requester.region == region) {
+        teardown(world, key, peering, actions);
+    }
+    if let Some(link) = desired {
+        if live.is_empty() && &link.requester.region == region {
+            actions.push(Action::RequestPeering {
+                link: key.clone(),
+                requester: link.requester.clone(),
+                accepter: link.accepter().clone(),
+            });
+        }
+    }
+}
+
+/// Routes through the connection on both sides first, then the connection.
+fn teardown(world: &World, key: &LinkKey, peering: &Peering, actions: &mut Vec<Action>) {
+    for table in &world.route_tables {
+        if !peering.joins(&table.vpc) {
+            continue;
+        }
+        for route in table.routes.iter().filter(|r| r.target == Target::Peering(peering.id.clone())) {
+            actions.push(Action::DeleteRoute {
+                link: key.clone(),
+                region: table.vpc.region.clone(),
+                route_table: table.id.clone(),
+                destination: route.destination,
+            });
+        }
+    }
+    actions.push(Action::DeletePeering {
+        link: key.clone(),
+        region: peering.requester.region.clone(),
+        peering: peering.id.clone(),
+    });
+}
+
+fn plan_accepter(
+    key: &LinkKey,
+    desired: Option<&DesiredLink>,
+    live: &[&Peering],
+    region: &Region,
+    actions: &mut Vec<Action>,
+) {
+    // Consent: only a request tagpeer made, for a link that is still asked
+    // for, in this account, and only the connection kept for the link.
+    let (Some(_), Some(kept)) = (desired, live.first()) else { return };
+    if kept.state == PeeringState::PendingAcceptance
+        && &kept.accepter.region == region
+        && kept.requester.account == kept.accepter.account
+        && kept.link_tag() == Some(key.to_string().as_str())
+    {
+        actions.push(Action::AcceptPeering { link: key.clone(), region: region.clone(), peering: kept.id.clone() });
+    }
+}
+
+/// The ranges `side` routes to its peer through the link, by route table.
+fn wanted_routes<'w>(
+    world: &'w World,
+    assessment: &Assessment,
+    side: &'w Endpoint,
+    peer: &Vpc,
+) -> Vec<(&'w crate::model::RouteTable, Vec<IpNet>)> {
+    let intent = assessment.intent(side);
+    let mut ranges = peer.ipv4.clone();
+    if intent.ipv6 {
+        ranges.extend(&peer.ipv6);
+    }
+    world
+        .route_tables_of(side)
+        .filter(|t| match &intent.route_tables {
+            RouteTables::All => true,
+            RouteTables::Main => t.main,
+            RouteTables::Ids(ids) => ids.contains(&t.id),
+        })
+        .map(|t| (t, ranges.clone()))
+        .collect()
+}
+
+/// What the route a table has for one of the link's destinations means.
+enum RouteVerdict<'w> {
+    /// Through the link's kept connection.
+    InPlace,
+    /// No route to the destination.
+    Missing,
+    /// tagpeer's own route through a connection of this link that is not kept,
+    /// or through a managed connection that no longer stands: replaced.
+    Stale,
+    /// Anything else's route: never touched (invariant 3).
+    Conflict(&'w Target),
+}
+
+fn judge_route<'w>(
+    world: &World,
+    key: &LinkKey,
+    kept: &Peering,
+    route: Option<&'w crate::model::Route>,
+) -> RouteVerdict<'w> {
+    let Some(route) = route else { return RouteVerdict::Missing };
+    let Target::Peering(id) = &route.target else { return RouteVerdict::Conflict(&route.target) };
+    if id == &kept.id {
+        return RouteVerdict::InPlace;
+    }
+    match world.peering(id) {
+        Some(p) if p.is_managed() && (&LinkKey::of(p) == key || !p.state.is_live()) => RouteVerdict::Stale,
+        _ => RouteVerdict::Conflict(&route.target),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_router(
+    world: &World,
+    assessment: &Assessment,
+    key: &LinkKey,
+    desired: Option<&DesiredLink>,
+    live: &[&Peering],
+    region: &Region,
+    actions: &mut Vec<Action>,
+) {
+    let kept = live.first().filter(|p| desired.is_some() && p.state == PeeringState::Active);
+    for side in [&key.a, &key.b] {
+        if &side.region != region {
+            continue;
+        }
+        // Routes this side should have, by table.
+        let mut wanted: BTreeMap<&RouteTableId, Vec<IpNet>> = BTreeMap::new();
+        if let (Some(kept), Some(peer)) = (kept, world.vpc(key.other(side))) {
+            for (table, ranges) in wanted_routes(world, assessment, side, peer) {
+                for destination in &ranges {
+                    let (link, region, route_table, destination, peering) =
+                        (key.clone(), region.clone(), table.id.clone(), *destination, kept.id.clone());
+                    match judge_route(world, key, kept, table.route_to(&destination)) {
+                        RouteVerdict::InPlace | RouteVerdict::Conflict(_) => {} // a conflict is reported, left as it is
+                        RouteVerdict::Missing => {
+                            actions.push(Action::CreateRoute { link, region, route_table, destination, peering })
+                        }
+                        RouteVerdict::Stale => {
+                            actions.push(Action::ReplaceRoute { link, region, route_table, destination, peering })
+                        }
+                    }
+                }
+                wanted.insert(&table.id, ranges);
+            }
+        }
+        // tagpeer's routes on this side through any of this link's connections
+        // that are not wanted: the link is gone, the connection is not the one
+        // kept, or the range or the table is no longer selected.
+        for table in world.route_tables_of(side) {
+            for route in &table.routes {
+                let Target::Peering(id) = &route.target else { continue };
+                let Some(peering) = world.peering(id) else { continue };
+                if !peering.is_managed() || LinkKey::of(peering) != *key {
+                    continue;
+                }
+                let keep = kept.is_some_and(|k| &k.id == id)
+                    && wanted.get(&table.id).is_some_and(|r| r.contains(&route.destination));
+                let replaced = actions.iter().any(|a| {
+                    matches!(a, Action::ReplaceRoute { route_table, destination, .. }
+                        if route_table == &table.id && destination == &route.destination)
+                });
+                if !keep && !replaced {
+                    actions.push(Action::DeleteRoute {
+                        link: key.clone(),
+                        region: region.clone(),
+                        route_table: table.id.clone(),
+                        destination: route.destination,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// How one link looks from one of its VPCs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// Asked for; no connection yet.
+    Requesting,
+    Pending(PeeringId),
+    /// Active, but routes are still missing on either side.
+    Routing {
+        peering: PeeringId,
+        missing: usize,
+        wanted: usize,
+    },
+    /// A route to the same destination already goes elsewhere; left alone.
+    Conflict {
+        peering: PeeringId,
+        route_table: RouteTableId,
+        destination: IpNet,
+        target: Target,
+    },
+    Ready(PeeringId),
+    /// The intent is gone; the connection is being taken down.
+    Removing(PeeringId),
+    /// The other VPC's tags are malformed: nothing changes until they are fixed.
+    Held,
+}
+
+/// The state of `key` as it stands in `world`.
+pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey) -> LinkState {
+    if assessment.is_held(key) {
+        return LinkState::Held;
+    }
+    let live = live_managed(world, key);
+    let Some(kept) = live.first() else { return LinkState::Requesting };
+    if !assessment.links.contains_key(key) {
+        return LinkState::Removing(kept.id.clone());
+    }
+    if kept.state != PeeringState::Active {
+        return LinkState::Pending(kept.id.clone());
+    }
+    let (mut wanted, mut missing) = (0, 0);
+    for side in [&key.a, &key.b] {
+        let Some(peer) = world.vpc(key.other(side)) else { continue };
+        for (table, ranges) in wanted_routes(world, assessment, side, peer) {
+            for destination in ranges {
+                wanted += 1;
+                match judge_route(world, key, kept, table.route_to(&destination)) {
+                    RouteVerdict::InPlace => {}
+                    RouteVerdict::Missing | RouteVerdict::Stale => missing += 1,
+                    RouteVerdict::Conflict(target) => {
+                        return LinkState::Conflict {
+                            peering: kept.id.clone(),
+                            route_table: table.id.clone(),
+                            destination,
+                            target: target.clone(),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if missing > 0 {
+        LinkState::Routing { peering: kept.id.clone(), missing, wanted }
+    } else {
+        LinkState::Ready(kept.id.clone())
+    }
+}
+
+/// The `tagpeer-status` each VPC in focus should carry, where it differs from
+/// what it carries; `None` removes a status that describes nothing any more.
+/// `failures` are the errors this invocation met, by link.
+pub fn statuses(
+    world: &World,
+    assessment: &Assessment,
+    focus: &Focus,
+    failures: &BTreeMap<LinkKey, String>,
+) -> Vec<Action> {
+    let links = all_links(world, assessment);
+    let mut touched: BTreeSet<&Endpoint> = BTreeSet::new();
+    for key in links.iter().filter(|k| in_focus(focus, k)) {
+        touched.extend([&key.a, &key.b]);
+    }
+    if let Focus::Vpc(vpc) = focus {
+        touched.insert(vpc);
+    }
+    let mut actions = Vec::new();
+    for vpc in world.vpcs.iter().filter(|v| matches!(focus, Focus::All) || touched.contains(&v.endpoint)) {
+        let wanted = crate::status::render(world, assessment, &links, failures, &vpc.endpoint);
+        if wanted.as_deref() != vpc.status() {
+            actions.push(Action::SetStatus { vpc: vpc.endpoint.clone(), status: wanted });
+        }
+    }
+    actions
+}
+
+/// The world as it stands after `action` succeeded (`created`: the id of a
+/// connection it requested). Lets a function describe the state it leaves
+/// behind without reading it again.
+pub fn apply(world: &mut World, action: &Action, created: Option<&PeeringId>) {
+    match action {
+        Action::RequestPeering { link, requester, accepter } => {
+            if let Some(id) = created {
+                world.peerings.push(Peering {
+                    id: id.clone(),
+                    requester: requester.clone(),
+                    accepter: accepter.clone(),
+                    state: PeeringState::PendingAcceptance,
+                    tags: [
+                        (intent::MANAGED.to_owned(), "true".to_owned()),
+                        (intent::LINK.to_owned(), link.to_string()),
+                    ]
+                    .into(),
+                });
+            }
+        }
+        Action::AcceptPeering { peering, .. } => set_state(world, peering, PeeringState::Active),
+        Action::DeletePeering { peering, .. } => set_state(world, peering, PeeringState::Deleted),
+        Action::CreateRoute { region, route_table, destination, peering, .. }
+        | Action::ReplaceRoute { region, route_table, destination, peering, .. } => {
+            if let Some(table) = world.route_table_mut(region, route_table) {
+                table.routes.retain(|r| &r.destination != destination);
+                table.routes.push(Route { destination: *destination, target: Target::Peering(peering.clone()) });
+            }
+        }
+        Action::DeleteRoute { region, route_table, destination, .. } => {
+            if let Some(table) = world.route_table_mut(region, route_table) {
+                table.routes.retain(|r| &r.destination != destination);
+            }
+        }
+        Action::SetStatus { vpc, status } => {
+            if let Some(v) = world.vpc_mut(vpc) {
+                match status {
+                    Some(s) => v.tags.insert(intent::STATUS.to_owned(), s.clone()),
+                    None => v.tags.remove(intent::STATUS),
+                };
+            }
+        }
+    }
+}
+
+fn set_state(world: &mut World, id: &PeeringId, state: PeeringState) {
+    if let Some(p) = world.peerings.iter_mut().find(|p| &p.id == id) {
+        p.state = state;
+    }
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,433 @@
+//! The planner on hand-built worlds: no AWS.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::intent::{MESH, PEERS, ROUTE_TABLES, STATUS};
+use crate::invariants;
+use crate::model::RouteTable;
+
+const SEOUL: &str = "ap-northeast-2";
+const OSAKA: &str = "ap-northeast-3";
+const ACCOUNT: &str = "123456789012";
+
+fn region(r: &str) -> Region {
+    r.parse().unwrap()
+}
+
+fn ep(r: &str, vpc: &str) -> Endpoint {
+    Endpoint::new(ACCOUNT.parse().unwrap(), region(r), vpc.parse().unwrap())
+}
+
+fn deployment() -> Deployment {
+    Deployment { regions: vec![region(SEOUL), region(OSAKA)] }
+}
+
+/// A world under construction: VPCs with a main route table each.
+#[derive(Default)]
+struct Builder {
+    world: World,
+    next_table: u32,
+}
+
+impl Builder {
+    fn vpc(mut self, at: &Endpoint, cidr: &str, tags: &[(&str, &str)]) -> Self {
+        let cidr: IpNet = cidr.parse().unwrap();
+        self.world.vpcs.push(Vpc {
+            endpoint: at.clone(),
+            ipv4: vec![cidr],
+            ipv6: vec![],
+            tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        });
+        self.table(at, true)
+    }
+
+    fn table(mut self, vpc: &Endpoint, main: bool) -> Self {
+        self.next_table += 1;
+        let local = self.world.vpc(vpc).unwrap().ipv4[0];
+        self.world.route_tables.push(RouteTable {
+            id: format!("rtb-{:08x}", self.next_table).parse().unwrap(),
+            vpc: vpc.clone(),
+            main,
+            routes: vec![Route { destination: local, target: Target::Local }],
+        });
+        self
+    }
+
+    fn build(self) -> World {
+        self.world
+    }
+}
+
+fn seoul() -> Endpoint {
+    ep(SEOUL, "vpc-0000000a")
+}
+fn osaka() -> Endpoint {
+    ep(OSAKA, "vpc-0000000b")
+}
+
+/// The seed: Seoul 10.0.0.0/16 with a second route table, Osaka's default VPC.
+fn seed(tags: &[(&str, &str)]) -> World {
+    Builder::default()
+        .vpc(&seoul(), "10.0.0.0/16", tags)
+        .table(&seoul(), false)
+        .vpc(&osaka(), "172.31.0.0/16", &[])
+        .build()
+}
+
+fn seed_tagged() -> World {
+    seed(&[(PEERS, "ap-northeast-3/vpc-0000000b")])
+}
+
+fn plan_for(world: &World, role: Role, r: &str, focus: &Focus) -> Vec<Action> {
+    plan(world, &assess(world, &deployment()), role, &region(r), focus)
+}
+
+/// Runs every role in every region until nothing is left to do, as the
+/// sweeps would; requested connections get fresh ids. Returns the rounds.
+fn converge(world: &mut World) -> usize {
+    let mut next_id = world.peerings.len() as u32;
+    for round in 1..=10 {
+        let mut changed = false;
+        for role in [Role::Requester, Role::Accepter, Role::Router] {
+            for r in [SEOUL, OSAKA] {
+                let assessment = assess(world, &deployment());
+                let mut actions = plan(world, &assessment, role, &region(r), &Focus::All);
+                actions.extend(statuses(world, &assessment, &Focus::All, &BTreeMap::new()));
+                for action in actions {
+                    changed = true;
+                    let created = matches!(action, Action::RequestPeering { .. }).then(|| {
+                        next_id += 1;
+                        format!("pcx-{next_id:08x}").parse().unwrap()
+                    });
+                    apply(world, &action, created.as_ref());
+                }
+            }
+        }
+        if !changed {
+            return round;
+        }
+    }
+    panic!("no convergence in 10 rounds: {world:#?}");
+}
+
+fn status(world: &World, vpc: &Endpoint) -> String {
+    world.vpc(vpc).unwrap().tags.get(STATUS).cloned().unwrap_or_default()
+}
+
+#[test]
+fn the_seed_tag_makes_the_requester_in_seoul_request_and_nobody_else_act() {
+    let world = seed_tagged();
+    let link = LinkKey::new(seoul(), osaka());
+    assert_eq!(
+        plan_for(&world, Role::Requester, SEOUL, &Focus::Vpc(seoul())),
+        [Action::RequestPeering { link: link.clone(), requester: seoul(), accepter: osaka() }]
+    );
+    assert!(plan_for(&world, Role::Requester, OSAKA, &Focus::All).is_empty());
+    for r in [SEOUL, OSAKA] {
+        assert!(plan_for(&world, Role::Accepter, r, &Focus::All).is_empty());
+        assert!(plan_for(&world, Role::Router, r, &Focus::All).is_empty());
+    }
+}
+
+#[test]
+fn the_seed_steps_follow_each_other_and_end_ready() {
+    let mut world = seed_tagged();
+    let link = LinkKey::new(seoul(), osaka());
+    let pcx: PeeringId = "pcx-0000abcd".parse().unwrap();
+    let request = plan_for(&world, Role::Requester, SEOUL, &Focus::Vpc(seoul()));
+    apply(&mut world, &request[0], Some(&pcx));
+    assert!(plan_for(&world, Role::Requester, SEOUL, &Focus::All).is_empty(), "requested once");
+
+    let accept = plan_for(&world, Role::Accepter, OSAKA, &Focus::Link(link.clone()));
+    assert_eq!(accept, [Action::AcceptPeering { link: link.clone(), region: region(OSAKA), peering: pcx.clone() }]);
+    assert!(plan_for(&world, Role::Accepter, SEOUL, &Focus::All).is_empty(), "only the accepter's region accepts");
+    apply(&mut world, &accept[0], None);
+
+    let seoul_routes = plan_for(&world, Role::Router, SEOUL, &Focus::Link(link.clone()));
+    assert_eq!(seoul_routes.len(), 2, "both Seoul route tables: {seoul_routes:?}");
+    for a in &seoul_routes {
+        let Action::CreateRoute { destination, peering, region: r, .. } = a else { panic!("{a:?}") };
+        assert_eq!((destination.to_string().as_str(), peering, r), ("172.31.0.0/16", &pcx, &region(SEOUL)));
+    }
+    let osaka_routes = plan_for(&world, Role::Router, OSAKA, &Focus::Link(link.clone()));
+    assert_eq!(osaka_routes.len(), 1);
+    assert!(
+        matches!(&osaka_routes[0], Action::CreateRoute { destination, .. } if destination.to_string() == "10.0.0.0/16")
+    );
+    for a in seoul_routes.iter().chain(&osaka_routes) {
+        apply(&mut world, a, None);
+    }
+    for r in [SEOUL, OSAKA] {
+        for role in [Role::Requester, Role::Accepter, Role::Router] {
+            assert!(plan_for(&world, role, r, &Focus::All).is_empty(), "{role:?} in {r} has nothing left");
+        }
+    }
+    let a = assess(&world, &deployment());
+    let st = statuses(&world, &a, &Focus::Link(link), &BTreeMap::new());
+    assert_eq!(
+        st,
+        [
+            Action::SetStatus { vpc: seoul(), status: Some(format!("ap-northeast-3/vpc-0000000b: ready via {pcx}")) },
+            Action::SetStatus { vpc: osaka(), status: Some(format!("ap-northeast-2/vpc-0000000a: ready via {pcx}")) },
+        ]
+    );
+    assert!(invariants::violations(&world, &deployment()).is_empty());
+}
+
+#[test]
+fn when_both_sides_ask_there_is_one_link_and_the_smaller_side_requests() {
+    let mut world = Builder::default()
+        .vpc(&seoul(), "10.0.0.0/16", &[(PEERS, "ap-northeast-3/vpc-0000000b")])
+        .vpc(&osaka(), "172.31.0.0/16", &[(PEERS, "ap-northeast-2/vpc-0000000a")])
+        .build();
+    let a = assess(&world, &deployment());
+    assert_eq!(a.links.len(), 1);
+    assert_eq!(a.links.values().next().unwrap().requester, seoul());
+    assert!(plan_for(&world, Role::Requester, OSAKA, &Focus::All).is_empty());
+    converge(&mut world);
+    assert_eq!(world.peerings.len(), 1);
+    assert!(invariants::violations(&world, &deployment()).is_empty());
+}
+
+#[test]
+fn bad_references_make_clear_errors_and_no_action() {
+    let cases: [(&str, &str); 5] = [
+        ("vpc-0000000a", "tagpeer:peers: vpc-0000000a is this VPC itself"),
+        (
+            "ap-northeast-9/vpc-0000000b",
+            "region ap-northeast-9 is not one of this deployment's (ap-northeast-2, ap-northeast-3)",
+        ),
+        ("ap-northeast-3/vpc-0000000f", "tagpeer:peers: ap-northeast-3/vpc-0000000f: no such VPC"),
+        (
+            "ap-northeast-3/vpc-0000000c",
+            "ap-northeast-3/vpc-0000000c: ranges overlap (10.0.0.0/16 here, 10.0.0.0/8 there)",
+        ),
+        ("ap-northeast-3/vpc-0000000b/x", "is not a VPC reference"),
+    ];
+    for (value, expect) in cases {
+        let mut world = Builder::default()
+            .vpc(&seoul(), "10.0.0.0/16", &[(PEERS, value)])
+            .vpc(&osaka(), "172.31.0.0/16", &[])
+            .vpc(&ep(OSAKA, "vpc-0000000c"), "10.0.0.0/8", &[])
+            .build();
+        for role in [Role::Requester, Role::Accepter, Role::Router] {
+            for r in [SEOUL, OSAKA] {
+                assert!(plan_for(&world, role, r, &Focus::All).is_empty(), "{value}: {role:?} in {r}");
+            }
+        }
+        converge(&mut world);
+        let s = status(&world, &seoul());
+        assert!(s.starts_with("error: ") && s.contains(expect), "{value}: {s}");
+        assert!(world.peerings.is_empty());
+    }
+}
+
+#[test]
+fn a_malformed_tag_holds_an_existing_link_as_it_is() {
+    let mut world = seed_tagged();
+    converge(&mut world);
+    let before = world.clone();
+    world.vpc_mut(&seoul()).unwrap().tags.insert(PEERS.into(), "ap-northeast-3/vpc-0000000b, osaka".into());
+    for role in [Role::Requester, Role::Accepter, Role::Router] {
+        for r in [SEOUL, OSAKA] {
+            assert!(plan_for(&world, role, r, &Focus::All).is_empty());
+        }
+    }
+    converge(&mut world);
+    assert_eq!(world.peerings, before.peerings);
+    assert_eq!(world.route_tables, before.route_tables);
+    assert!(status(&world, &seoul()).contains("\"osaka\" is not a VPC reference"), "{}", status(&world, &seoul()));
+    assert!(status(&world, &osaka()).contains("held"), "{}", status(&world, &osaka()));
+}
+
+#[test]
+fn removing_the_tag_removes_routes_on_both_sides_before_the_connection() {
+    let mut world = seed_tagged();
+    converge(&mut world);
+    world.vpc_mut(&seoul()).unwrap().tags.remove(PEERS);
+    let actions = plan_for(&world, Role::Requester, SEOUL, &Focus::Vpc(seoul()));
+    let (deletes, rest) = actions.split_at(3);
+    assert!(deletes.iter().all(|a| matches!(a, Action::DeleteRoute { .. })), "{actions:?}");
+    assert!(deletes.iter().any(|a| matches!(a, Action::DeleteRoute { region: r, .. } if r == &region(OSAKA))));
+    assert!(matches!(rest, [Action::DeletePeering { .. }]), "{actions:?}");
+    converge(&mut world);
+    assert!(world.peerings.iter().all(|p| p.state == PeeringState::Deleted));
+    assert!(world.route_tables.iter().all(|t| t.routes.iter().all(|r| r.target == Target::Local)));
+    assert!(invariants::violations(&world, &deployment()).is_empty());
+    assert_eq!(status(&world, &seoul()), "");
+}
+
+#[test]
+fn duplicates_are_removed_and_the_active_one_kept() {
+    let mut world = seed_tagged();
+    converge(&mut world);
+    let kept = world.peerings[0].id.clone();
+    let mut dup = world.peerings[0].clone();
+    dup.id = "pcx-00000000".parse().unwrap(); // smaller id, but pending
+    dup.state = PeeringState::PendingAcceptance;
+    world.peerings.push(dup);
+    assert!(plan_for(&world, Role::Accepter, OSAKA, &Focus::All).is_empty(), "a duplicate is never accepted");
+    let actions = plan_for(&world, Role::Requester, SEOUL, &Focus::All);
+    assert_eq!(
+        actions,
+        [Action::DeletePeering {
+            link: LinkKey::new(seoul(), osaka()),
+            region: region(SEOUL),
+            peering: "pcx-00000000".parse().unwrap()
+        }]
+    );
+    converge(&mut world);
+    assert!(world.peering(&kept).unwrap().state == PeeringState::Active);
+    assert!(invariants::violations(&world, &deployment()).is_empty());
+}
+
+#[test]
+fn a_route_through_something_else_is_a_conflict_left_alone() {
+    let mut world = seed_tagged();
+    let igw = Route { destination: "172.31.0.0/16".parse().unwrap(), target: Target::Other("igw-0000000a".into()) };
+    world.route_tables[0].routes.push(igw.clone());
+    converge(&mut world);
+    assert!(world.route_tables[0].routes.contains(&igw), "never replaced");
+    let s = status(&world, &seoul());
+    assert!(s.contains("conflict: rtb-00000001 already routes 172.31.0.0/16 via igw-0000000a, left alone"), "{s}");
+    assert!(invariants::violations(&world, &deployment()).is_empty());
+}
+
+#[test]
+fn connections_and_routes_tagpeer_did_not_make_are_never_touched() {
+    let mut world = seed_tagged();
+    // A hand-made request between the same VPCs: reported, never accepted, never deleted.
+    world.peerings.push(Peering {
+        id: "pcx-0000ffff".parse().unwrap(),
+        requester: seoul(),
+        accepter: osaka(),
+        state: PeeringState::PendingAcceptance,
+        tags: BTreeMap::new(),
+    });
+    converge(&mut world);
+    assert_eq!(world.peerings.len(), 1);
+    assert_eq!(world.peerings[0].state, PeeringState::PendingAcceptance);
+    assert!(status(&world, &seoul()).contains("already joined by pcx-0000ffff, which tagpeer did not make"));
+
+    // A request tagpeer did not make, for VPCs that asked for nothing: never accepted.
+    let mut world = seed(&[]);
+    let stranger = Peering {
+        id: "pcx-0000eeee".parse().unwrap(),
+        requester: seoul(),
+        accepter: osaka(),
+        state: PeeringState::PendingAcceptance,
+        tags: [(intent::MANAGED.to_owned(), "false".to_owned())].into(),
+    };
+    world.peerings.push(stranger.clone());
+    converge(&mut world);
+    assert_eq!(world.peerings, [stranger]);
+}
+
+#[test]
+fn route_tables_can_be_chosen() {
+    let mut world = seed(&[(PEERS, "ap-northeast-3/vpc-0000000b"), (ROUTE_TABLES, "main")]);
+    converge(&mut world);
+    let peer_routes = |t: &RouteTable| t.routes.iter().filter(|r| matches!(r.target, Target::Peering(_))).count();
+    let here = seoul();
+    let seoul_tables: Vec<_> = world.route_tables_of(&here).collect();
+    assert_eq!(seoul_tables.iter().map(|t| (t.main, peer_routes(t))).collect::<Vec<_>>(), [(true, 1), (false, 0)]);
+
+    let mut world = seed(&[(PEERS, "ap-northeast-3/vpc-0000000b"), (ROUTE_TABLES, "rtb-00000009")]);
+    converge(&mut world);
+    assert!(world.peerings.is_empty());
+    assert!(status(&world, &seoul()).contains("rtb-00000009 is not a route table of this VPC"));
+}
+
+#[test]
+fn a_mesh_links_every_pair_across_regions() {
+    let mut world = Builder::default()
+        .vpc(&ep(SEOUL, "vpc-0000000a"), "10.0.0.0/16", &[(MESH, "prod")])
+        .vpc(&ep(SEOUL, "vpc-0000000b"), "10.1.0.0/16", &[(MESH, "prod dev")])
+        .vpc(&ep(OSAKA, "vpc-0000000c"), "10.2.0.0/16", &[(MESH, "prod")])
+        .vpc(&ep(OSAKA, "vpc-0000000d"), "10.3.0.0/16", &[(MESH, "prod")])
+        .build();
+    converge(&mut world);
+    assert_eq!(world.peerings.len(), 6);
+    assert!(invariants::violations(&world, &deployment()).is_empty());
+    world.vpc_mut(&ep(OSAKA, "vpc-0000000d")).unwrap().tags.remove(MESH);
+    converge(&mut world);
+    assert_eq!(world.peerings.iter().filter(|p| p.state.is_live()).count(), 3);
+    assert!(invariants::violations(&world, &deployment()).is_empty());
+}
+
+#[test]
+fn the_invariants_checker_catches_what_is_wrong() {
+    let mut world = seed_tagged();
+    assert!(!invariants::violations(&world, &deployment()).is_empty(), "a link without a connection");
+    converge(&mut world);
+    assert!(invariants::violations(&world, &deployment()).is_empty());
+    let mut missing_route = world.clone();
+    missing_route.route_tables[1].routes.retain(|r| r.target == Target::Local);
+    assert!(invariants::violations(&missing_route, &deployment())[0].contains("not ready"));
+    let mut deleted = world.clone();
+    deleted.peerings[0].state = PeeringState::Deleted;
+    assert!(invariants::violations(&deleted, &deployment()).iter().any(|v| v.contains("which is deleted")));
+}
+
+/// A random deployment: up to five VPCs over two regions, each asking for some
+/// of the others (and sometimes for nonsense), in random order.
+fn random_world() -> impl Strategy<Value = World> {
+    let vpcs = proptest::collection::vec(
+        (any::<bool>(), 0u8..4, proptest::collection::vec(0usize..6, 0..4), any::<bool>()),
+        1..=5,
+    );
+    vpcs.prop_map(|specs| {
+        let n = specs.len();
+        let ends: Vec<Endpoint> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, (in_seoul, ..))| ep(if *in_seoul { SEOUL } else { OSAKA }, &format!("vpc-{:08x}", i + 1)))
+            .collect();
+        let mut b = Builder::default();
+        for (i, (_, block, peers, mesh)) in specs.iter().enumerate() {
+            // Two VPCs share a block in one case of four: overlap errors too.
+            let cidr = format!("10.{}.0.0/16", if *block == 0 { 0 } else { i + 1 });
+            let refs: Vec<String> = peers
+                .iter()
+                .map(|&p| if p < n { ends[p].relative_to(&ends[i]) } else { "vpc-ffffffff".into() })
+                .collect();
+            let mut tags = vec![(PEERS, refs.join(","))];
+            if *mesh {
+                tags.push((MESH, "m".into()));
+            }
+            let tags: Vec<(&str, &str)> = tags.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            b = b.vpc(&ends[i], &cidr, &tags);
+        }
+        b.build()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Whatever is asked, the sweeps converge, the invariants hold, and a
+    /// second convergence does nothing.
+    #[test]
+    fn sweeps_converge_to_the_invariants(mut world in random_world()) {
+        let rounds = converge(&mut world);
+        prop_assert!(rounds <= 5, "{rounds} rounds");
+        prop_assert_eq!(invariants::violations(&world, &deployment()), Vec::<String>::new());
+        prop_assert_eq!(converge(&mut world), 1);
+    }
+
+    /// Dropping every intent tears everything down, routes included.
+    #[test]
+    fn removing_all_intent_leaves_nothing(mut world in random_world()) {
+        converge(&mut world);
+        for vpc in &mut world.vpcs {
+            vpc.tags.retain(|k, _| !k.starts_with(intent::INTENT_PREFIX));
+        }
+        converge(&mut world);
+        prop_assert!(world.peerings.iter().all(|p| !p.state.is_live()));
+        prop_assert!(world.route_tables.iter().all(|t| t.routes.iter().all(|r| r.target == Target::Local)));
+        prop_assert!(world.vpcs.iter().all(|v| v.status().is_none()));
+    }
+}
