@@ -1,1 +1,429 @@
+//! The test bed the end-to-end tests and the demo share: moto's real server on
+//! a free loopback port, the seed scenario's networks built through the real
+//! AWS SDK, and the three functions' real handlers, with tagpeer's events
+//! routed between them as the template's rules route them.
 
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ec2::config::{Credentials, Region as SdkRegion};
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use serde_json::{json, Value};
+use tagpeer::aws::{Ec2, EventSink};
+use tagpeer::error::HandlerError;
+use tagpeer::events::{self, Outgoing};
+use tagpeer::ids::{Endpoint, Region};
+use tagpeer::model::World;
+use tagpeer::plan::{Deployment, Role};
+use tagpeer::{App, Config, Report};
+
+pub const SEOUL: &str = "ap-northeast-2";
+pub const OSAKA: &str = "ap-northeast-3";
+pub const ACCOUNT: &str = "123456789012";
+pub const ROLES: [Role; 3] = [Role::Requester, Role::Accepter, Role::Router];
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repository").to_path_buf()
+}
+
+/// moto's server, started on a free loopback port and stopped on drop.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    /// Starts `moto_server` from the repository's virtual environment (made by
+    /// `make venv`), or from `TAGPEER_MOTO_SERVER`.
+    pub fn start() -> Self {
+        let server = std::env::var_os("TAGPEER_MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join(".venv/bin/moto_server"));
+        assert!(server.exists(), "{} is missing: run `make venv` first", server.display());
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "moto did not listen on {addr} within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, endpoint: format!("http://{addr}") }
+    }
+
+    /// The standard AWS configuration, pointed at this server.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(SdkRegion::new(SEOUL))
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "tagpeer-tests"))
+            .load()
+            .await
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An EC2 client for one region.
+pub fn ec2(sdk: &SdkConfig, region: &str) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::from_conf(
+        aws_sdk_ec2::config::Builder::from(sdk).region(SdkRegion::new(region.to_owned())).build(),
+    )
+}
+
+/// The seed's two networks.
+#[derive(Clone, Debug)]
+pub struct Seed {
+    pub seoul_vpc: String,
+    pub seoul_subnet: String,
+    pub seoul_route_table: String,
+    pub osaka_vpc: String,
+}
+
+impl Seed {
+    pub fn seoul(&self) -> Endpoint {
+        endpoint(SEOUL, &self.seoul_vpc)
+    }
+    pub fn osaka(&self) -> Endpoint {
+        endpoint(OSAKA, &self.osaka_vpc)
+    }
+}
+
+pub fn endpoint(region: &str, vpc: &str) -> Endpoint {
+    Endpoint::new(ACCOUNT.parse().unwrap(), region.parse().unwrap(), vpc.parse().unwrap())
+}
+
+fn name_tag(resource: ResourceType, name: &str) -> TagSpecification {
+    TagSpecification::builder().resource_type(resource).tags(Tag::builder().key("Name").value(name).build()).build()
+}
+
+/// Builds Seoul's network as the seed does by hand (a VPC with its own range,
+/// a subnet, an internet gateway, a route table with its association and
+/// default route) and finds Osaka's default VPC.
+pub async fn build_seed(sdk: &SdkConfig, seoul_cidr: &str) -> Seed {
+    let seoul = ec2(sdk, SEOUL);
+    let vpc = seoul
+        .create_vpc()
+        .cidr_block(seoul_cidr)
+        .tag_specifications(name_tag(ResourceType::Vpc, "seoul"))
+        .send()
+        .await
+        .expect("CreateVpc");
+    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("a VPC id").to_owned();
+    let subnet_cidr = subnet_of(seoul_cidr);
+    let subnet = seoul
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block(subnet_cidr)
+        .availability_zone(format!("{SEOUL}a"))
+        .tag_specifications(name_tag(ResourceType::Subnet, "seoul-a"))
+        .send()
+        .await
+        .expect("CreateSubnet");
+    let subnet_id = subnet.subnet().and_then(|s| s.subnet_id()).expect("a subnet id").to_owned();
+    let igw = seoul.create_internet_gateway().send().await.expect("CreateInternetGateway");
+    let igw_id = igw.internet_gateway().and_then(|g| g.internet_gateway_id()).expect("a gateway id").to_owned();
+    seoul.attach_internet_gateway().internet_gateway_id(&igw_id).vpc_id(&vpc_id).send().await.expect("Attach");
+    let table = seoul
+        .create_route_table()
+        .vpc_id(&vpc_id)
+        .tag_specifications(name_tag(ResourceType::RouteTable, "seoul-public"))
+        .send()
+        .await
+        .expect("CreateRouteTable");
+    let table_id = table.route_table().and_then(|t| t.route_table_id()).expect("a table id").to_owned();
+    seoul.associate_route_table().route_table_id(&table_id).subnet_id(&subnet_id).send().await.expect("Associate");
+    seoul
+        .create_route()
+        .route_table_id(&table_id)
+        .destination_cidr_block("0.0.0.0/0")
+        .gateway_id(&igw_id)
+        .send()
+        .await
+        .expect("CreateRoute to the gateway");
+    let osaka_vpc = default_vpc(sdk, OSAKA).await;
+    Seed { seoul_vpc: vpc_id, seoul_subnet: subnet_id, seoul_route_table: table_id, osaka_vpc }
+}
+
+/// The first /24 of a block (`10.0.0.0/16` → `10.0.6.0/24`, the seed server's subnet).
+fn subnet_of(cidr: &str) -> String {
+    let net: ipnet::Ipv4Net = cidr.parse().expect("an IPv4 block");
+    let octets = net.network().octets();
+    if net.prefix_len() <= 16 {
+        format!("{}.{}.6.0/24", octets[0], octets[1])
+    } else {
+        net.to_string()
+    }
+}
+
+/// The region's default VPC (moto makes one, 172.31.0.0/16, in every region).
+pub async fn default_vpc(sdk: &SdkConfig, region: &str) -> String {
+    let vpcs = ec2(sdk, region)
+        .describe_vpcs()
+        .filters(Filter::builder().name("is-default").values("true").build())
+        .send()
+        .await
+        .expect("DescribeVpcs");
+    // moto may ignore filters: choose on the client too.
+    vpcs.vpcs()
+        .iter()
+        .find(|v| v.is_default() == Some(true))
+        .and_then(|v| v.vpc_id())
+        .expect("a default VPC")
+        .to_owned()
+}
+
+/// Sets (or with `None`, removes) one tag on a VPC, as a person would.
+pub async fn tag_vpc(sdk: &SdkConfig, vpc: &Endpoint, key: &str, value: Option<&str>) {
+    let client = ec2(sdk, vpc.region.as_str());
+    match value {
+        Some(value) => {
+            client
+                .create_tags()
+                .resources(vpc.vpc_id.as_str())
+                .tags(Tag::builder().key(key).value(value).build())
+                .send()
+                .await
+                .expect("CreateTags");
+        }
+        None => {
+            client
+                .delete_tags()
+                .resources(vpc.vpc_id.as_str())
+                .tags(Tag::builder().key(key).build())
+                .send()
+                .await
+                .expect("DeleteTags");
+        }
+    }
+}
+
+/// The event AWS sends when `changed` keys change on a VPC: the sample in
+/// `events/tag-change.json`, pointed at this VPC with its current tags.
+pub async fn tag_change_event(sdk: &SdkConfig, vpc: &Endpoint, changed: &[&str]) -> Value {
+    let mut event = sample_event("tag-change.json");
+    let described =
+        ec2(sdk, vpc.region.as_str()).describe_vpcs().vpc_ids(vpc.vpc_id.as_str()).send().await.expect("DescribeVpcs");
+    let tags: serde_json::Map<String, Value> = described
+        .vpcs()
+        .iter()
+        .flat_map(|v| v.tags())
+        .filter_map(|t| Some((t.key()?.to_owned(), json!(t.value().unwrap_or_default()))))
+        .collect();
+    event["region"] = json!(vpc.region);
+    event["account"] = json!(vpc.account);
+    event["resources"] = json!([events::vpc_arn(vpc)]);
+    event["detail"]["changed-tag-keys"] = json!(changed);
+    event["detail"]["tags"] = Value::Object(tags);
+    event
+}
+
+/// The schedule's event in one region (`events/scheduled.json`).
+pub fn scheduled_event(region: &str) -> Value {
+    let mut event = sample_event("scheduled.json");
+    event["region"] = json!(region);
+    event["resources"] = json!([format!("arn:aws:events:{region}:{ACCOUNT}:rule/tagpeer-sweep")]);
+    event
+}
+
+/// One of the sample events in `events/`.
+pub fn sample_event(name: &str) -> Value {
+    let path = repo_root().join("events").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// What EventBridge hands a function for one of tagpeer's events, sent from `region`.
+pub fn envelope(out: &Outgoing, region: &Region) -> Value {
+    json!({
+        "version": "0",
+        "id": format!("tagpeer-test-{}", NEXT_EVENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)),
+        "detail-type": out.detail_type,
+        "source": events::SOURCE,
+        "account": ACCOUNT,
+        "time": "2026-11-27T00:00:00Z",
+        "region": region,
+        "resources": [events::vpc_arn(&out.detail.requester), events::vpc_arn(&out.detail.accepter)],
+        "detail": out.detail,
+    })
+}
+
+static NEXT_EVENT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// An event on its way to one function in one region.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub role: Role,
+    pub region: String,
+    pub event: Value,
+}
+
+/// The targets of tagpeer's own events, as the template's rules send them:
+/// "Peering Requested" to the accepter in the accepter's region, "Peering
+/// Accepted" to the router in both regions.
+pub fn route(out: &Outgoing, from: &Region) -> Vec<Delivery> {
+    let event = envelope(out, from);
+    let to = |role, region: &Region| Delivery { role, region: region.to_string(), event: event.clone() };
+    match out.detail_type {
+        events::PEERING_REQUESTED => vec![to(Role::Accepter, &out.detail.accepter.region)],
+        events::PEERING_ACCEPTED => {
+            vec![to(Role::Router, &out.detail.requester.region), to(Role::Router, &out.detail.accepter.region)]
+        }
+        _ => vec![],
+    }
+}
+
+/// One function in one region, and the events it has sent.
+struct Function {
+    role: Role,
+    region: String,
+    app: App,
+    outbox: Arc<Mutex<Vec<Outgoing>>>,
+}
+
+/// The three functions in both regions, as deployed, over one moto server.
+pub struct Cloud {
+    pub moto: Moto,
+    pub sdk: SdkConfig,
+    functions: Vec<Function>,
+    ec2: Ec2,
+    deployment: Deployment,
+}
+
+impl Cloud {
+    pub async fn start() -> Self {
+        let moto = Moto::start();
+        let sdk = moto.sdk_config().await;
+        let regions: Vec<Region> = [SEOUL, OSAKA].iter().map(|r| r.parse().unwrap()).collect();
+        let deployment = Deployment { regions: regions.clone() };
+        let mut functions = Vec::new();
+        for region in &regions {
+            for role in ROLES {
+                let outbox = Arc::new(Mutex::new(Vec::new()));
+                let config = Config {
+                    role,
+                    region: region.clone(),
+                    deployment: deployment.clone(),
+                    event_bus: "default".into(),
+                };
+                let app = App::new(&sdk, config, EventSink::Collect(outbox.clone()));
+                functions.push(Function { role, region: region.to_string(), app, outbox });
+            }
+        }
+        let ec2 = Ec2::new(&sdk, &regions);
+        Self { moto, sdk, functions, ec2, deployment }
+    }
+
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// Hands one event to one function; returns its answer and the events it sent.
+    pub async fn deliver(&self, d: &Delivery) -> (Result<Report, HandlerError>, Vec<Delivery>) {
+        let f = self
+            .functions
+            .iter()
+            .find(|f| f.role == d.role && f.region == d.region)
+            .expect("each function runs in each region");
+        let result = f.app.handle(&d.event).await;
+        let sent: Vec<Outgoing> = std::mem::take(&mut *f.outbox.lock().unwrap());
+        let region: Region = d.region.parse().unwrap();
+        (result, sent.iter().flat_map(|o| route(o, &region)).collect())
+    }
+
+    /// Delivers `first`, then every event that follows from it, in order,
+    /// each once. Returns every delivery with its answer.
+    pub async fn run_chain(&self, first: Delivery) -> Vec<(Delivery, Result<Report, HandlerError>)> {
+        let mut queue = std::collections::VecDeque::from([first]);
+        let mut log = Vec::new();
+        while let Some(d) = queue.pop_front() {
+            let (result, next) = self.deliver(&d).await;
+            queue.extend(next);
+            log.push((d, result));
+        }
+        log
+    }
+
+    /// The schedule fires every function in every region once; the events the
+    /// sweep sends are delivered too.
+    pub async fn sweep(&self) -> Vec<(Delivery, Result<Report, HandlerError>)> {
+        let mut log = Vec::new();
+        for role in ROLES {
+            for region in [SEOUL, OSAKA] {
+                log.extend(
+                    self.run_chain(Delivery { role, region: region.into(), event: scheduled_event(region) }).await,
+                );
+            }
+        }
+        log
+    }
+
+    /// The deployment as it stands.
+    pub async fn observe(&self) -> World {
+        self.ec2.observe(&self.deployment.regions).await.expect("observing moto")
+    }
+}
+
+/// The changes a run of deliveries made, across all of them.
+pub fn changes(log: &[(Delivery, Result<Report, HandlerError>)]) -> Vec<String> {
+    log.iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|r| {
+            r.changes.iter().map(move |c| format!("{} {} {} {}", r.function, c.action, c.resource, c.outcome))
+        })
+        .collect()
+}
+
+/// A world with its connection ids replaced by their order of appearance, so
+/// that two runs compare equal when they built the same thing.
+pub fn canonical(world: &World) -> String {
+    let mut text = format!("{world:?}");
+    for (i, p) in world.peerings.iter().enumerate() {
+        text = text.replace(p.id.as_str(), &format!("pcx-#{i}"));
+    }
+    text
+}
+
+/// Captures the JSON log lines the code under `future` writes.
+pub async fn with_logs<F: std::future::Future>(future: F) -> (F::Output, Vec<Value>) {
+    use tracing::instrument::WithSubscriber;
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let output = future.with_subscriber(subscriber).await;
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).expect("UTF-8 logs");
+    let lines = text.lines().map(|l| serde_json::from_str(l).expect("each log line is JSON")).collect();
+    (output, lines)
+}

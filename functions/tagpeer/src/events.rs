@@ -268,4 +268,19 @@ mod tests {
             assert_eq!(vpc_from_arn(bad), None, "{bad}");
         }
     }
+
+    #[test]
+    fn the_sample_events_decode() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
+        let mut seen = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let trigger = Trigger::decode(&event).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(trigger.focus().is_some(), "{}", path.display());
+            seen.push(trigger.kind());
+        }
+        seen.sort();
+        assert_eq!(seen, [PEERING_ACCEPTED, PEERING_REQUESTED, SCHEDULED, TAG_CHANGE]);
+    }
 }

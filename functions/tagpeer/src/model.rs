@@ -169,8 +169,9 @@ impl World {
         self.peerings.iter().find(|p| &p.id == id)
     }
 
-    pub fn route_tables_of<'a>(&'a self, vpc: &'a Endpoint) -> impl Iterator<Item = &'a RouteTable> + 'a {
-        self.route_tables.iter().filter(move |t| &t.vpc == vpc)
+    pub fn route_tables_of<'a>(&'a self, vpc: &Endpoint) -> impl Iterator<Item = &'a RouteTable> + 'a {
+        let vpc = vpc.clone();
+        self.route_tables.iter().filter(move |t| t.vpc == vpc)
     }
 
     pub fn route_table_mut(&mut self, region: &Region, id: &RouteTableId) -> Option<&mut RouteTable> {

@@ -331,8 +331,7 @@ fn route_tables_can_be_chosen() {
     let mut world = seed(&[(PEERS, "ap-northeast-3/vpc-0000000b"), (ROUTE_TABLES, "main")]);
     converge(&mut world);
     let peer_routes = |t: &RouteTable| t.routes.iter().filter(|r| matches!(r.target, Target::Peering(_))).count();
-    let here = seoul();
-    let seoul_tables: Vec<_> = world.route_tables_of(&here).collect();
+    let seoul_tables: Vec<_> = world.route_tables_of(&seoul()).collect();
     assert_eq!(seoul_tables.iter().map(|t| (t.main, peer_routes(t))).collect::<Vec<_>>(), [(true, 1), (false, 0)]);
 
     let mut world = seed(&[(PEERS, "ap-northeast-3/vpc-0000000b"), (ROUTE_TABLES, "rtb-00000009")]);

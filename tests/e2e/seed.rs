@@ -1,0 +1,196 @@
+//! The seed scenario end to end on moto's real server: a person tags the Seoul
+//! VPC, and the requester, accepter and router functions do the rest.
+
+use tagpeer::intent::{PEERS, STATUS};
+use tagpeer::invariants;
+use tagpeer::model::{PeeringState, Target, World};
+use tagpeer::plan::Role;
+use tagpeer_tests::*;
+
+const TAG_VALUE_PREFIX: &str = "ap-northeast-3/";
+
+/// The world after the seed is built and the tag is set, before any function runs.
+async fn tagged_seed(cloud: &Cloud) -> (Seed, Delivery) {
+    let seed = build_seed(&cloud.sdk, "10.0.0.0/16").await;
+    let value = format!("{TAG_VALUE_PREFIX}{}", seed.osaka_vpc);
+    tag_vpc(&cloud.sdk, &seed.seoul(), PEERS, Some(&value)).await;
+    let event = tag_change_event(&cloud.sdk, &seed.seoul(), &[PEERS]).await;
+    (seed, Delivery { role: Role::Requester, region: SEOUL.into(), event })
+}
+
+fn routes_via_peering(world: &World, vpc: &tagpeer::ids::Endpoint) -> Vec<(String, String, String)> {
+    world
+        .route_tables_of(vpc)
+        .flat_map(|t| {
+            t.routes.iter().filter_map(move |r| match &r.target {
+                Target::Peering(p) => Some((t.id.to_string(), r.destination.to_string(), p.to_string())),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// What the clean run ends in: one active connection, 172.31.0.0/16 through
+/// it in both Seoul tables, 10.0.0.0/16 in Osaka's, both VPCs ready.
+fn assert_seed_converged(world: &World, seed: &Seed, cloud: &Cloud) {
+    let live: Vec<_> = world.peerings.iter().filter(|p| p.state.is_live()).collect();
+    assert_eq!(live.len(), 1, "one connection: {:?}", world.peerings);
+    let pcx = live[0];
+    assert_eq!(pcx.state, PeeringState::Active);
+    assert_eq!((&pcx.requester, &pcx.accepter), (&seed.seoul(), &seed.osaka()));
+    assert!(pcx.is_managed());
+    assert_eq!(pcx.link_tag(), Some(format!("{}+{}", seed.seoul(), seed.osaka()).as_str()));
+
+    let seoul_routes = routes_via_peering(world, &seed.seoul());
+    assert_eq!(seoul_routes.len(), 2, "the main and the public table: {seoul_routes:?}");
+    assert!(seoul_routes.iter().all(|(_, dest, p)| dest == "172.31.0.0/16" && p == pcx.id.as_str()));
+    assert!(seoul_routes.iter().any(|(t, ..)| t == &seed.seoul_route_table));
+    let osaka_routes = routes_via_peering(world, &seed.osaka());
+    assert_eq!(osaka_routes.len(), 1, "{osaka_routes:?}");
+    assert!(osaka_routes.iter().all(|(_, dest, p)| dest == "10.0.0.0/16" && p == pcx.id.as_str()));
+
+    // The seed's own routes stay as they were.
+    let public = world.route_tables_of(&seed.seoul()).find(|t| t.id.as_str() == seed.seoul_route_table).unwrap();
+    assert!(public.routes.iter().any(|r| r.destination.to_string() == "0.0.0.0/0"
+        && matches!(&r.target, Target::Other(igw) if igw.starts_with("igw-"))));
+
+    let seoul_status = world.vpc(&seed.seoul()).unwrap().tags.get(STATUS).cloned().unwrap_or_default();
+    assert_eq!(seoul_status, format!("ap-northeast-3/{}: ready via {}", seed.osaka_vpc, pcx.id));
+    let osaka_status = world.vpc(&seed.osaka()).unwrap().tags.get(STATUS).cloned().unwrap_or_default();
+    assert_eq!(osaka_status, format!("ap-northeast-2/{}: ready via {}", seed.seoul_vpc, pcx.id));
+    assert_eq!(invariants::violations(world, cloud.deployment()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn one_tag_gives_a_working_peering_and_handlers_run_again_change_nothing() {
+    let cloud = Cloud::start().await;
+    let (seed, first) = tagged_seed(&cloud).await;
+
+    let log = cloud.run_chain(first).await;
+    let steps: Vec<(Role, &str, &str)> = log
+        .iter()
+        .map(|(d, r)| (d.role, d.region.as_str(), r.as_ref().map(|r| r.trigger).unwrap_or("error")))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (Role::Requester, SEOUL, "Tag Change on Resource"),
+            (Role::Accepter, OSAKA, "Peering Requested"),
+            (Role::Router, SEOUL, "Peering Accepted"),
+            (Role::Router, OSAKA, "Peering Accepted"),
+        ]
+    );
+    for (d, r) in &log {
+        assert!(r.is_ok(), "{:?} in {}: {r:?}", d.role, d.region);
+    }
+    let world = cloud.observe().await;
+    assert_seed_converged(&world, &seed, &cloud);
+
+    // Every handler again, by event and by sweep: no change at all.
+    let again = cloud.run_chain(tagged_seed_event(&cloud, &seed).await).await;
+    assert_eq!(changes(&again), Vec::<String>::new());
+    let sweep = cloud.sweep().await;
+    assert_eq!(changes(&sweep), Vec::<String>::new());
+    assert_eq!(canonical(&cloud.observe().await), canonical(&world));
+}
+
+async fn tagged_seed_event(cloud: &Cloud, seed: &Seed) -> Delivery {
+    let event = tag_change_event(&cloud.sdk, &seed.seoul(), &[PEERS]).await;
+    Delivery { role: Role::Requester, region: SEOUL.into(), event }
+}
+
+#[tokio::test]
+async fn every_event_delivered_twice_ends_as_the_clean_run() {
+    let cloud = Cloud::start().await;
+    let (seed, first) = tagged_seed(&cloud).await;
+    let mut queue = std::collections::VecDeque::from([first.clone(), first]);
+    let mut deliveries = 0;
+    while let Some(d) = queue.pop_front() {
+        let (result, next) = cloud.deliver(&d).await;
+        assert!(result.is_ok(), "{:?} in {}: {result:?}", d.role, d.region);
+        deliveries += 1;
+        // Each event the functions send arrives twice.
+        for n in next {
+            queue.push_back(n.clone());
+            queue.push_back(n);
+        }
+    }
+    assert!(deliveries >= 8, "{deliveries} deliveries");
+    assert_seed_converged(&cloud.observe().await, &seed, &cloud);
+}
+
+#[tokio::test]
+async fn events_out_of_order_then_one_sweep_end_as_the_clean_run() {
+    let cloud = Cloud::start().await;
+    let (seed, first) = tagged_seed(&cloud).await;
+
+    // The tag change reaches the routers and the accepter before the requester:
+    // nothing to do yet but to say that the link is being requested.
+    for (role, region) in [(Role::Router, SEOUL), (Role::Router, OSAKA), (Role::Accepter, OSAKA)] {
+        let (result, next) = cloud.deliver(&Delivery { role, region: region.into(), ..first.clone() }).await;
+        let report = result.expect("handled");
+        assert!(next.is_empty(), "{role:?}: {next:?}");
+        for c in &report.changes {
+            assert_eq!(
+                (c.action, c.detail.as_deref().map(|d| d.ends_with(": requesting"))),
+                ("CreateTags", Some(true)),
+                "{role:?}: {c:?}"
+            );
+        }
+    }
+    let (result, requested) = cloud.deliver(&first).await;
+    result.expect("requested");
+    assert_eq!(requested.len(), 1);
+
+    // "Peering Accepted" before the acceptance (as if the chain were reordered): the routers wait.
+    let mut early = requested[0].clone();
+    early.event["detail-type"] = serde_json::json!("Peering Accepted");
+    for region in [SEOUL, OSAKA] {
+        let (result, _) = cloud.deliver(&Delivery { role: Role::Router, region: region.into(), ..early.clone() }).await;
+        let network_changes: Vec<String> =
+            changes_of(result).into_iter().filter(|c| !c.starts_with("CreateTags")).collect();
+        assert_eq!(network_changes, Vec::<String>::new(), "no route before the connection is active");
+    }
+
+    // The acceptance happens; its "Peering Accepted" reaches Osaka's router only (Seoul's is lost).
+    let (result, accepted) = cloud.deliver(&requested[0]).await;
+    result.expect("accepted");
+    let to_osaka: Vec<_> = accepted.into_iter().filter(|d| d.region == OSAKA).collect();
+    assert_eq!(to_osaka.len(), 1);
+    cloud.deliver(&to_osaka[0]).await.0.expect("routed in Osaka");
+    let halfway = cloud.observe().await;
+    assert!(routes_via_peering(&halfway, &seed.seoul()).is_empty());
+
+    // The sweep finishes the work.
+    let sweep = cloud.sweep().await;
+    assert!(changes(&sweep).iter().any(|c| c.starts_with("router CreateRoute")), "{:?}", changes(&sweep));
+    assert_seed_converged(&cloud.observe().await, &seed, &cloud);
+}
+
+fn changes_of(result: Result<tagpeer::Report, tagpeer::error::HandlerError>) -> Vec<String> {
+    result.expect("handled").changes.iter().map(|c| format!("{} {}", c.action, c.resource)).collect()
+}
+
+#[tokio::test]
+async fn removing_the_tag_removes_the_routes_then_the_connection() {
+    let cloud = Cloud::start().await;
+    let (seed, first) = tagged_seed(&cloud).await;
+    cloud.run_chain(first).await;
+    let pcx = cloud.observe().await.peerings[0].id.clone();
+
+    tag_vpc(&cloud.sdk, &seed.seoul(), PEERS, None).await;
+    let event = tag_change_event(&cloud.sdk, &seed.seoul(), &[PEERS]).await;
+    let log = cloud.run_chain(Delivery { role: Role::Requester, region: SEOUL.into(), event }).await;
+    let done = changes(&log);
+    let last_route = done.iter().rposition(|c| c.contains("DeleteRoute")).expect("routes deleted");
+    let peering = done.iter().position(|c| c.contains("DeleteVpcPeeringConnection")).expect("connection deleted");
+    assert!(last_route < peering, "routes go first: {done:?}");
+    assert_eq!(done.iter().filter(|c| c.contains("DeleteRoute")).count(), 3, "{done:?}");
+
+    let world = cloud.observe().await;
+    assert!(routes_via_peering(&world, &seed.seoul()).is_empty());
+    assert!(routes_via_peering(&world, &seed.osaka()).is_empty());
+    assert!(world.peering(&pcx).is_none_or(|p| !p.state.is_live()), "{:?}", world.peering(&pcx));
+    assert_eq!(invariants::violations(&world, cloud.deployment()), Vec::<String>::new());
+    assert_eq!(world.vpc(&seed.seoul()).unwrap().tags.get(STATUS), None, "nothing left to report");
+}
