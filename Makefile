@@ -8,11 +8,16 @@ STAMP := $(VENV)/.installed-$(shell sha256sum tests/requirements.txt | cut -c1-1
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 CARGO_LAMBDA_VERSION := 1.9.2
 
-.PHONY: help venv demo test lint fmt build clean
+PORT ?= 4566
+FUNCTIONS := -p tagpeer-requester -p tagpeer-accepter -p tagpeer-router
+LOCALCLOUD := PYTHONPATH=tests $(VENV)/bin/python -m localcloud
+
+.PHONY: help venv functions demo local test lint fmt build clean
 
 help:
-	@echo "make demo   the seed scenario (Seoul <-> Osaka) on a local moto server, step by step"
+	@echo "make demo   the seed scenario (Seoul <-> Osaka) told on the local cloud, from one AWS CLI tag command"
 	@echo "make test   formatting, clippy, cfn-lint, unit, property and end-to-end tests"
+	@echo "make local  the local cloud in the foreground on 127.0.0.1:\$$PORT (default 4566)"
 	@echo "make lint   formatting, clippy and cfn-lint only"
 	@echo "make build  the Lambda artifacts: cargo lambda build --release --arm64"
 
@@ -24,15 +29,24 @@ $(STAMP): tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-demo: venv
-	cargo run --quiet -p tagpeer-tests --bin demo
+# The function binaries the local cloud runs.
+functions:
+	cargo build --quiet --locked $(FUNCTIONS)
+
+demo: venv functions
+	PYTHONPATH=tests $(VENV)/bin/python -m localcloud.demo
+
+local: venv functions
+	$(LOCALCLOUD) --port $(PORT)
 
 lint: venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	$(VENV)/bin/cfn-lint infra-template/template.yaml
 
-test: lint
+test: lint functions
+	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_patterns.py
+	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_runtime.py
 	cargo test --workspace --locked
 
 fmt:

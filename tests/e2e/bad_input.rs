@@ -90,10 +90,14 @@ async fn malformed_events_are_rejected_with_a_log_line_and_no_change() {
     wrong_arn["resources"] = json!(["arn:aws:ec2:ap-northeast-2:123456789012:subnet/subnet-0123abcd"]);
     let mut wrong_type = good.clone();
     wrong_type["detail"]["changed-tag-keys"] = json!("tagpeer:peers");
-    let cases: [(Value, &str); 4] = [
+    let cases: [(Value, &str); 5] = [
         (json!({"hello": "world"}), "EventBridge's shape"),
         (
-            json!({"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail", "detail": {}}),
+            json!({"source": "aws.ec2", "detail-type": "AWS API Call via CloudTrail", "account": "123456789012", "detail": {}}),
+            "detail is malformed",
+        ),
+        (
+            json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}}),
             "no rule of tagpeer's",
         ),
         (wrong_arn, "names no VPC"),

@@ -3,6 +3,8 @@
 //! AWS SDK, and the three functions' real handlers, with tagpeer's events
 //! routed between them as the template's rules route them.
 
+pub mod local;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -17,7 +19,8 @@ use tagpeer::aws::{Ec2, EventSink};
 use tagpeer::error::HandlerError;
 use tagpeer::events::{self, Outgoing};
 use tagpeer::ids::{Endpoint, Region};
-use tagpeer::model::World;
+use tagpeer::intent::STATUS;
+use tagpeer::model::{PeeringState, Target, World};
 use tagpeer::plan::{Deployment, Role};
 use tagpeer::{App, Config, Report};
 
@@ -426,4 +429,58 @@ pub async fn with_logs<F: std::future::Future>(future: F) -> (F::Output, Vec<Val
     let text = String::from_utf8(buffer.0.lock().unwrap().clone()).expect("UTF-8 logs");
     let lines = text.lines().map(|l| serde_json::from_str(l).expect("each log line is JSON")).collect();
     (output, lines)
+}
+
+pub fn routes_via_peering(world: &World, vpc: &tagpeer::ids::Endpoint) -> Vec<(String, String, String)> {
+    world
+        .route_tables_of(vpc)
+        .flat_map(|t| {
+            t.routes.iter().filter_map(move |r| match &r.target {
+                Target::Peering(p) => Some((t.id.to_string(), r.destination.to_string(), p.to_string())),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// What the clean run of the seed ends in: one active connection, 172.31.0.0/16 through
+/// it in both Seoul tables, 10.0.0.0/16 in Osaka's, both VPCs ready.
+pub fn assert_seed_converged(world: &World, seed: &Seed, deployment: &Deployment) {
+    let live: Vec<_> = world.peerings.iter().filter(|p| p.state.is_live()).collect();
+    assert_eq!(live.len(), 1, "one connection: {:?}", world.peerings);
+    let pcx = live[0];
+    assert_eq!(pcx.state, PeeringState::Active);
+    assert_eq!((&pcx.requester, &pcx.accepter), (&seed.seoul(), &seed.osaka()));
+    assert!(pcx.is_managed());
+    assert_eq!(pcx.link_tag(), Some(format!("{}+{}", seed.seoul(), seed.osaka()).as_str()));
+
+    let seoul_routes = routes_via_peering(world, &seed.seoul());
+    assert_eq!(seoul_routes.len(), 2, "the main and the public table: {seoul_routes:?}");
+    assert!(seoul_routes.iter().all(|(_, dest, p)| dest == "172.31.0.0/16" && p == pcx.id.as_str()));
+    assert!(seoul_routes.iter().any(|(t, ..)| t == &seed.seoul_route_table));
+    let osaka_routes = routes_via_peering(world, &seed.osaka());
+    assert_eq!(osaka_routes.len(), 1, "{osaka_routes:?}");
+    assert!(osaka_routes.iter().all(|(_, dest, p)| dest == "10.0.0.0/16" && p == pcx.id.as_str()));
+
+    // The seed's own routes stay as they were.
+    let public = world.route_tables_of(&seed.seoul()).find(|t| t.id.as_str() == seed.seoul_route_table).unwrap();
+    assert!(public.routes.iter().any(|r| r.destination.to_string() == "0.0.0.0/0"
+        && matches!(&r.target, Target::Other(igw) if igw.starts_with("igw-"))));
+
+    let seoul_status = world.vpc(&seed.seoul()).unwrap().tags.get(STATUS).cloned().unwrap_or_default();
+    assert_eq!(seoul_status, format!("ap-northeast-3/{}: ready via {}", seed.osaka_vpc, pcx.id));
+    let osaka_status = world.vpc(&seed.osaka()).unwrap().tags.get(STATUS).cloned().unwrap_or_default();
+    assert_eq!(osaka_status, format!("ap-northeast-2/{}: ready via {}", seed.seoul_vpc, pcx.id));
+    assert_eq!(tagpeer::invariants::violations(world, deployment), Vec::<String>::new());
+}
+
+/// The deployment the tests use: Seoul and Osaka.
+pub fn deployment() -> Deployment {
+    Deployment { regions: [SEOUL, OSAKA].iter().map(|r| r.parse().unwrap()).collect() }
+}
+
+/// The deployment as it stands, read through `sdk`'s endpoint.
+pub async fn observe(sdk: &SdkConfig) -> World {
+    let regions = deployment().regions;
+    Ec2::new(sdk, &regions).observe(&regions).await.expect("observing")
 }

@@ -177,7 +177,7 @@ impl App {
             }
         }
 
-        for action in plan::statuses(&world, &assessment, &focus, &failures) {
+        for action in plan::statuses(&world, &assessment, &self.config.region, &focus, &failures) {
             let result = self.ec2.apply(&action).await;
             report.changes.push(change(&action, &result));
             log_change(function, report.changes.last().expect("just pushed"));

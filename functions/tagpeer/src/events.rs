@@ -19,6 +19,17 @@ pub const PEERING_REQUESTED: &str = "Peering Requested";
 pub const PEERING_ACCEPTED: &str = "Peering Accepted";
 pub const TAG_CHANGE: &str = "Tag Change on Resource";
 pub const SCHEDULED: &str = "Scheduled Event";
+pub const API_CALL: &str = "AWS API Call via CloudTrail";
+
+/// The EC2 calls whose CloudTrail records tagpeer takes.
+pub const API_CALLS: [&str; 6] = [
+    "CreateTags",
+    "DeleteTags",
+    "AcceptVpcPeeringConnection",
+    "DeleteVpcPeeringConnection",
+    "AssociateVpcCidrBlock",
+    "DisassociateVpcCidrBlock",
+];
 
 /// The detail of tagpeer's "Peering Requested" and "Peering Accepted" events.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +73,11 @@ pub enum Trigger {
     Schedule,
     PeeringRequested(PeeringDetail),
     PeeringAccepted(PeeringDetail),
+    /// A CloudTrail record of an EC2 call that may change a link: where to look.
+    ApiCall {
+        name: String,
+        focus: Option<Focus>,
+    },
 }
 
 impl Trigger {
@@ -97,6 +113,15 @@ impl Trigger {
             (SOURCE, PEERING_ACCEPTED) => {
                 Ok(Trigger::PeeringAccepted(peering_detail(&event.detail).map_err(detail_error)?))
             }
+            ("aws.ec2", API_CALL) => {
+                let account: AccountId = event
+                    .account
+                    .as_deref()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e: crate::error::IdError| detail_error(e.to_string()))?;
+                api_call(&event.detail, account).map_err(detail_error)
+            }
             (source, detail_type) => {
                 Err(EventError::Unexpected { event_source: source.to_owned(), detail_type: detail_type.to_owned() })
             }
@@ -106,8 +131,9 @@ impl Trigger {
     /// Where the invocation looks; `None` when there is nothing to look at.
     pub fn focus(&self) -> Option<Focus> {
         match self {
-            Trigger::TagChange { vpc, .. } => Some(Focus::Vpc(vpc.clone())),
+            Trigger::TagChange { vpc, .. } => Some(Focus::Vpcs(vec![vpc.clone()])),
             Trigger::UnrelatedTagChange { .. } => None,
+            Trigger::ApiCall { focus, .. } => focus.clone(),
             Trigger::Schedule => Some(Focus::All),
             Trigger::PeeringRequested(d) | Trigger::PeeringAccepted(d) => {
                 Some(Focus::Link(LinkKey::new(d.requester.clone(), d.accepter.clone())))
@@ -122,8 +148,61 @@ impl Trigger {
             Trigger::Schedule => SCHEDULED,
             Trigger::PeeringRequested(_) => PEERING_REQUESTED,
             Trigger::PeeringAccepted(_) => PEERING_ACCEPTED,
+            Trigger::ApiCall { .. } => API_CALL,
         }
     }
+}
+
+/// The part of a CloudTrail record tagpeer reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApiCallDetail {
+    event_source: String,
+    event_name: String,
+    aws_region: Region,
+    #[serde(default)]
+    request_parameters: Value,
+    #[serde(default)]
+    error_code: Option<String>,
+}
+
+/// `{"items": [...]}`, CloudTrail's lists.
+fn items<'v>(v: &'v Value, key: &str) -> impl Iterator<Item = &'v Value> + 'v {
+    v[key]["items"].as_array().into_iter().flatten()
+}
+
+fn api_call(detail: &Value, account: AccountId) -> Result<Trigger, String> {
+    let call: ApiCallDetail = serde_json::from_value(detail.clone()).map_err(|e| e.to_string())?;
+    if call.event_source != "ec2.amazonaws.com" || !API_CALLS.contains(&call.event_name.as_str()) {
+        return Err(format!("tagpeer takes no {} {} records", call.event_source, call.event_name));
+    }
+    let params = &call.request_parameters;
+    let vpc = |id: &str| -> Option<Endpoint> {
+        Some(Endpoint::new(account.clone(), call.aws_region.clone(), id.parse().ok()?))
+    };
+    // A failed call changed nothing.
+    let focus = if call.error_code.is_some() {
+        None
+    } else {
+        match call.event_name.as_str() {
+            "CreateTags" | "DeleteTags" => {
+                let intent =
+                    items(params, "tagSet").any(|t| t["key"].as_str().is_some_and(|k| k.starts_with(INTENT_PREFIX)));
+                let vpcs: Vec<Endpoint> =
+                    items(params, "resourcesSet").filter_map(|r| vpc(r["resourceId"].as_str()?)).collect();
+                (intent && !vpcs.is_empty()).then_some(Focus::Vpcs(vpcs))
+            }
+            "AcceptVpcPeeringConnection" | "DeleteVpcPeeringConnection" => {
+                let id = params["vpcPeeringConnectionId"].as_str().unwrap_or_default();
+                Some(Focus::Peering(id.parse().map_err(|e: crate::error::IdError| e.to_string())?))
+            }
+            _ => {
+                let id = params["vpcId"].as_str().unwrap_or_default();
+                Some(Focus::Vpcs(vec![vpc(id).ok_or_else(|| format!("{id:?} is not a VPC id"))?]))
+            }
+        }
+    };
+    Ok(Trigger::ApiCall { name: call.event_name, focus })
 }
 
 fn peering_detail(detail: &Value) -> Result<PeeringDetail, String> {
@@ -176,7 +255,7 @@ mod tests {
         let Trigger::TagChange { vpc, changed } = &trigger else { panic!("{trigger:?}") };
         assert_eq!(vpc.to_string(), "123456789012/ap-northeast-2/vpc-0123456789abcdef0");
         assert_eq!(changed, &["tagpeer:peers"]);
-        assert_eq!(trigger.focus(), Some(Focus::Vpc(vpc.clone())));
+        assert_eq!(trigger.focus(), Some(Focus::Vpcs(vec![vpc.clone()])));
     }
 
     #[test]
@@ -281,6 +360,64 @@ mod tests {
             seen.push(trigger.kind());
         }
         seen.sort();
-        assert_eq!(seen, [PEERING_ACCEPTED, PEERING_REQUESTED, SCHEDULED, TAG_CHANGE]);
+        assert_eq!(seen, [API_CALL, API_CALL, PEERING_ACCEPTED, PEERING_REQUESTED, SCHEDULED, TAG_CHANGE]);
+    }
+
+    fn api_call_event(name: &str, params: Value, error: Option<&str>) -> Value {
+        json!({"version": "0", "id": "1", "detail-type": "AWS API Call via CloudTrail", "source": "aws.ec2",
+            "account": "123456789012", "time": "2026-11-27T07:00:00Z", "region": "ap-northeast-2", "resources": [],
+            "detail": {"eventVersion": "1.09", "eventSource": "ec2.amazonaws.com", "eventName": name,
+                "awsRegion": "ap-northeast-2", "requestParameters": params, "errorCode": error}})
+    }
+
+    #[test]
+    fn cloudtrail_records_say_where_to_look() {
+        let vpc = "123456789012/ap-northeast-2/vpc-0123abcd";
+        let tags = api_call_event(
+            "CreateTags",
+            json!({"resourcesSet": {"items": [{"resourceId": "vpc-0123abcd"}, {"resourceId": "subnet-0123abcd"}]},
+                   "tagSet": {"items": [{"key": "tagpeer:peers", "value": "vpc-4567abcd"}]}}),
+            None,
+        );
+        let Some(Focus::Vpcs(vpcs)) = Trigger::decode(&tags).unwrap().focus() else { panic!() };
+        assert_eq!(vpcs.iter().map(ToString::to_string).collect::<Vec<_>>(), [vpc]);
+
+        let status_only = api_call_event(
+            "CreateTags",
+            json!({"resourcesSet": {"items": [{"resourceId": "vpc-0123abcd"}]},
+                   "tagSet": {"items": [{"key": "tagpeer-status", "value": "ready"}]}}),
+            None,
+        );
+        assert_eq!(Trigger::decode(&status_only).unwrap().focus(), None, "tagpeer's own writes need nothing");
+
+        let accepted =
+            api_call_event("AcceptVpcPeeringConnection", json!({"vpcPeeringConnectionId": "pcx-0123abcd"}), None);
+        assert_eq!(Trigger::decode(&accepted).unwrap().focus(), Some(Focus::Peering("pcx-0123abcd".parse().unwrap())));
+
+        let range =
+            api_call_event("AssociateVpcCidrBlock", json!({"vpcId": "vpc-0123abcd", "cidrBlock": "10.1.0.0/16"}), None);
+        assert!(matches!(Trigger::decode(&range).unwrap().focus(), Some(Focus::Vpcs(v)) if v[0].to_string() == vpc));
+
+        let failed = api_call_event(
+            "AcceptVpcPeeringConnection",
+            json!({"vpcPeeringConnectionId": "pcx-0123abcd"}),
+            Some("InvalidStateTransition"),
+        );
+        assert_eq!(Trigger::decode(&failed).unwrap().focus(), None, "a failed call changed nothing");
+
+        for (event, expect) in [
+            (
+                api_call_event("RunInstances", json!({}), None),
+                "tagpeer takes no ec2.amazonaws.com RunInstances records",
+            ),
+            (
+                api_call_event("AcceptVpcPeeringConnection", json!({"vpcPeeringConnectionId": "vpc-0123abcd"}), None),
+                "not a peering connection id",
+            ),
+            (api_call_event("AssociateVpcCidrBlock", json!({}), None), "is not a VPC id"),
+        ] {
+            let err = Trigger::decode(&event).unwrap_err().to_string();
+            assert!(err.contains(expect), "{err}");
+        }
     }
 }

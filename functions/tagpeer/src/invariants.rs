@@ -46,9 +46,11 @@ fn links_have_one_connection(world: &World, assessment: &Assessment, found: &mut
 /// instead, and is not a violation of tagpeer's).
 fn routes_are_in_place(world: &World, assessment: &Assessment, found: &mut Vec<String>) {
     for key in assessment.links.keys().filter(|k| !assessment.is_held(k)) {
-        match plan::link_state(world, assessment, key) {
-            LinkState::Ready(_) | LinkState::Conflict { .. } => {}
-            other => found.push(format!("{key} is not ready: {other}")),
+        for side in [&key.a, &key.b] {
+            match plan::link_state(world, assessment, key, side) {
+                LinkState::Ready(_) | LinkState::Conflict { .. } => {}
+                other => found.push(format!("{key} is not ready on {side}'s side: {other}")),
+            }
         }
     }
 }

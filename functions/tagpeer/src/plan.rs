@@ -66,8 +66,12 @@ impl std::str::FromStr for Role {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Focus {
     All,
-    Vpc(Endpoint),
+    /// The links of these VPCs (a tag or range change).
+    Vpcs(Vec<Endpoint>),
+    /// One link (tagpeer's own events name it).
     Link(LinkKey),
+    /// The link of this peering connection (CloudTrail names only the connection).
+    Peering(PeeringId),
 }
 
 /// A link: an unordered pair of VPCs, stored in canonical order (`a < b`).
@@ -375,11 +379,12 @@ fn all_links(world: &World, assessment: &Assessment) -> BTreeSet<LinkKey> {
     keys
 }
 
-fn in_focus(focus: &Focus, key: &LinkKey) -> bool {
+fn in_focus(focus: &Focus, key: &LinkKey, world: &World) -> bool {
     match focus {
         Focus::All => true,
-        Focus::Vpc(vpc) => key.has(vpc),
+        Focus::Vpcs(vpcs) => vpcs.iter().any(|v| key.has(v)),
         Focus::Link(link) => link == key,
+        Focus::Peering(id) => world.peering(id).is_some_and(|p| &LinkKey::of(p) == key),
     }
 }
 
@@ -387,7 +392,7 @@ fn in_focus(focus: &Focus, key: &LinkKey) -> bool {
 pub fn plan(world: &World, assessment: &Assessment, role: Role, region: &Region, focus: &Focus) -> Vec<Action> {
     let mut actions = Vec::new();
     for key in all_links(world, assessment) {
-        if !in_focus(focus, &key) || assessment.is_held(&key) {
+        if !in_focus(focus, &key, world) || assessment.is_held(&key) {
             continue;
         }
         let desired = assessment.links.get(&key);
@@ -613,8 +618,10 @@ pub enum LinkState {
     Held,
 }
 
-/// The state of `key` as it stands in `world`.
-pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey) -> LinkState {
+/// The state of `key` as it stands in `world`, seen from `side`: routes are
+/// counted on that side only, so each VPC's status is the work of its own
+/// region's functions, and the two routers never race on one status.
+pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey, side: &Endpoint) -> LinkState {
     if assessment.is_held(key) {
         return LinkState::Held;
     }
@@ -627,8 +634,7 @@ pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey) -> Link
         return LinkState::Pending(kept.id.clone());
     }
     let (mut wanted, mut missing) = (0, 0);
-    for side in [&key.a, &key.b] {
-        let Some(peer) = world.vpc(key.other(side)) else { continue };
+    if let Some(peer) = world.vpc(key.other(side)) {
         for (table, ranges) in wanted_routes(world, assessment, side, peer) {
             for destination in ranges {
                 wanted += 1;
@@ -657,22 +663,27 @@ pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey) -> Link
 /// The `tagpeer-status` each VPC in focus should carry, where it differs from
 /// what it carries; `None` removes a status that describes nothing any more.
 /// `failures` are the errors this invocation met, by link.
+///
+/// Only the VPCs of `region`: each function speaks for its own region's VPCs.
 pub fn statuses(
     world: &World,
     assessment: &Assessment,
+    region: &Region,
     focus: &Focus,
     failures: &BTreeMap<LinkKey, String>,
 ) -> Vec<Action> {
     let links = all_links(world, assessment);
     let mut touched: BTreeSet<&Endpoint> = BTreeSet::new();
-    for key in links.iter().filter(|k| in_focus(focus, k)) {
+    for key in links.iter().filter(|k| in_focus(focus, k, world)) {
         touched.extend([&key.a, &key.b]);
     }
-    if let Focus::Vpc(vpc) = focus {
-        touched.insert(vpc);
+    if let Focus::Vpcs(vpcs) = focus {
+        touched.extend(vpcs);
     }
     let mut actions = Vec::new();
-    for vpc in world.vpcs.iter().filter(|v| matches!(focus, Focus::All) || touched.contains(&v.endpoint)) {
+    let in_scope =
+        |v: &&Vpc| &v.endpoint.region == region && (matches!(focus, Focus::All) || touched.contains(&v.endpoint));
+    for vpc in world.vpcs.iter().filter(in_scope) {
         let wanted = crate::status::render(world, assessment, &links, failures, &vpc.endpoint);
         if wanted.as_deref() != vpc.status() {
             actions.push(Action::SetStatus { vpc: vpc.endpoint.clone(), status: wanted });

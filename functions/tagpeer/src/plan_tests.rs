@@ -95,7 +95,7 @@ fn converge(world: &mut World) -> usize {
             for r in [SEOUL, OSAKA] {
                 let assessment = assess(world, &deployment());
                 let mut actions = plan(world, &assessment, role, &region(r), &Focus::All);
-                actions.extend(statuses(world, &assessment, &Focus::All, &BTreeMap::new()));
+                actions.extend(statuses(world, &assessment, &region(r), &Focus::All, &BTreeMap::new()));
                 for action in actions {
                     changed = true;
                     let created = matches!(action, Action::RequestPeering { .. }).then(|| {
@@ -122,7 +122,7 @@ fn the_seed_tag_makes_the_requester_in_seoul_request_and_nobody_else_act() {
     let world = seed_tagged();
     let link = LinkKey::new(seoul(), osaka());
     assert_eq!(
-        plan_for(&world, Role::Requester, SEOUL, &Focus::Vpc(seoul())),
+        plan_for(&world, Role::Requester, SEOUL, &Focus::Vpcs(vec![seoul()])),
         [Action::RequestPeering { link: link.clone(), requester: seoul(), accepter: osaka() }]
     );
     assert!(plan_for(&world, Role::Requester, OSAKA, &Focus::All).is_empty());
@@ -137,7 +137,7 @@ fn the_seed_steps_follow_each_other_and_end_ready() {
     let mut world = seed_tagged();
     let link = LinkKey::new(seoul(), osaka());
     let pcx: PeeringId = "pcx-0000abcd".parse().unwrap();
-    let request = plan_for(&world, Role::Requester, SEOUL, &Focus::Vpc(seoul()));
+    let request = plan_for(&world, Role::Requester, SEOUL, &Focus::Vpcs(vec![seoul()]));
     apply(&mut world, &request[0], Some(&pcx));
     assert!(plan_for(&world, Role::Requester, SEOUL, &Focus::All).is_empty(), "requested once");
 
@@ -166,13 +166,14 @@ fn the_seed_steps_follow_each_other_and_end_ready() {
         }
     }
     let a = assess(&world, &deployment());
-    let st = statuses(&world, &a, &Focus::Link(link), &BTreeMap::new());
+    let focus = Focus::Link(link);
     assert_eq!(
-        st,
-        [
-            Action::SetStatus { vpc: seoul(), status: Some(format!("ap-northeast-3/vpc-0000000b: ready via {pcx}")) },
-            Action::SetStatus { vpc: osaka(), status: Some(format!("ap-northeast-2/vpc-0000000a: ready via {pcx}")) },
-        ]
+        statuses(&world, &a, &region(SEOUL), &focus, &BTreeMap::new()),
+        [Action::SetStatus { vpc: seoul(), status: Some(format!("ap-northeast-3/vpc-0000000b: ready via {pcx}")) }]
+    );
+    assert_eq!(
+        statuses(&world, &a, &region(OSAKA), &focus, &BTreeMap::new()),
+        [Action::SetStatus { vpc: osaka(), status: Some(format!("ap-northeast-2/vpc-0000000a: ready via {pcx}")) }]
     );
     assert!(invariants::violations(&world, &deployment()).is_empty());
 }
@@ -248,7 +249,7 @@ fn removing_the_tag_removes_routes_on_both_sides_before_the_connection() {
     let mut world = seed_tagged();
     converge(&mut world);
     world.vpc_mut(&seoul()).unwrap().tags.remove(PEERS);
-    let actions = plan_for(&world, Role::Requester, SEOUL, &Focus::Vpc(seoul()));
+    let actions = plan_for(&world, Role::Requester, SEOUL, &Focus::Vpcs(vec![seoul()]));
     let (deletes, rest) = actions.split_at(3);
     assert!(deletes.iter().all(|a| matches!(a, Action::DeleteRoute { .. })), "{actions:?}");
     assert!(deletes.iter().any(|a| matches!(a, Action::DeleteRoute { region: r, .. } if r == &region(OSAKA))));

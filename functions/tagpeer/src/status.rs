@@ -88,7 +88,7 @@ pub fn render(
         assessment.problems.get(vpc).into_iter().flatten().map(|p| format!("error: {p}")).collect();
     for key in links.iter().filter(|k| k.has(vpc)) {
         let peer = key.other(vpc).relative_to(vpc);
-        let state = link_state(world, assessment, key);
+        let state = link_state(world, assessment, key, vpc);
         match failures.get(key) {
             Some(error) => parts.push(format!("{peer}: {state}, last step failed: {error}")),
             None => parts.push(format!("{peer}: {state}")),

@@ -1,0 +1,124 @@
+//! The workflow on the local cloud, as deployed: AWS's events, the template's
+//! rules and schedule, the real function binaries, driven through one endpoint.
+
+use serde_json::json;
+use tagpeer::intent::PEERS;
+use tagpeer_tests::local::{invocations, LocalCloud};
+use tagpeer_tests::*;
+
+fn peers_value(seed: &Seed) -> String {
+    format!("{OSAKA}/{}", seed.osaka_vpc)
+}
+
+/// (function, region, detail-type) for each invocation, outcome checked.
+fn chain(cloud: &LocalCloud) -> Vec<(String, String, String)> {
+    invocations(&cloud.events())
+        .into_iter()
+        .map(|(function, region, detail_type, outcome)| {
+            assert_eq!(outcome, "ok", "{function} in {region} on {detail_type}");
+            (function, region, detail_type)
+        })
+        .collect()
+}
+
+fn step(function: &str, region: &str, detail_type: &str) -> (String, String, String) {
+    (function.to_owned(), region.to_owned(), detail_type.to_owned())
+}
+
+#[tokio::test]
+async fn one_tag_change_through_the_endpoint_drives_the_whole_chain_in_order() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let seed = build_seed(&sdk, "10.0.0.0/16").await;
+    tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&peers_value(&seed))).await;
+    cloud.settle();
+
+    assert_seed_converged(&observe(&sdk).await, &seed, &deployment());
+    let all = chain(&cloud);
+    // CloudTrail's records take a second path: the person's CreateTags to the
+    // requester, the accepter's AcceptVpcPeeringConnection to Osaka's router.
+    let (trail, steps): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, _, d)| d == "AWS API Call via CloudTrail");
+    let mut trail = trail;
+    trail.sort();
+    assert_eq!(
+        trail,
+        [
+            step("RequesterFunction", SEOUL, "AWS API Call via CloudTrail"),
+            step("RouterFunction", OSAKA, "AWS API Call via CloudTrail"),
+        ]
+    );
+    assert_eq!(
+        steps[..2],
+        [
+            step("RequesterFunction", SEOUL, "Tag Change on Resource"),
+            step("AccepterFunction", OSAKA, "Peering Requested"),
+        ]
+    );
+    let mut routers = steps[2..].to_vec();
+    routers.sort();
+    assert_eq!(
+        routers,
+        [step("RouterFunction", SEOUL, "Peering Accepted"), step("RouterFunction", OSAKA, "Peering Accepted")]
+    );
+
+    // Each function's calls are its own: the requester requested, the accepter accepted, the routers routed.
+    let calls = cloud.calls();
+    let by = |caller: &str, action: &str| {
+        calls.iter().filter(|c| c["caller"] == json!(caller) && c["action"] == json!(action)).count()
+    };
+    assert_eq!(by(&format!("123456789012-tagpeer-requester-{SEOUL}"), "CreateVpcPeeringConnection"), 1);
+    assert_eq!(by(&format!("123456789012-tagpeer-accepter-{OSAKA}"), "AcceptVpcPeeringConnection"), 1);
+    assert_eq!(by(&format!("123456789012-tagpeer-router-{SEOUL}"), "CreateRoute"), 2);
+    assert_eq!(by(&format!("123456789012-tagpeer-router-{OSAKA}"), "CreateRoute"), 1);
+    assert!(calls.iter().all(|c| c["error"].is_null()), "no call failed: {calls:#?}");
+
+    // tagpeer's own status writes are tag changes too, and trigger nothing.
+    let status_changes = cloud
+        .events()
+        .into_iter()
+        .filter(|e| e["detail_type"] == json!("Tag Change on Resource") && e["outcome"] == json!("no rule"))
+        .count();
+    assert!(status_changes >= 2, "the status writes were seen and matched no rule");
+}
+
+#[tokio::test]
+async fn a_dropped_event_is_recovered_by_the_schedule() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let seed = build_seed(&sdk, "10.0.0.0/16").await;
+    // Every event that would start a router is lost: "Peering Accepted" and
+    // CloudTrail's record of the acceptance (all CloudTrail records, here).
+    cloud.faults(&json!({"drop": [
+        {"detail-type": "Peering Accepted", "count": 1},
+        {"detail-type": "AWS API Call via CloudTrail", "count": 1000},
+    ]}));
+    tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&peers_value(&seed))).await;
+    cloud.settle();
+
+    let halfway = observe(&sdk).await;
+    assert!(routes_via_peering(&halfway, &seed.seoul()).is_empty(), "no router ran");
+    assert!(routes_via_peering(&halfway, &seed.osaka()).is_empty(), "no router ran");
+    assert!(cloud.events().iter().any(|e| e["outcome"] == json!("dropped")));
+
+    cloud.schedule();
+    assert_seed_converged(&observe(&sdk).await, &seed, &deployment());
+    let swept: Vec<_> = chain(&cloud).into_iter().filter(|(_, _, d)| d == "Scheduled Event").collect();
+    assert_eq!(swept.len(), 6, "three functions in two regions: {swept:?}");
+}
+
+#[tokio::test]
+async fn an_event_that_matches_no_rule_does_nothing() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let seed = build_seed(&sdk, "10.0.0.0/16").await;
+    tag_vpc(&sdk, &seed.seoul(), "Name", Some("seoul-renamed")).await;
+    tag_vpc(&sdk, &seed.seoul(), "tagpeer-status", Some("written by someone else")).await;
+    cloud.settle();
+
+    let events = cloud.events();
+    let tag_changes: Vec<_> = events.iter().filter(|e| e["detail_type"] == json!("Tag Change on Resource")).collect();
+    assert_eq!(tag_changes.len(), 2, "{events:#?}");
+    assert!(tag_changes.iter().all(|e| e["outcome"] == json!("no rule")));
+    assert!(invocations(&events).is_empty(), "no function ran: {events:#?}");
+    assert!(cloud.calls().iter().all(|c| c["caller"] == json!("123456789012-tester")), "every call is the test's own");
+}

@@ -1,0 +1,1 @@
+"""The local cloud: see cloud.py."""

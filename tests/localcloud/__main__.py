@@ -1,0 +1,3 @@
+from .cloud import main
+
+main()

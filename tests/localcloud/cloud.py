@@ -1,0 +1,533 @@
+"""The local cloud: tagpeer's event-driven workflow on one machine, as deployed.
+
+One endpoint on loopback that AWS SDKs and the AWS CLI use through
+`AWS_ENDPOINT_URL`:
+
+- AWS API calls go through to moto's server (started here, on a port of its
+  own), except EventBridge `PutEvents`, which goes to the local event buses.
+- For the calls made through it, it emits the events AWS would emit: "Tag
+  Change on Resource" for VPC tag changes and "AWS API Call via CloudTrail" for
+  every EC2 call that changes something.
+- Each region's bus routes events through the rules of `infra-template/`
+  itself, evaluated for that region, with EventBridge's pattern semantics, to
+  the real function binaries (one warm process per function and region,
+  behind an emulated Lambda Runtime API) and to other regions' buses.
+- Every API call is recorded: service, action, region, account, caller, outcome.
+
+Control interface (`/_local/...`): POST settle, POST schedule, GET events,
+GET calls, POST reset, POST faults. See DESIGN.md and the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from . import awsevents, patterns, runtime, template
+
+DEFAULT_ACCOUNT = "123456789012"
+SECOND_ACCOUNT = "222222222222"
+DEFAULT_REGIONS = ["ap-northeast-2", "ap-northeast-3"]
+# Lambda retries a failed asynchronous invocation twice.
+ASYNC_RETRIES = 2
+
+_AUTH = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def account_of(access_key: str) -> str | None:
+    """Access keys that start with an account id and a dash (`222222222222-alice`)
+    act in that account; any other key is left to moto (its default account,
+    or the account of a role assumed through STS)."""
+    m = re.match(r"^(\d{12})-", access_key)
+    return m.group(1) if m else None
+
+
+class Record:
+    """What happened, in order, for GET /_local/calls and /_local/events."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[dict] = []
+        self.events: list[dict] = []
+
+    def call(self, **entry) -> dict:
+        with self.lock:
+            entry["seq"] = len(self.calls) + 1
+            entry["time"] = time.time()
+            self.calls.append(entry)
+            return entry
+
+    def event(self, **entry) -> dict:
+        with self.lock:
+            entry["seq"] = len(self.events) + 1
+            entry.setdefault("time", time.time())
+            self.events.append(entry)
+            return entry
+
+    def last_call_seq(self) -> int:
+        with self.lock:
+            return len(self.calls)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.events.clear()
+
+
+class Faults:
+    """Events to drop: `{"drop": [{"detail-type": "Peering Accepted", "region": "ap-northeast-2", "count": 1}]}`.
+    A rule matches on every field it names but `count`; a matched event is dropped
+    before any rule sees it, and the rule's count goes down by one."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.drop: list[dict] = []
+
+    def set(self, spec: dict) -> None:
+        drop = spec.get("drop", [])
+        if not isinstance(drop, list) or not all(isinstance(d, dict) for d in drop):
+            raise ValueError("drop must be a list of objects")
+        with self.lock:
+            self.drop = [dict(d, count=int(d.get("count", 1))) for d in drop]
+
+    def should_drop(self, event: dict, region: str) -> bool:
+        with self.lock:
+            for rule in self.drop:
+                if rule["count"] <= 0:
+                    continue
+                fields = {k: v for k, v in rule.items() if k != "count"}
+                seen = dict(event, region=region)
+                if all(seen.get(k) == v for k, v in fields.items()):
+                    rule["count"] -= 1
+                    return True
+        return False
+
+
+class LocalCloud:
+    def __init__(self, port: int, template_path: Path, bin_dir: Path, regions: list[str], log_level: str = "info",
+                 verbose: bool = False):
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.regions = regions
+        self.verbose = verbose
+        self.record = Record()
+        self.faults = Faults()
+        self.tag_versions: dict[str, int] = {}
+        self.pending = 0
+        self.pending_cv = threading.Condition()
+        self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="bus")
+        self.moto = None
+        self.moto_port = 0
+        self.functions: dict[tuple[str, str], runtime.Function] = {}
+        params = {"Regions": ",".join(regions), "LogLevel": log_level}
+        tpl = template.load(str(template_path))
+        self.stacks = {r: template.stack(tpl, r, DEFAULT_ACCOUNT, params) for r in regions}
+        self.bin_dir = bin_dir
+        self.server: ThreadingHTTPServer | None = None
+
+    # ----------------------------------------------------------------- life
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
+        self.moto_port = free_port()
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self.moto.start()
+        cloud = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.cloud = cloud
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True, name="endpoint").start()
+        for region, stack in self.stacks.items():
+            for logical_id, fn in stack.functions.items():
+                binary = self.bin_dir / fn.binary
+                if not binary.exists():
+                    raise SystemExit(f"{binary} is missing: build the functions first (cargo build --bins)")
+                env = dict(fn.environment)
+                env.update({
+                    "AWS_REGION": region,
+                    "AWS_DEFAULT_REGION": region,
+                    "AWS_ENDPOINT_URL": self.endpoint,
+                    # The caller the calls are recorded under.
+                    "AWS_ACCESS_KEY_ID": f"{DEFAULT_ACCOUNT}-{fn.binary}-{region}",
+                    "AWS_SECRET_ACCESS_KEY": "local",
+                    "AWS_EC2_METADATA_DISABLED": "true",
+                })
+                f = runtime.Function(
+                    name=fn.name,
+                    command=[str(binary)],
+                    env=env,
+                    concurrency=int(fn.concurrency or 1),
+                    timeout=fn.timeout,
+                    memory_mb=fn.memory_mb,
+                    log=self._function_log,
+                )
+                self.functions[(region, logical_id)] = f
+        for f in self.functions.values():
+            f.start()
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+        for f in self.functions.values():
+            f.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.moto:
+            self.moto.stop()
+
+    def _function_log(self, name: str, line: str) -> None:
+        if self.verbose:
+            print(f"[{name}] {line}", file=sys.stderr, flush=True)
+
+    # --------------------------------------------------------------- events
+
+    def _begin(self) -> None:
+        with self.pending_cv:
+            self.pending += 1
+
+    def _end(self) -> None:
+        with self.pending_cv:
+            self.pending -= 1
+            self.pending_cv.notify_all()
+
+    def settle(self, timeout: float = 300.0) -> bool:
+        deadline = time.time() + timeout
+        with self.pending_cv:
+            while self.pending > 0:
+                left = deadline - time.time()
+                if left <= 0:
+                    return False
+                self.pending_cv.wait(left)
+        return True
+
+    def put(self, event: dict, region: str) -> None:
+        """An event arrives on `region`'s default bus."""
+        self._begin()
+        self.pool.submit(self._route, event, region)
+
+    def _route(self, event: dict, region: str) -> None:
+        try:
+            if self.faults.should_drop(event, region):
+                self.record.event(region=region, rule=None, target=None, source=event.get("source"),
+                                  detail_type=event.get("detail-type"), outcome="dropped", event=event)
+                return
+            stack = self.stacks.get(region)
+            matched = False
+            for rule in stack.rules if stack else []:
+                if not rule.enabled or rule.pattern is None:
+                    continue
+                if not patterns.matches(rule.pattern, event):
+                    continue
+                matched = True
+                for target in rule.targets:
+                    self._begin()
+                    self.pool.submit(self._deliver, event, region, rule, target)
+            if not matched:
+                self.record.event(region=region, rule=None, target=None, source=event.get("source"),
+                                  detail_type=event.get("detail-type"), outcome="no rule", event=event)
+        finally:
+            self._end()
+
+    def _deliver(self, event: dict, region: str, rule: template.Rule, target: template.Target) -> None:
+        try:
+            if target.bus_arn:
+                to_region = target.bus_arn.split(":")[3]
+                self.record.event(region=region, rule=rule.name, target=target.bus_arn, source=event.get("source"),
+                                  detail_type=event.get("detail-type"), outcome="forwarded", event=event)
+                if to_region in self.stacks:
+                    self.put(event, to_region)
+                return
+            self.invoke(region, target.function, event, rule.name)
+        finally:
+            self._end()
+
+    def invoke(self, region: str, logical_id: str, event: dict, rule_name: str) -> None:
+        """Asynchronous invocation, as EventBridge does it: retried twice on error."""
+        fn = self.functions[(region, logical_id)]
+        for attempt in range(1 + ASYNC_RETRIES):
+            first_call = self.record.last_call_seq() + 1
+            started = time.time()
+            result = fn.invoke(event)
+            last_call = self.record.last_call_seq()
+            outcome = "ok" if result.ok else "error"
+            self.record.event(
+                region=region,
+                rule=rule_name,
+                target=fn.name,
+                function=logical_id,
+                caller=fn.env["AWS_ACCESS_KEY_ID"],
+                time=started,
+                source=event.get("source"),
+                detail_type=event.get("detail-type"),
+                attempt=attempt + 1,
+                outcome=outcome,
+                error=None if result.ok else result.error,
+                response=result.response if result.ok else None,
+                started=started,
+                duration_ms=result.duration_ms,
+                init_duration_ms=result.init_duration_ms,
+                calls=[first_call, last_call],
+                event=event,
+            )
+            if result.ok:
+                return
+
+    def fire_schedules(self) -> None:
+        for region, stack in self.stacks.items():
+            for rule in stack.rules:
+                if not rule.enabled or not rule.schedule:
+                    continue
+                event = awsevents.envelope(
+                    "Scheduled Event", "aws.events", stack.account, region,
+                    [f"arn:aws:events:{region}:{stack.account}:rule/{rule.name}"], {},
+                )
+                for target in rule.targets:
+                    self._begin()
+                    self.pool.submit(self._deliver, event, region, rule, target)
+
+    def reset(self) -> None:
+        self.settle()
+        conn = http.client.HTTPConnection("127.0.0.1", self.moto_port, timeout=30)
+        conn.request("POST", "/moto-api/reset")
+        conn.getresponse().read()
+        conn.close()
+        self.record.clear()
+        self.tag_versions.clear()
+        self.faults.set({})
+
+    # ------------------------------------------------------------ AWS calls
+
+    def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.moto_port, timeout=120)
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            return resp.status, resp.getheaders(), resp.read()
+        finally:
+            conn.close()
+
+    def vpc_tags(self, vpc_id: str, region: str, access_key: str, account: str | None) -> dict[str, str]:
+        body = f"Action=DescribeTags&Version=2016-11-15&Filter.1.Name=resource-id&Filter.1.Value.1={vpc_id}".encode()
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
+            "Authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/20260101/{region}/ec2/aws4_request, "
+                             "SignedHeaders=host, Signature=0",
+        }
+        if account:
+            headers["x-moto-account-id"] = account
+        _, _, xml = self.forward("POST", "/", headers, body)
+        parsed = awsevents.response_elements(xml) or {}
+        items = (parsed.get("tagSet") or {}).get("items", []) if isinstance(parsed, dict) else []
+        return {i.get("key", ""): i.get("value", "") for i in items if isinstance(i, dict)}
+
+    def after_ec2(self, action: str, params: dict[str, str], region: str, account: str, access_key: str,
+                  user_agent: str, response: bytes, moto_account: str | None) -> None:
+        """The events AWS emits for a successful EC2 call."""
+        if action.startswith(awsevents.READ_ONLY_PREFIXES):
+            return
+        request_id = str(uuid.uuid4())
+        self.put(awsevents.cloudtrail(action, account, region, access_key, user_agent, params, response, request_id),
+                 region)
+        if action in ("CreateTags", "DeleteTags"):
+            keys = [t["key"] for t in awsevents.tag_items(params)]
+            for resource in awsevents.indexed(params, "ResourceId"):
+                if not resource.startswith("vpc-"):
+                    continue
+                self.tag_versions[resource] = self.tag_versions.get(resource, 0) + 1
+                tags = self.vpc_tags(resource, region, access_key, moto_account)
+                self.put(awsevents.tag_change(account, region, resource, keys, tags, self.tag_versions[resource]),
+                         region)
+
+    def put_events(self, body: bytes, region: str, account: str) -> tuple[int, bytes]:
+        try:
+            entries = json.loads(body or b"{}").get("Entries", [])
+        except json.JSONDecodeError as e:
+            return 400, json.dumps({"__type": "SerializationException", "message": str(e)}).encode()
+        results, failed = [], 0
+        for entry in entries:
+            try:
+                detail = json.loads(entry.get("Detail", "{}"))
+                if not entry.get("Source") or not entry.get("DetailType"):
+                    raise ValueError("Source and DetailType are required")
+            except (ValueError, json.JSONDecodeError) as e:
+                failed += 1
+                results.append({"ErrorCode": "MalformedDetail", "ErrorMessage": str(e)})
+                continue
+            bus = entry.get("EventBusName") or "default"
+            to_region = bus.split(":")[3] if bus.startswith("arn:") else region
+            event = awsevents.envelope(entry["DetailType"], entry["Source"], account, region,
+                                       entry.get("Resources", []), detail)
+            self.put(event, to_region)
+            results.append({"EventId": event["id"]})
+        return 200, json.dumps({"FailedEntryCount": failed, "Entries": results}).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    cloud: LocalCloud
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _reply(self, status: int, body: bytes, headers: list | None = None, content_type: str | None = None) -> None:
+        self.send_response(status)
+        sent = set()
+        for k, v in headers or []:
+            if k.lower() in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                continue
+            self.send_header(k, v)
+            sent.add(k.lower())
+        if content_type and "content-type" not in sent:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, value) -> None:
+        self._reply(status, json.dumps(value, default=str).encode(), content_type="application/json")
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def _handle(self, method: str) -> None:
+        body = self._body()
+        if self.path.startswith("/_local/"):
+            return self._local(method, self.path.split("?")[0], body)
+        cloud = self.cloud
+        auth = self.headers.get("Authorization", "")
+        m = _AUTH.search(auth)
+        access_key, region, service = (m.group(1), m.group(2), m.group(3)) if m else ("anonymous", "us-east-1", "")
+        moto_account = account_of(access_key)
+        account = moto_account or DEFAULT_ACCOUNT
+        target = self.headers.get("X-Amz-Target", "")
+        if service == "events" and target == "AWSEvents.PutEvents":
+            status, out = cloud.put_events(body, region, account)
+            cloud.record.call(service="events", action="PutEvents", region=region, account=account,
+                              caller=access_key, status=status, error=None if status == 200 else "Malformed")
+            return self._reply(status, out, content_type="application/x-amz-json-1.1")
+
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        if moto_account:
+            headers["x-moto-account-id"] = moto_account
+        params = awsevents.form(body) if service == "ec2" or (service in ("sts", "iam") and body) else {}
+        action = params.get("Action") or (target.split(".")[-1] if target else f"{method} {self.path.split('?')[0]}")
+        status, resp_headers, out = cloud.forward(method, self.path, headers, body)
+        error = None
+        if status >= 300:
+            code = _ERROR_CODE.search(out)
+            if code:
+                error = code.group(1).decode()
+            else:
+                try:
+                    error = json.loads(out).get("__type", f"HTTP {status}")
+                except (ValueError, AttributeError):
+                    error = f"HTTP {status}"
+        cloud.record.call(service=service or "unknown", action=action, region=region, account=account,
+                          caller=access_key, status=status, error=error)
+        if service == "ec2" and status == 200:
+            try:
+                cloud.after_ec2(action, params, region, account, access_key, self.headers.get("User-Agent", ""), out,
+                                moto_account)
+            except Exception as e:  # an event we failed to build must not fail the call
+                print(f"localcloud: no event for {action}: {e!r}", file=sys.stderr, flush=True)
+        self._reply(status, out, resp_headers)
+
+    def _local(self, method: str, path: str, body: bytes) -> None:
+        cloud = self.cloud
+        try:
+            if method == "POST" and path == "/_local/settle":
+                ok = cloud.settle()
+                return self._json(200 if ok else 504, {"settled": ok})
+            if method == "POST" and path == "/_local/schedule":
+                cloud.fire_schedules()
+                ok = cloud.settle()
+                return self._json(200 if ok else 504, {"settled": ok})
+            if method == "GET" and path == "/_local/events":
+                with cloud.record.lock:
+                    return self._json(200, list(cloud.record.events))
+            if method == "GET" and path == "/_local/calls":
+                with cloud.record.lock:
+                    return self._json(200, list(cloud.record.calls))
+            if method == "POST" and path == "/_local/reset":
+                cloud.reset()
+                return self._json(200, {"reset": True})
+            if method == "POST" and path == "/_local/faults":
+                cloud.faults.set(json.loads(body or b"{}"))
+                return self._json(200, {"faults": cloud.faults.drop})
+            return self._json(404, {"error": f"no {method} {path}"})
+        except (ValueError, json.JSONDecodeError) as e:
+            return self._json(400, {"error": str(e)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or repo / "target")
+    parser = argparse.ArgumentParser(prog="localcloud", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--template", type=Path, default=repo / "infra-template" / "template.yaml")
+    parser.add_argument("--bin-dir", type=Path, default=target_dir / "debug",
+                        help="where the function binaries are (default: $CARGO_TARGET_DIR/debug)")
+    parser.add_argument("--regions", default=",".join(DEFAULT_REGIONS))
+    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--verbose", action="store_true", help="print the functions' log lines")
+    args = parser.parse_args(argv)
+
+    cloud = LocalCloud(args.port, args.template, args.bin_dir, [r for r in args.regions.split(",") if r],
+                       args.log_level, args.verbose)
+    stopping = threading.Event()
+
+    def stop(*_):
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        cloud.start()
+        print(f"ready {cloud.endpoint}", flush=True)
+        stopping.wait()
+    finally:
+        cloud.stop()

@@ -1,0 +1,167 @@
+"""`make demo`: the seed scenario, told as a story on the local cloud.
+
+A person builds Seoul's network and starts a server in Seoul and in Osaka with
+the AWS CLI, pointed at the local cloud through AWS_ENDPOINT_URL; then tags the
+Seoul VPC, and does nothing else. The demo shows what followed: each event, the
+rule and function that took it, the API calls the function made, in order, and
+the final routes on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from . import cloud as localcloud
+
+SEOUL, OSAKA = "ap-northeast-2", "ap-northeast-3"
+REPO = Path(__file__).resolve().parents[2]
+AWS = REPO / ".venv" / "bin" / "aws"
+
+
+class Person:
+    """Runs the AWS CLI as a person would, pointed at the local cloud."""
+
+    def __init__(self, endpoint: str):
+        self.env = dict(os.environ)
+        self.env.update({
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "123456789012-operator",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_PAGER": "",
+        })
+        for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            self.env.pop(var, None)
+
+    def aws(self, region: str, *args: str, show: bool = True, query: str | None = None):
+        cmd = [str(AWS), "ec2", *args, "--region", region, "--output", "json"]
+        if query:
+            cmd += ["--query", query]
+        if show:
+            print("   $ aws ec2 " + " ".join(shlex.quote(a) for a in args) + f" --region {region}")
+        out = subprocess.run(cmd, env=self.env, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise SystemExit(f"aws failed: {out.stderr.strip()}")
+        return json.loads(out.stdout) if out.stdout.strip() else None
+
+
+def print_routes(person: Person, region: str, vpc: str, name: str) -> None:
+    tables = person.aws(region, "describe-route-tables", "--filters", f"Name=vpc-id,Values={vpc}", show=False)
+    print(f"   {name} ({region}, {vpc}):")
+    for t in tables["RouteTables"]:
+        if t.get("VpcId") != vpc:  # moto may ignore filters
+            continue
+        main = any(a.get("Main") for a in t.get("Associations", []))
+        print(f"     {t['RouteTableId']}{' (main)' if main else ''}")
+        for r in t["Routes"]:
+            dest = r.get("DestinationCidrBlock") or r.get("DestinationIpv6CidrBlock")
+            via = r.get("VpcPeeringConnectionId") or r.get("GatewayId") or r.get("NatGatewayId") or "?"
+            print(f"       {dest:<18} -> {via}")
+
+
+def story(cloud: localcloud.LocalCloud) -> int:
+    person = Person(cloud.endpoint)
+    print(f"1. The local cloud is up at {cloud.endpoint}: moto, the template's rules in {SEOUL} and {OSAKA},")
+    print(f"   and {len(cloud.functions)} function processes (requester, accepter, router in each region).\n")
+
+    print("2. Seoul's network, built by hand as the seed does:")
+    vpc = person.aws(SEOUL, "create-vpc", "--cidr-block", "10.0.0.0/16",
+                     "--tag-specifications", "ResourceType=vpc,Tags=[{Key=Name,Value=seoul}]")["Vpc"]["VpcId"]
+    subnet = person.aws(SEOUL, "create-subnet", "--vpc-id", vpc, "--cidr-block", "10.0.6.0/24",
+                        "--availability-zone", f"{SEOUL}a")["Subnet"]["SubnetId"]
+    igw = person.aws(SEOUL, "create-internet-gateway")["InternetGateway"]["InternetGatewayId"]
+    person.aws(SEOUL, "attach-internet-gateway", "--internet-gateway-id", igw, "--vpc-id", vpc)
+    rtb = person.aws(SEOUL, "create-route-table", "--vpc-id", vpc)["RouteTable"]["RouteTableId"]
+    person.aws(SEOUL, "associate-route-table", "--route-table-id", rtb, "--subnet-id", subnet)
+    person.aws(SEOUL, "create-route", "--route-table-id", rtb, "--destination-cidr-block", "0.0.0.0/0",
+               "--gateway-id", igw)
+
+    print("\n   A server in each region:")
+    seoul_ami = person.aws(SEOUL, "describe-images", "--owners", "amazon", show=False, query="Images[0].ImageId")
+    seoul_server = person.aws(SEOUL, "run-instances", "--image-id", seoul_ami, "--instance-type", "t3.micro",
+                              "--subnet-id", subnet, "--private-ip-address", "10.0.6.38")["Instances"][0]
+    osaka_vpcs = person.aws(OSAKA, "describe-vpcs", "--filters", "Name=is-default,Values=true", show=False)["Vpcs"]
+    osaka_vpc = next(v for v in osaka_vpcs if v.get("IsDefault"))["VpcId"]
+    osaka_subnets = person.aws(OSAKA, "describe-subnets", "--filters", f"Name=vpc-id,Values={osaka_vpc}",
+                               show=False)["Subnets"]
+    osaka_subnet = next(s["SubnetId"] for s in osaka_subnets if s["CidrBlock"] == "172.31.32.0/20")
+    osaka_ami = person.aws(OSAKA, "describe-images", "--owners", "amazon", show=False, query="Images[0].ImageId")
+    osaka_server = person.aws(OSAKA, "run-instances", "--image-id", osaka_ami, "--instance-type", "t3.micro",
+                              "--subnet-id", osaka_subnet, "--private-ip-address", "172.31.39.92")["Instances"][0]
+    print(f"\n   Seoul server {seoul_server['InstanceId']}: private IPv4 {seoul_server['PrivateIpAddress']}")
+    print(f"   Osaka server {osaka_server['InstanceId']}: private IPv4 {osaka_server['PrivateIpAddress']}"
+          f" (in the default VPC {osaka_vpc}, 172.31.0.0/16)")
+
+    print("\n3. The routes before: neither side knows the other's range.")
+    print_routes(person, SEOUL, vpc, "Seoul")
+    print_routes(person, OSAKA, osaka_vpc, "Osaka")
+    cloud.settle()
+    mark_events, mark_calls = len(cloud.record.events), len(cloud.record.calls)
+
+    print("\n4. A person tags the Seoul VPC, and does nothing else:")
+    person.aws(SEOUL, "create-tags", "--resources", vpc, "--tags", f"Key=tagpeer:peers,Value={OSAKA}/{osaka_vpc}")
+    cloud.settle()
+
+    print("\n5. What followed, event by event (the local cloud's /_local/events and /_local/calls):")
+    with cloud.record.lock:
+        events = cloud.record.events[mark_events:]
+        calls = {c["seq"]: c for c in cloud.record.calls[mark_calls:]}
+    quiet = 0
+    failed = False
+    for e in sorted(events, key=lambda e: (e.get("time", 0), e["seq"])):
+        what = f"\"{e['detail_type']}\" ({e['source']}) in {e['region']}"
+        if e["outcome"] == "no rule":
+            quiet += 1
+            continue
+        if e["outcome"] == "forwarded":
+            print(f"   {what}: rule {e['rule']} forwards it to {e['target'].split(':')[3]}")
+            continue
+        failed |= e["outcome"] != "ok"
+        print(f"   {what}: rule {e['rule']} -> {e['target']}: {e['outcome']}")
+        first, last = e["calls"]
+        for seq in range(first, last + 1):
+            c = calls.get(seq)
+            if c and c["caller"] == e["caller"]:
+                print(f"       {c['action']:<28} {c['region']}  {c['error'] or 'ok'}")
+    print(f"   ({quiet} more events matched no rule: tagpeer's own status tags, and CloudTrail's records of the calls.)")
+
+    print("\n6. The routes after:")
+    print_routes(person, SEOUL, vpc, "Seoul")
+    print_routes(person, OSAKA, osaka_vpc, "Osaka")
+    for name, region, v in (("Seoul", SEOUL, vpc), ("Osaka", OSAKA, osaka_vpc)):
+        tags = person.aws(region, "describe-vpcs", "--vpc-ids", v, show=False, query="Vpcs[0].Tags") or []
+        status = next((t["Value"] for t in tags if t["Key"] == "tagpeer-status"), "(none)")
+        print(f"   {name} tagpeer-status: {status}")
+    ready = all(
+        "ready via pcx-" in next((t["Value"] for t in (person.aws(r, "describe-vpcs", "--vpc-ids", v, show=False,
+                                                                     query="Vpcs[0].Tags") or [])
+                                  if t["Key"] == "tagpeer-status"), "")
+        for r, v in ((SEOUL, vpc), (OSAKA, osaka_vpc))
+    )
+    if failed or not ready:
+        print("\nThe link did not become ready.", file=sys.stderr)
+        return 1
+    print(f"\n{seoul_server['PrivateIpAddress']} and {osaka_server['PrivateIpAddress']} now route to each other "
+          "through the peering connection.")
+    return 0
+
+
+def main() -> None:
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+    cloud = localcloud.LocalCloud(localcloud.free_port(), REPO / "infra-template" / "template.yaml",
+                                  target_dir / "debug", [SEOUL, OSAKA])
+    print("tagpeer demo: the seed scenario (Seoul <-> Osaka) on the local cloud\n")
+    try:
+        cloud.start()
+        code = story(cloud)
+    finally:
+        cloud.stop()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+//! The local cloud (`tests/localcloud`), started by a test on a free loopback
+//! port and stopped on drop, with a small client for its `/_local/` interface.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ec2::config::{Credentials, Region as SdkRegion};
+use serde_json::Value;
+
+use crate::{repo_root, SEOUL};
+
+/// Where cargo put the function binaries: next to this test's own executable
+/// (`target/debug/deps/NAME` → `target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let dir = exe.parent().expect("deps/").to_path_buf();
+    if dir.ends_with("deps") {
+        dir.parent().expect("target/debug").to_path_buf()
+    } else {
+        dir
+    }
+}
+
+/// A running local cloud.
+pub struct LocalCloud {
+    child: Child,
+    pub endpoint: String,
+    port: u16,
+}
+
+impl LocalCloud {
+    /// Starts `python -m localcloud` from the repository's virtual environment
+    /// and waits for its `ready` line. The function binaries must be built
+    /// (`make test` builds them first).
+    pub fn start() -> Self {
+        let python = repo_root().join(".venv/bin/python");
+        assert!(python.exists(), "{} is missing: run `make venv` first", python.display());
+        for f in ["tagpeer-requester", "tagpeer-accepter", "tagpeer-router"] {
+            let bin = bin_dir().join(f);
+            assert!(bin.exists(), "{} is missing: run `cargo build --bins` first", bin.display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
+        let mut child = Command::new(&python)
+            .args(["-m", "localcloud", "--port", &port.to_string(), "--bin-dir"])
+            .arg(bin_dir())
+            .env("PYTHONPATH", repo_root().join("tests"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting the local cloud");
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let endpoint = loop {
+            match rx.recv_timeout(Duration::from_secs(120)) {
+                Ok(line) if line.starts_with("ready ") => break line["ready ".len()..].trim().to_owned(),
+                Ok(_) => continue,
+                Err(e) => {
+                    let _ = child.kill();
+                    panic!("the local cloud did not say ready: {e}");
+                }
+            }
+        };
+        Self { child, endpoint, port }
+    }
+
+    /// The standard AWS configuration pointed at the local cloud, as a person's
+    /// `AWS_ENDPOINT_URL` would.
+    pub async fn sdk_config(&self) -> SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(SdkRegion::new(SEOUL))
+            .credentials_provider(Credentials::new("123456789012-tester", "local", None, None, "tagpeer-tests"))
+            .load()
+            .await
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to the local cloud");
+        stream.set_read_timeout(Some(Duration::from_secs(600))).expect("a timeout");
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("read");
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status");
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// POST /_local/settle: returns once no event is queued or in flight.
+    pub fn settle(&self) {
+        let (status, body) = self.request("POST", "/_local/settle", "");
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// POST /_local/schedule: every schedule in every region once, then settle.
+    pub fn schedule(&self) {
+        let (status, body) = self.request("POST", "/_local/schedule", "");
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// GET /_local/events
+    pub fn events(&self) -> Vec<Value> {
+        let (status, body) = self.request("GET", "/_local/events", "");
+        assert_eq!(status, 200);
+        body.as_array().cloned().unwrap_or_default()
+    }
+
+    /// GET /_local/calls
+    pub fn calls(&self) -> Vec<Value> {
+        let (status, body) = self.request("GET", "/_local/calls", "");
+        assert_eq!(status, 200);
+        body.as_array().cloned().unwrap_or_default()
+    }
+
+    /// POST /_local/faults
+    pub fn faults(&self, spec: &Value) {
+        let (status, body) = self.request("POST", "/_local/faults", &spec.to_string());
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// POST /_local/reset
+    pub fn reset(&self) {
+        let (status, body) = self.request("POST", "/_local/reset", "");
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+impl Drop for LocalCloud {
+    fn drop(&mut self) {
+        // SIGTERM, so that it stops moto and the function processes itself.
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The deliveries to functions, in order: (function, region, detail-type, outcome).
+pub fn invocations(events: &[Value]) -> Vec<(String, String, String, String)> {
+    events
+        .iter()
+        .filter(|e| e["function"].is_string())
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (s("function"), s("region"), s("detail_type"), s("outcome"))
+        })
+        .collect()
+}
