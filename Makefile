@@ -12,7 +12,7 @@ PORT ?= 4566
 FUNCTIONS := -p tagpeer-requester -p tagpeer-accepter -p tagpeer-router
 LOCALCLOUD := PYTHONPATH=tests $(VENV)/bin/python -m localcloud
 
-.PHONY: help venv functions demo local test lint fmt build clean
+.PHONY: help venv functions demo local test lint fmt build deploy clean
 
 help:
 	@echo "make demo   the seed scenario (Seoul <-> Osaka) told on the local cloud, from one AWS CLI tag command"
@@ -20,6 +20,7 @@ help:
 	@echo "make local  the local cloud in the foreground on 127.0.0.1:\$$PORT (default 4566)"
 	@echo "make lint   formatting, clippy and cfn-lint only"
 	@echo "make build  the Lambda artifacts: cargo lambda build --release --arm64"
+	@echo "make deploy build and deploy a stack to each of REGIONS (the SAM CLI, your AWS credentials)"
 
 # The Python virtual environment: moto's server and cfn-lint, pinned whole.
 venv: $(STAMP)
@@ -52,15 +53,38 @@ test: lint functions
 fmt:
 	cargo fmt --all
 
-# cargo-lambda comes from PyPI (it brings zig); the arm64 target from rustup.
-$(VENV)/bin/cargo-lambda: $(STAMP)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==$(CARGO_LAMBDA_VERSION)
-
-build: $(VENV)/bin/cargo-lambda
+# cargo-lambda comes from PyPI with zig (tests/requirements.txt); the arm64 target from rustup.
+build: venv
 	rustup target add $(LAMBDA_TARGET)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip \
-		-p tagpeer-requester -p tagpeer-accepter -p tagpeer-router
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(FUNCTIONS)
+
+# Deploying to AWS: the SAM CLI, in a virtual environment of its own (its pins
+# are not moto's), builds the template's functions with cargo lambda build
+# --release --arm64 and deploys one stack to each region of REGIONS.
+REGIONS ?= ap-northeast-2,ap-northeast-3
+STACK ?= tagpeer
+ALLOWED_ACCOUNTS ?=
+SCHEDULE ?= rate(10 minutes)
+LOG_LEVEL ?= info
+SAM_VERSION := 1.170.0
+DEPLOY_VENV := .venv-deploy
+
+$(DEPLOY_VENV)/bin/sam:
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		aws-sam-cli==$(SAM_VERSION) cargo-lambda==$(CARGO_LAMBDA_VERSION)
+
+deploy: $(DEPLOY_VENV)/bin/sam
+	rustup target add $(LAMBDA_TARGET)
+	cd infra-template && PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" sam build --beta-features
+	for region in $$(echo "$(REGIONS)" | tr ',' ' '); do \
+		(cd infra-template && PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" sam deploy \
+			--stack-name "$(STACK)" --region "$$region" --resolve-s3 \
+			--capabilities CAPABILITY_IAM --no-fail-on-empty-changeset --no-confirm-changeset \
+			--parameter-overrides "Regions=$(REGIONS)" "AllowedAccounts=$(ALLOWED_ACCOUNTS)" \
+				"Schedule=$(SCHEDULE)" "LogLevel=$(LOG_LEVEL)") || exit 1; \
+	done
 
 clean:
 	cargo clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(DEPLOY_VENV)

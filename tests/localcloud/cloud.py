@@ -148,6 +148,9 @@ class LocalCloud:
     # ----------------------------------------------------------------- life
 
     def start(self) -> None:
+        # Real AWS has its managed policies (cargo lambda deploy attaches
+        # AWSLambdaBasicExecutionRole to the role it creates).
+        os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
