@@ -30,9 +30,9 @@ $(STAMP): tests/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-# The function binaries the local cloud runs.
+# The function binaries the local cloud runs, and the tagpeer command.
 functions:
-	cargo build --quiet --locked $(FUNCTIONS)
+	cargo build --quiet --locked $(FUNCTIONS) -p tagpeer-cli
 
 demo: venv functions
 	PYTHONPATH=tests $(VENV)/bin/python -m localcloud.demo

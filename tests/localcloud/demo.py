@@ -21,6 +21,7 @@ from . import cloud as localcloud
 SEOUL, OSAKA = "ap-northeast-2", "ap-northeast-3"
 REPO = Path(__file__).resolve().parents[2]
 AWS = REPO / ".venv" / "bin" / "aws"
+BIN_DIR = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug"
 
 
 class Person:
@@ -33,9 +34,19 @@ class Person:
             "AWS_ACCESS_KEY_ID": "123456789012-operator",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_PAGER": "",
+            "AWS_REGION": SEOUL,
+            "TAGPEER_REGIONS": f"{SEOUL},{OSAKA}",
         })
         for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
             self.env.pop(var, None)
+
+    def tagpeer(self, *args: str) -> str:
+        """The tagpeer command, as a person runs it."""
+        print("   $ tagpeer " + " ".join(shlex.quote(a) for a in args))
+        out = subprocess.run([str(BIN_DIR / "tagpeer"), *args], env=self.env, capture_output=True, text=True)
+        text = (out.stdout + out.stderr).rstrip()
+        print("\n".join("     " + line for line in text.splitlines()))
+        return text
 
     def aws(self, region: str, *args: str, show: bool = True, query: str | None = None):
         cmd = [str(AWS), "ec2", *args, "--region", region, "--output", "json"]
@@ -142,6 +153,8 @@ def story(cloud: localcloud.LocalCloud) -> int:
                                   if t["Key"] == "tagpeer-status"), "")
         for r, v in ((SEOUL, vpc), (OSAKA, osaka_vpc))
     )
+    print("\n7. tagpeer's own view of the deployment:")
+    person.tagpeer("status")
     if failed or not ready:
         print("\nThe link did not become ready.", file=sys.stderr)
         return 1
@@ -151,9 +164,8 @@ def story(cloud: localcloud.LocalCloud) -> int:
 
 
 def main() -> None:
-    target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-    cloud = localcloud.LocalCloud(localcloud.free_port(), REPO / "infra-template" / "template.yaml",
-                                  target_dir / "debug", [SEOUL, OSAKA])
+    cloud = localcloud.LocalCloud(localcloud.free_port(), REPO / "infra-template" / "template.yaml", BIN_DIR,
+                                  [SEOUL, OSAKA])
     print("tagpeer demo: the seed scenario (Seoul <-> Osaka) on the local cloud\n")
     try:
         cloud.start()

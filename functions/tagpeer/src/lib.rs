@@ -14,6 +14,7 @@ pub mod intent;
 pub mod invariants;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod status;
 pub mod telemetry;
 

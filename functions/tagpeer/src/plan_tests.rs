@@ -431,3 +431,21 @@ proptest! {
         prop_assert!(world.vpcs.iter().all(|v| v.status().is_none()));
     }
 }
+
+#[test]
+fn the_status_report_shows_each_side_and_its_routes() {
+    let mut world = seed_tagged();
+    converge(&mut world);
+    let pcx = world.peerings[0].id.clone();
+    let report = crate::report::status(&world, &deployment());
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 3, "{report}");
+    assert!(lines[0].starts_with("VPC") && lines[0].contains("ROUTES"), "{report}");
+    assert!(lines[1].starts_with("ap-northeast-2/vpc-0000000a") && lines[1].contains(&format!("ready via {pcx}")));
+    assert!(lines[1].contains(&format!("rtb-00000001 172.31.0.0/16 -> {pcx}, rtb-00000002 172.31.0.0/16 -> {pcx}")));
+    assert!(lines[2].starts_with("ap-northeast-3/vpc-0000000b") && lines[2].contains(&format!("10.0.0.0/16 -> {pcx}")));
+
+    let bad = seed(&[(PEERS, "vpc-0000000a")]);
+    let report = crate::report::status(&bad, &deployment());
+    assert!(report.contains("PROBLEM") && report.contains("is this VPC itself"), "{report}");
+}
