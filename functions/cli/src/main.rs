@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Per link: its peering connection and state, and the routes on each side
     Status,
+    /// What the next sweep would do, from the planner; changes nothing
+    Plan,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -49,6 +51,18 @@ async fn run(cli: Cli) -> Result<String, String> {
         Command::Status => {
             let world = ec2.observe(&regions).await.map_err(|e| e.to_string())?;
             Ok(tagpeer::report::status(&world, &deployment))
+        }
+        Command::Plan => {
+            let world = ec2.observe(&regions).await.map_err(|e| e.to_string())?;
+            let planned = tagpeer::plan::sweep_plan(&world, &deployment);
+            if planned.is_empty() {
+                return Ok("nothing to do\n".to_owned());
+            }
+            let rows: Vec<Vec<String>> = planned
+                .iter()
+                .map(|(role, region, action)| vec![role.name().to_owned(), region.to_string(), action.to_string()])
+                .collect();
+            Ok(tagpeer::report::table(&["FUNCTION", "REGION", "ACTION"], &rows))
         }
     }
 }

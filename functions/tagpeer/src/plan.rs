@@ -361,6 +361,59 @@ impl Action {
     }
 }
 
+/// One line a person reads: the call and what it acts on.
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.api_name();
+        match self {
+            Action::RequestPeering { requester, accepter, .. } => write!(
+                f,
+                "{name} in {}: {} to {}",
+                requester.region,
+                requester.vpc_id,
+                accepter.relative_to(requester)
+            ),
+            Action::AcceptPeering { region, peering, .. } | Action::DeletePeering { region, peering, .. } => {
+                write!(f, "{name} in {region}: {peering}")
+            }
+            Action::CreateRoute { region, route_table, destination, peering, .. }
+            | Action::ReplaceRoute { region, route_table, destination, peering, .. } => {
+                write!(f, "{name} in {region}: {route_table} {destination} -> {peering}")
+            }
+            Action::DeleteRoute { region, route_table, destination, .. } => {
+                write!(f, "{name} in {region}: {route_table} {destination}")
+            }
+            Action::SetStatus { vpc, status: Some(status) } => {
+                write!(f, "{name} in {}: {} tagpeer-status = {status}", vpc.region, vpc.vpc_id)
+            }
+            Action::SetStatus { vpc, status: None } => {
+                write!(f, "{name} in {}: {} tagpeer-status", vpc.region, vpc.vpc_id)
+            }
+        }
+    }
+}
+
+/// What the next sweep would do: every role's actions in every region, and
+/// the status writes, as each function would plan them now. Changes nothing.
+pub fn sweep_plan(world: &World, deployment: &Deployment) -> Vec<(Role, Region, Action)> {
+    let assessment = assess(world, deployment);
+    let mut out = Vec::new();
+    for role in [Role::Requester, Role::Accepter, Role::Router] {
+        for region in &deployment.regions {
+            for action in plan(world, &assessment, role, region, &Focus::All) {
+                out.push((role, region.clone(), action));
+            }
+        }
+    }
+    // Each region's requester writes its VPCs' statuses first in a sweep.
+    for region in &deployment.regions {
+        for action in statuses(world, &assessment, region, &Focus::All, &BTreeMap::new()) {
+            out.push((Role::Requester, region.clone(), action));
+        }
+    }
+    out
+}
+
 /// The peering connections tagpeer made for `key` that still stand, the one
 /// to keep first: active before pending, then the smallest id.
 fn live_managed<'w>(world: &'w World, key: &LinkKey) -> Vec<&'w Peering> {

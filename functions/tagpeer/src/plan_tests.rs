@@ -449,3 +449,20 @@ fn the_status_report_shows_each_side_and_its_routes() {
     let report = crate::report::status(&bad, &deployment());
     assert!(report.contains("PROBLEM") && report.contains("is this VPC itself"), "{report}");
 }
+
+#[test]
+fn the_sweep_plan_says_what_a_sweep_would_do_and_nothing_once_converged() {
+    let mut world = seed_tagged();
+    let planned: Vec<String> =
+        sweep_plan(&world, &deployment()).iter().map(|(role, r, a)| format!("{} {r} {a}", role.name())).collect();
+    assert_eq!(
+        planned,
+        [
+            "requester ap-northeast-2 CreateVpcPeeringConnection in ap-northeast-2: vpc-0000000a to ap-northeast-3/vpc-0000000b",
+            "requester ap-northeast-2 CreateTags in ap-northeast-2: vpc-0000000a tagpeer-status = ap-northeast-3/vpc-0000000b: requesting",
+            "requester ap-northeast-3 CreateTags in ap-northeast-3: vpc-0000000b tagpeer-status = ap-northeast-2/vpc-0000000a: requesting",
+        ]
+    );
+    converge(&mut world);
+    assert_eq!(sweep_plan(&world, &deployment()), []);
+}
