@@ -9,7 +9,7 @@ LAMBDA_TARGET := aarch64-unknown-linux-gnu
 CARGO_LAMBDA_VERSION := 1.9.2
 
 PORT ?= 4566
-FUNCTIONS := -p tagpeer-requester -p tagpeer-accepter -p tagpeer-router
+FUNCTIONS := -p tagpeer-requester -p tagpeer-accepter -p tagpeer-router -p tagpeer-provisioner
 LOCALCLOUD := PYTHONPATH=tests $(VENV)/bin/python -m localcloud
 
 .PHONY: help venv functions demo local test lint fmt build deploy clean

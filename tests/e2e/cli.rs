@@ -74,3 +74,56 @@ fn bad_input_exits_non_zero_with_a_clear_message() {
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(help.status.success() && text.contains("status") && text.contains("plan"), "{text}");
 }
+
+#[tokio::test]
+async fn check_agrees_with_the_seed_before_and_after_the_tag() {
+    let cloud = Cloud::start().await;
+    let endpoint = cloud.moto.endpoint.clone();
+    let sdk = &cloud.sdk;
+    let seed = build_seed(sdk, "10.0.0.0/16").await;
+    let seoul = run_instance(sdk, SEOUL, &seed.seoul_subnet, "10.0.6.38").await;
+    let osaka_subnet = subnet_holding(sdk, OSAKA, &seed.osaka_vpc, "172.31.39.92").await;
+    let osaka = run_instance(sdk, OSAKA, &osaka_subnet, "172.31.39.92").await;
+    let seoul_group = default_group(sdk, SEOUL, &seed.seoul_vpc).await;
+    let osaka_group = default_group(sdk, OSAKA, &seed.osaka_vpc).await;
+    allow_icmp(sdk, SEOUL, &seoul_group, "172.31.0.0/16").await;
+    allow_icmp(sdk, OSAKA, &osaka_group, "10.0.0.0/16").await;
+
+    let before = tagpeer(&endpoint, &["check", &seoul, &osaka]);
+    assert_eq!(before.status.code(), Some(1), "unreachable exits 1");
+    let text = String::from_utf8_lossy(&before.stdout);
+    assert!(text.starts_with("unreachable") && text.contains("no route to 172.31.39.92 (172.31.0.0/16"), "{text}");
+
+    tag_vpc(sdk, &seed.seoul(), PEERS, Some(&format!("{OSAKA}/{}", seed.osaka_vpc))).await;
+    let event = tag_change_event(sdk, &seed.seoul(), &[PEERS]).await;
+    cloud.run_chain(Delivery { role: Role::Requester, region: SEOUL.into(), event }).await;
+    let pcx = cloud.observe().await.peerings[0].id.clone();
+    // Every form of naming an end: instance, interface, REGION/IP.
+    for (src, dst) in [
+        (seoul.clone(), osaka.clone()),
+        (osaka.clone(), seoul.clone()),
+        (format!("{SEOUL}/10.0.6.38"), format!("{OSAKA}/172.31.39.92")),
+    ] {
+        let text = stdout(&tagpeer(&endpoint, &["check", &src, &dst]));
+        assert!(text.starts_with("reachable") && text.contains(pcx.as_str()), "{src} -> {dst}: {text}");
+    }
+    // TCP to a port the groups do not open: the first drop is the destination's group.
+    let tcp = tagpeer(&endpoint, &["check", &seoul, &osaka, "--protocol", "tcp", "--port", "22"]);
+    assert_eq!(tcp.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&tcp.stdout);
+    assert!(text.starts_with("unreachable") && text.contains(&osaka_group), "{text}");
+
+    for (args, expect) in [
+        (vec!["check", seoul.as_str(), "i-0123456789abcdef0"], "i-0123456789abcdef0"),
+        (vec!["check", seoul.as_str(), osaka.as_str(), "--protocol", "tcp"], "port"),
+        (vec!["check", seoul.as_str(), osaka.as_str(), "--protocol", "gre"], "gre"),
+    ] {
+        let out = tagpeer(&endpoint, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(expect),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -122,3 +122,58 @@ async fn an_event_that_matches_no_rule_does_nothing() {
     assert!(invocations(&events).is_empty(), "no function ran: {events:#?}");
     assert!(cloud.calls().iter().all(|c| c["caller"] == json!("123456789012-tester")), "every call is the test's own");
 }
+
+#[tokio::test]
+async fn one_network_requested_event_builds_seoul_and_the_peering_with_osaka_follows() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let osaka_vpc = default_vpc(&sdk, OSAKA).await;
+    let detail = json!({"region": SEOUL, "name": "seoul", "subnets": 2, "peers": [format!("{OSAKA}/{osaka_vpc}")]});
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    request_network(&events, &detail).await;
+    cloud.settle();
+
+    let world = observe(&sdk).await;
+    let seoul = world
+        .vpcs
+        .iter()
+        .find(|v| {
+            v.endpoint.region.as_str() == SEOUL && v.tags.get("tagpeer-network").map(String::as_str) == Some("seoul")
+        })
+        .expect("the network was built");
+    assert_eq!(seoul.ipv4.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.0.0/16"]);
+    let pcx = world.peerings.iter().find(|p| p.state.is_live()).expect("a peering connection");
+    let status = seoul.tags.get("tagpeer-status").cloned().unwrap_or_default();
+    assert_eq!(status, format!("{OSAKA}/{osaka_vpc}: ready via {}", pcx.id));
+    // The network's own table routes 0.0.0.0/0 to its gateway and 172.31.0.0/16 to Osaka.
+    let tables: Vec<_> = world.route_tables_of(&seoul.endpoint).collect();
+    assert!(tables.iter().any(|t| {
+        let dests: Vec<String> = t.routes.iter().map(|r| r.destination.to_string()).collect();
+        dests.contains(&"0.0.0.0/0".to_owned()) && dests.contains(&"172.31.0.0/16".to_owned())
+    }));
+    assert_eq!(tagpeer::invariants::violations(&world, &deployment()), Vec::<String>::new());
+
+    // The chain: provisioner, then the requester on the intent it wrote, then the rest.
+    let steps = chain(&cloud);
+    assert_eq!(steps[0], step("ProvisionerFunction", SEOUL, "Network Requested"));
+    assert!(steps.contains(&step("RequesterFunction", SEOUL, "Tag Change on Resource")), "{steps:?}");
+    assert!(steps.contains(&step("AccepterFunction", OSAKA, "Peering Requested")), "{steps:?}");
+
+    // The same request again builds nothing new.
+    let before = observe(&sdk).await;
+    request_network(&events, &detail).await;
+    cloud.settle();
+    let after = observe(&sdk).await;
+    assert_eq!(canonical(&after), canonical(&before));
+}
+
+/// A person asks for a network: one "Network Requested" event on the region's bus.
+async fn request_network(events: &aws_sdk_eventbridge::Client, detail: &serde_json::Value) {
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .source("tagpeer")
+        .detail_type("Network Requested")
+        .detail(detail.to_string())
+        .build();
+    let put = events.put_events().entries(entry).send().await.expect("PutEvents");
+    assert_eq!(put.failed_entry_count(), 0);
+}

@@ -107,9 +107,19 @@ def story(cloud: localcloud.LocalCloud) -> int:
     print(f"   Osaka server {osaka_server['InstanceId']}: private IPv4 {osaka_server['PrivateIpAddress']}"
           f" (in the default VPC {osaka_vpc}, 172.31.0.0/16)")
 
-    print("\n3. The routes before: neither side knows the other's range.")
+    print("\n   Each server's security group lets pings in from the other side's range:")
+    for region, v, peer_range in ((SEOUL, vpc, "172.31.0.0/16"), (OSAKA, osaka_vpc, "10.0.0.0/16")):
+        groups = person.aws(region, "describe-security-groups", "--filters", f"Name=vpc-id,Values={v}",
+                            "Name=group-name,Values=default", show=False)["SecurityGroups"]
+        group = next(g["GroupId"] for g in groups if g.get("VpcId") == v and g.get("GroupName") == "default")
+        person.aws(region, "authorize-security-group-ingress", "--group-id", group, "--protocol", "icmp",
+                   "--port", "-1", "--cidr", peer_range)
+
+    print("\n3. Before: neither side knows the other's range, and tagpeer check says why.")
     print_routes(person, SEOUL, vpc, "Seoul")
     print_routes(person, OSAKA, osaka_vpc, "Osaka")
+    seoul_id, osaka_id = seoul_server["InstanceId"], osaka_server["InstanceId"]
+    before = person.tagpeer("check", seoul_id, osaka_id)
     cloud.settle()
     mark_events, mark_calls = len(cloud.record.events), len(cloud.record.calls)
 
@@ -153,9 +163,14 @@ def story(cloud: localcloud.LocalCloud) -> int:
                                   if t["Key"] == "tagpeer-status"), "")
         for r, v in ((SEOUL, vpc), (OSAKA, osaka_vpc))
     )
-    print("\n7. tagpeer's own view of the deployment:")
+    print("\n7. tagpeer's own view: the servers reach each other, both ways, and the link's state.")
+    there = person.tagpeer("check", seoul_id, osaka_id)
+    back = person.tagpeer("check", osaka_id, seoul_id)
     person.tagpeer("status")
-    if failed or not ready:
+    checks_agree = before.startswith("unreachable") and there.startswith("reachable") and back.startswith("reachable")
+    if not checks_agree:
+        print("\ntagpeer check does not agree with the story.", file=sys.stderr)
+    if failed or not ready or not checks_agree:
         print("\nThe link did not become ready.", file=sys.stderr)
         return 1
     print(f"\n{seoul_server['PrivateIpAddress']} and {osaka_server['PrivateIpAddress']} now route to each other "

@@ -484,3 +484,62 @@ pub async fn observe(sdk: &SdkConfig) -> World {
     let regions = deployment().regions;
     Ec2::new(sdk, &regions).observe(&regions).await.expect("observing")
 }
+
+/// Starts a server with a fixed private IP in a subnet (the VPC's default security group).
+pub async fn run_instance(sdk: &SdkConfig, region: &str, subnet: &str, ip: &str) -> String {
+    let client = ec2(sdk, region);
+    let images = client.describe_images().owners("amazon").send().await.expect("DescribeImages");
+    let image = images.images().first().and_then(|i| i.image_id()).expect("an image").to_owned();
+    let out = client
+        .run_instances()
+        .image_id(image)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .subnet_id(subnet)
+        .private_ip_address(ip)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("RunInstances");
+    out.instances().first().and_then(|i| i.instance_id()).expect("an instance").to_owned()
+}
+
+/// The subnet of a VPC that holds `ip`.
+pub async fn subnet_holding(sdk: &SdkConfig, region: &str, vpc: &str, ip: &str) -> String {
+    let ip: std::net::Ipv4Addr = ip.parse().expect("an IPv4 address");
+    let subnets = ec2(sdk, region).describe_subnets().send().await.expect("DescribeSubnets");
+    subnets
+        .subnets()
+        .iter()
+        .filter(|s| s.vpc_id() == Some(vpc))
+        .find(|s| s.cidr_block().and_then(|c| c.parse::<ipnet::Ipv4Net>().ok()).is_some_and(|c| c.contains(&ip)))
+        .and_then(|s| s.subnet_id())
+        .expect("a subnet holding the address")
+        .to_owned()
+}
+
+/// The VPC's default security group.
+pub async fn default_group(sdk: &SdkConfig, region: &str, vpc: &str) -> String {
+    let groups = ec2(sdk, region).describe_security_groups().send().await.expect("DescribeSecurityGroups");
+    groups
+        .security_groups()
+        .iter()
+        .find(|g| g.vpc_id() == Some(vpc) && g.group_name() == Some("default"))
+        .and_then(|g| g.group_id())
+        .expect("a default group")
+        .to_owned()
+}
+
+/// Lets ICMP in from `cidr` through a security group.
+pub async fn allow_icmp(sdk: &SdkConfig, region: &str, group: &str, cidr: &str) {
+    ec2(sdk, region)
+        .authorize_security_group_ingress()
+        .group_id(group)
+        .ip_protocol("icmp")
+        .from_port(-1)
+        .to_port(-1)
+        .cidr_ip(cidr)
+        .send()
+        .await
+        .expect("AuthorizeSecurityGroupIngress");
+}

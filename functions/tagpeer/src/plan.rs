@@ -366,13 +366,9 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.api_name();
         match self {
-            Action::RequestPeering { requester, accepter, .. } => write!(
-                f,
-                "{name} in {}: {} to {}",
-                requester.region,
-                requester.vpc_id,
-                accepter.relative_to(requester)
-            ),
+            Action::RequestPeering { requester, accepter, .. } => {
+                write!(f, "{name} in {}: {} to {}", requester.region, requester.vpc_id, accepter.relative_to(requester))
+            }
             Action::AcceptPeering { region, peering, .. } | Action::DeletePeering { region, peering, .. } => {
                 write!(f, "{name} in {region}: {peering}")
             }

@@ -19,6 +19,16 @@ use crate::intent;
 use crate::model::{Peering, PeeringState, Route, RouteTable, Target, Vpc, World};
 use crate::plan::Action;
 
+/// Every item of a paged describe call, or the call's error.
+macro_rules! all_items {
+    ($client:expr, $op:ident, $name:literal, $region:expr) => {
+        $client.$op().into_paginator().items().send().try_collect().await.map_err(|e| aws_error($name, $region, e))
+    };
+}
+
+pub mod network;
+pub mod provision;
+
 /// EC2 clients for each region of the deployment.
 #[derive(Clone, Debug)]
 pub struct Ec2 {
@@ -52,10 +62,32 @@ impl Ec2 {
     /// regions side by side. A few paged describe calls a region, whatever the
     /// number of links.
     pub async fn observe(&self, regions: &[Region]) -> Result<World, AwsError> {
+        let seen =
+            self.in_every_region(regions, |client, region| async move { observe_region(&client, &region).await });
+        let mut world = World::default();
+        for (region, part) in seen.await? {
+            world.vpcs.extend(part.vpcs);
+            world.route_tables.extend(part.route_tables);
+            for peering in part.peerings {
+                world.merge_peering(peering, &region);
+            }
+        }
+        Ok(world)
+    }
+
+    /// Runs `read` against every region's client, the regions side by side;
+    /// the answers come in the order of `regions`, whatever order they finished in.
+    async fn in_every_region<T, F, Fut>(&self, regions: &[Region], read: F) -> Result<Vec<(Region, T)>, AwsError>
+    where
+        F: Fn(ec2::Client, Region) -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>> + Send + 'static,
+        T: Send + 'static,
+    {
         let mut tasks = tokio::task::JoinSet::new();
         for region in regions {
-            let (client, region) = (self.client(region)?.clone(), region.clone());
-            tasks.spawn(async move { observe_region(&client, &region).await.map(|seen| (region, seen)) });
+            let answer = read(self.client(region)?.clone(), region.clone());
+            let region = region.clone();
+            tasks.spawn(async move { answer.await.map(|seen| (region, seen)) });
         }
         let mut seen = Vec::new();
         while let Some(joined) = tasks.join_next().await {
@@ -66,17 +98,8 @@ impl Ec2 {
                 message: e.to_string(),
             })??);
         }
-        // Merge in the order of the deployment's regions, whatever order the calls finished in.
         seen.sort_by_key(|(region, _)| regions.iter().position(|r| r == region));
-        let mut world = World::default();
-        for (region, part) in seen {
-            world.vpcs.extend(part.vpcs);
-            world.route_tables.extend(part.route_tables);
-            for peering in part.peerings {
-                world.merge_peering(peering, &region);
-            }
-        }
-        Ok(world)
+        Ok(seen)
     }
 
     /// Makes one change. Returns the id of a connection it requested.
@@ -233,36 +256,9 @@ fn malformed(action: &'static str, region: &Region, what: &str) -> AwsError {
 
 async fn observe_region(client: &ec2::Client, region: &Region) -> Result<World, AwsError> {
     let (vpcs, tables, peerings) = tokio::try_join!(
-        async {
-            client
-                .describe_vpcs()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| aws_error("DescribeVpcs", region, e))
-        },
-        async {
-            client
-                .describe_route_tables()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| aws_error("DescribeRouteTables", region, e))
-        },
-        async {
-            client
-                .describe_vpc_peering_connections()
-                .into_paginator()
-                .items()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| aws_error("DescribeVpcPeeringConnections", region, e))
-        },
+        async { all_items!(client, describe_vpcs, "DescribeVpcs", region) },
+        async { all_items!(client, describe_route_tables, "DescribeRouteTables", region) },
+        async { all_items!(client, describe_vpc_peering_connections, "DescribeVpcPeeringConnections", region) },
     )?;
     let vpcs: Vec<Vpc> = vpcs.iter().filter_map(|v| vpc(v, region)).collect();
     let route_tables = tables
@@ -311,33 +307,41 @@ fn vpc(v: &ec2::types::Vpc, region: &Region) -> Option<Vpc> {
     })
 }
 
+/// A route to a CIDR block (routes to prefix lists are not tagpeer's concern).
+fn route(r: &ec2::types::Route) -> Option<Route> {
+    let destination: IpNet = r.destination_cidr_block().or(r.destination_ipv6_cidr_block())?.parse().ok()?;
+    let target = if r.gateway_id() == Some("local") {
+        Target::Local
+    } else if let Some(pcx) = r.vpc_peering_connection_id().and_then(|id| id.parse().ok()) {
+        Target::Peering(pcx)
+    } else {
+        Target::Other(route_target_id(r).to_owned())
+    };
+    Some(Route { destination, target })
+}
+
+/// The id of whatever a route sends its traffic to.
+fn route_target_id(r: &ec2::types::Route) -> &str {
+    [
+        r.gateway_id(),
+        r.nat_gateway_id(),
+        r.transit_gateway_id(),
+        r.vpc_peering_connection_id(),
+        r.network_interface_id(),
+        r.instance_id(),
+        r.egress_only_internet_gateway_id(),
+        r.local_gateway_id(),
+        r.carrier_gateway_id(),
+        r.core_network_arn(),
+    ]
+    .into_iter()
+    .flatten()
+    .next()
+    .unwrap_or("unknown")
+}
+
 fn route_table(t: &ec2::types::RouteTable, vpc: Endpoint) -> Option<RouteTable> {
-    let routes = t
-        .routes()
-        .iter()
-        .filter_map(|r| {
-            let destination: IpNet = r.destination_cidr_block().or(r.destination_ipv6_cidr_block())?.parse().ok()?;
-            let target = if r.gateway_id() == Some("local") {
-                Target::Local
-            } else if let Some(pcx) = r.vpc_peering_connection_id().and_then(|id| id.parse().ok()) {
-                Target::Peering(pcx)
-            } else {
-                let other = [
-                    r.gateway_id(),
-                    r.nat_gateway_id(),
-                    r.transit_gateway_id(),
-                    r.network_interface_id(),
-                    r.instance_id(),
-                    r.egress_only_internet_gateway_id(),
-                    r.local_gateway_id(),
-                    r.carrier_gateway_id(),
-                    r.core_network_arn(),
-                ];
-                Target::Other(other.into_iter().flatten().next().unwrap_or("unknown").to_owned())
-            };
-            Some(Route { destination, target })
-        })
-        .collect();
+    let routes = t.routes().iter().filter_map(route).collect();
     Some(RouteTable {
         id: t.route_table_id()?.parse().ok()?,
         main: t.associations().iter().any(|a| a.main() == Some(true)),
