@@ -41,6 +41,9 @@ async fn one_tag_gives_a_working_peering_and_handlers_run_again_change_nothing()
     }
     let world = cloud.observe().await;
     assert_seed_converged(&world, &seed, cloud.deployment());
+    let ready: Vec<serde_json::Value> = outcomes(&log, "Link Ready").iter().map(|d| d["side"].clone()).collect();
+    let sides = [serde_json::to_value(seed.seoul()).unwrap(), serde_json::to_value(seed.osaka()).unwrap()];
+    assert_eq!(ready, sides, "each side says it is ready, once");
 
     // Every handler again, by event and by sweep: no change at all.
     let again = cloud.run_chain(tagged_seed_event(&cloud, &seed).await).await;
@@ -142,6 +145,10 @@ async fn removing_the_tag_removes_the_routes_then_the_connection() {
     let peering = done.iter().position(|c| c.contains("DeleteVpcPeeringConnection")).expect("connection deleted");
     assert!(last_route < peering, "routes go first: {done:?}");
     assert_eq!(done.iter().filter(|c| c.contains("DeleteRoute")).count(), 3, "{done:?}");
+    let removed = outcomes(&log, "Link Removed");
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0]["peering-connection-id"], serde_json::json!(pcx.as_str()));
+    assert_eq!(removed[0]["step"], serde_json::json!("DeleteVpcPeeringConnection"));
 
     let world = cloud.observe().await;
     assert!(routes_via_peering(&world, &seed.seoul()).is_empty());

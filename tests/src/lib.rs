@@ -262,7 +262,7 @@ pub fn envelope(out: &Outgoing, region: &Region) -> Value {
         "account": ACCOUNT,
         "time": "2026-11-27T00:00:00Z",
         "region": region,
-        "resources": [events::vpc_arn(&out.detail.requester), events::vpc_arn(&out.detail.accepter)],
+        "resources": [events::vpc_arn(out.detail.requester()), events::vpc_arn(out.detail.accepter())],
         "detail": out.detail,
     })
 }
@@ -284,9 +284,9 @@ pub fn route(out: &Outgoing, from: &Region) -> Vec<Delivery> {
     let event = envelope(out, from);
     let to = |role, region: &Region| Delivery { role, region: region.to_string(), event: event.clone() };
     match out.detail_type {
-        events::PEERING_REQUESTED => vec![to(Role::Accepter, &out.detail.accepter.region)],
+        events::PEERING_REQUESTED => vec![to(Role::Accepter, &out.detail.accepter().region)],
         events::PEERING_ACCEPTED => {
-            vec![to(Role::Router, &out.detail.requester.region), to(Role::Router, &out.detail.accepter.region)]
+            vec![to(Role::Router, &out.detail.requester().region), to(Role::Router, &out.detail.accepter().region)]
         }
         _ => vec![],
     }
@@ -542,4 +542,14 @@ pub async fn allow_icmp(sdk: &SdkConfig, region: &str, group: &str, cidr: &str) 
         .send()
         .await
         .expect("AuthorizeSecurityGroupIngress");
+}
+
+/// The details of the outcome events of one kind ("Link Ready"…) a run of deliveries sent.
+pub fn outcomes(log: &[(Delivery, Result<Report, HandlerError>)], detail_type: &str) -> Vec<Value> {
+    log.iter()
+        .filter_map(|(_, r)| r.as_ref().ok())
+        .flat_map(|r| r.events.iter())
+        .filter(|e| e.detail_type == detail_type)
+        .map(|e| serde_json::to_value(&e.detail).expect("details serialize"))
+        .collect()
 }

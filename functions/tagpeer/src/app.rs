@@ -10,8 +10,13 @@ use serde_json::Value;
 
 use crate::aws::{Ec2, EventSink};
 use crate::error::{AwsError, ConfigError, HandlerError};
-use crate::events::{Outgoing, PeeringDetail, Trigger, PEERING_ACCEPTED, PEERING_REQUESTED};
+use crate::events::{
+    Detail, OutcomeDetail, Outgoing, PeeringDetail, Trigger, LINK_FAILED, LINK_READY, LINK_REMOVED, PEERING_ACCEPTED,
+    PEERING_REQUESTED,
+};
 use crate::ids::Region;
+use crate::ids::{Endpoint, PeeringId};
+use crate::model::World;
 use crate::plan::{self, Action, Deployment, LinkKey, Role};
 
 /// What a function reads from its environment.
@@ -155,6 +160,7 @@ impl App {
         // (routes go before their connection does).
         let mut failures: BTreeMap<LinkKey, String> = BTreeMap::new();
         let mut first_error: Option<AwsError> = None;
+        let before = world.clone();
         for action in &actions {
             let link = action.link().expect("planned link actions name their link");
             if failures.contains_key(link) {
@@ -169,12 +175,46 @@ impl App {
                     if let Some(event) = announce(&world, action, created.as_ref()) {
                         report.events.push(event);
                     }
+                    if let Action::DeletePeering { peering, .. } = action {
+                        report.events.push(outcome(&world, &assessment, action, LINK_REMOVED, Some(peering), None));
+                    }
                 }
                 Err(e) => {
+                    report.events.push(outcome(&world, &assessment, action, LINK_FAILED, None, Some(&e)));
                     failures.insert(link.clone(), e.to_string());
                     first_error.get_or_insert(e);
                 }
             }
+        }
+        for (key, side, peering) in plan::newly_ready(&before, &world, &assessment, &self.config.region, &focus) {
+            let (requester, accepter) = ends(&world, &assessment, &key);
+            report.events.push(Outgoing {
+                detail_type: LINK_READY,
+                detail: Detail::Outcome(OutcomeDetail {
+                    link: key.to_string(),
+                    requester,
+                    accepter,
+                    side,
+                    peering_connection_id: Some(peering),
+                    step: "ready".to_owned(),
+                    error_code: None,
+                    message: None,
+                }),
+            });
+        }
+        for e in report.events.iter().filter(|e| matches!(e.detail, Detail::Outcome(_))) {
+            let Detail::Outcome(d) = &e.detail else { continue };
+            tracing::info!(
+                function,
+                outcome = e.detail_type,
+                link = %d.link,
+                side = %d.side,
+                peering = d.peering_connection_id.as_ref().map(|p| p.as_str()),
+                step = %d.step,
+                error_code = d.error_code.as_deref(),
+                message = d.message.as_deref(),
+                "outcome"
+            );
         }
 
         for action in plan::statuses(&world, &assessment, &self.config.region, &focus, &failures) {
@@ -271,13 +311,50 @@ fn announce(world: &crate::model::World, action: &Action, created: Option<&crate
     let peering = world.peering(id)?;
     Some(Outgoing {
         detail_type,
-        detail: PeeringDetail {
+        detail: Detail::Peering(PeeringDetail {
             link: LinkKey::of(peering).to_string(),
             peering_connection_id: id.clone(),
             requester: peering.requester.clone(),
             accepter: peering.accepter.clone(),
-        },
+        }),
     })
+}
+
+/// The requester and accepter of a link: its connection's, else the planned ones.
+fn ends(world: &World, assessment: &plan::Assessment, key: &LinkKey) -> (Endpoint, Endpoint) {
+    if let Some(p) = world.peerings.iter().filter(|p| &LinkKey::of(p) == key).max_by_key(|p| p.state.is_live()) {
+        return (p.requester.clone(), p.accepter.clone());
+    }
+    match assessment.links.get(key) {
+        Some(link) => (link.requester.clone(), link.accepter().clone()),
+        None => (key.a.clone(), key.b.clone()),
+    }
+}
+
+/// A "Link Removed" or "Link Failed" outcome of one step.
+fn outcome(
+    world: &World,
+    assessment: &plan::Assessment,
+    action: &Action,
+    detail_type: &'static str,
+    peering: Option<&PeeringId>,
+    error: Option<&AwsError>,
+) -> Outgoing {
+    let key = action.link().expect("link steps name their link");
+    let (requester, accepter) = ends(world, assessment, key);
+    Outgoing {
+        detail_type,
+        detail: Detail::Outcome(OutcomeDetail {
+            link: key.to_string(),
+            requester,
+            accepter,
+            side: plan::side_of(action, key, world).clone(),
+            peering_connection_id: peering.cloned(),
+            step: action.api_name().to_owned(),
+            error_code: error.map(|e| e.code.clone()),
+            message: error.map(|e| e.message.clone()),
+        }),
+    }
 }
 
 /// The provisioner function: one "Network Requested" event builds one network.

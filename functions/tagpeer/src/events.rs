@@ -42,11 +42,60 @@ pub struct PeeringDetail {
     pub accepter: Endpoint,
 }
 
+/// The detail of tagpeer's outcome events, "Link Ready", "Link Failed" and
+/// "Link Removed": for people and their tools; no rule of tagpeer's takes them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OutcomeDetail {
+    /// The link's canonical id, as in `tagpeer-link`.
+    pub link: String,
+    pub requester: Endpoint,
+    pub accepter: Endpoint,
+    /// The VPC whose side the outcome is about (Link Ready: that side routes).
+    pub side: Endpoint,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peering_connection_id: Option<PeeringId>,
+    /// The EC2 call of the step: `CreateRoute`, `DeleteVpcPeeringConnection`…
+    pub step: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+pub const LINK_READY: &str = "Link Ready";
+pub const LINK_FAILED: &str = "Link Failed";
+pub const LINK_REMOVED: &str = "Link Removed";
+
+/// What an event tagpeer sends carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Detail {
+    Peering(PeeringDetail),
+    Outcome(OutcomeDetail),
+}
+
+impl Detail {
+    pub fn requester(&self) -> &Endpoint {
+        match self {
+            Detail::Peering(d) => &d.requester,
+            Detail::Outcome(d) => &d.requester,
+        }
+    }
+
+    pub fn accepter(&self) -> &Endpoint {
+        match self {
+            Detail::Peering(d) => &d.accepter,
+            Detail::Outcome(d) => &d.accepter,
+        }
+    }
+}
+
 /// An event tagpeer sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Outgoing {
     pub detail_type: &'static str,
-    pub detail: PeeringDetail,
+    pub detail: Detail,
 }
 
 /// The detail AWS gives a "Tag Change on Resource" event.

@@ -741,6 +741,56 @@ pub fn statuses(
     actions
 }
 
+/// The links in `focus` whose side in `region` is ready in `after` and was
+/// not in `before`: the "Link Ready" outcomes of an invocation.
+pub fn newly_ready(
+    before: &World,
+    after: &World,
+    assessment: &Assessment,
+    region: &Region,
+    focus: &Focus,
+) -> Vec<(LinkKey, Endpoint, PeeringId)> {
+    let mut ready = Vec::new();
+    for key in all_links(after, assessment).into_iter().filter(|k| in_focus(focus, k, after)) {
+        for side in [&key.a, &key.b] {
+            if &side.region != region {
+                continue;
+            }
+            if let LinkState::Ready(peering) = link_state(after, assessment, &key, side) {
+                if link_state(before, assessment, &key, side) != LinkState::Ready(peering.clone()) {
+                    ready.push((key.clone(), side.clone(), peering));
+                }
+            }
+        }
+    }
+    ready
+}
+
+/// The side of `key` an action works on: the VPC whose table it routes, the
+/// requester for requests and deletions, the accepter for acceptances.
+pub fn side_of<'k>(action: &Action, key: &'k LinkKey, world: &World) -> &'k Endpoint {
+    let named = |vpc: &Endpoint| if &key.a == vpc { &key.a } else { &key.b };
+    let by_region = |region: &Region| if &key.a.region == region { &key.a } else { &key.b };
+    match action {
+        Action::RequestPeering { requester, .. } => named(requester),
+        Action::AcceptPeering { peering, region, .. } => {
+            world.peering(peering).map(|p| named(&p.accepter)).unwrap_or_else(|| by_region(region))
+        }
+        Action::DeletePeering { peering, region, .. } => {
+            world.peering(peering).map(|p| named(&p.requester)).unwrap_or_else(|| by_region(region))
+        }
+        Action::CreateRoute { region, route_table, .. }
+        | Action::ReplaceRoute { region, route_table, .. }
+        | Action::DeleteRoute { region, route_table, .. } => world
+            .route_tables
+            .iter()
+            .find(|t| &t.id == route_table && &t.vpc.region == region)
+            .map(|t| named(&t.vpc))
+            .unwrap_or_else(|| by_region(region)),
+        Action::SetStatus { vpc, .. } => named(vpc),
+    }
+}
+
 /// The world as it stands after `action` succeeded (`created`: the id of a
 /// connection it requested). Lets a function describe the state it leaves
 /// behind without reading it again.

@@ -466,3 +466,27 @@ fn the_sweep_plan_says_what_a_sweep_would_do_and_nothing_once_converged() {
     converge(&mut world);
     assert_eq!(sweep_plan(&world, &deployment()), []);
 }
+
+#[test]
+fn a_side_turns_ready_once_and_each_step_names_its_side() {
+    let mut world = seed_tagged();
+    let link = LinkKey::new(seoul(), osaka());
+    let pcx: PeeringId = "pcx-0000abcd".parse().unwrap();
+    let request = plan_for(&world, Role::Requester, SEOUL, &Focus::All);
+    assert_eq!(side_of(&request[0], &link, &world), &seoul());
+    apply(&mut world, &request[0], Some(&pcx));
+    let accept = plan_for(&world, Role::Accepter, OSAKA, &Focus::All);
+    assert_eq!(side_of(&accept[0], &link, &world), &osaka());
+    apply(&mut world, &accept[0], None);
+
+    let before = world.clone();
+    let routes = plan_for(&world, Role::Router, OSAKA, &Focus::All);
+    assert_eq!(side_of(&routes[0], &link, &world), &osaka());
+    for a in &routes {
+        apply(&mut world, a, None);
+    }
+    let a = assess(&world, &deployment());
+    assert_eq!(newly_ready(&before, &world, &a, &region(OSAKA), &Focus::All), [(link.clone(), osaka(), pcx.clone())]);
+    assert_eq!(newly_ready(&before, &world, &a, &region(SEOUL), &Focus::All), [], "Seoul's side has no routes yet");
+    assert_eq!(newly_ready(&world, &world, &a, &region(OSAKA), &Focus::All), [], "ready once, not again");
+}

@@ -399,8 +399,8 @@ impl EventSink {
                             .event_bus_name(bus)
                             .source(events::SOURCE)
                             .detail_type(o.detail_type)
-                            .resources(events::vpc_arn(&o.detail.requester))
-                            .resources(events::vpc_arn(&o.detail.accepter))
+                            .resources(events::vpc_arn(o.detail.requester()))
+                            .resources(events::vpc_arn(o.detail.accepter()))
                             .detail(serde_json::to_string(&o.detail).expect("details serialize"))
                             .build()
                     });
