@@ -22,11 +22,12 @@ pub const SCHEDULED: &str = "Scheduled Event";
 pub const API_CALL: &str = "AWS API Call via CloudTrail";
 
 /// The EC2 calls whose CloudTrail records tagpeer takes.
-pub const API_CALLS: [&str; 6] = [
+pub const API_CALLS: [&str; 7] = [
     "CreateTags",
     "DeleteTags",
     "AcceptVpcPeeringConnection",
     "DeleteVpcPeeringConnection",
+    "RejectVpcPeeringConnection",
     "AssociateVpcCidrBlock",
     "DisassociateVpcCidrBlock",
 ];
@@ -241,7 +242,7 @@ fn api_call(detail: &Value, account: AccountId) -> Result<Trigger, String> {
                     items(params, "resourcesSet").filter_map(|r| vpc(r["resourceId"].as_str()?)).collect();
                 (intent && !vpcs.is_empty()).then_some(Focus::Vpcs(vpcs))
             }
-            "AcceptVpcPeeringConnection" | "DeleteVpcPeeringConnection" => {
+            "AcceptVpcPeeringConnection" | "DeleteVpcPeeringConnection" | "RejectVpcPeeringConnection" => {
                 let id = params["vpcPeeringConnectionId"].as_str().unwrap_or_default();
                 Some(Focus::Peering(id.parse().map_err(|e: crate::error::IdError| e.to_string())?))
             }

@@ -449,7 +449,18 @@ pub fn plan(world: &World, assessment: &Assessment, role: Role, region: &Region,
         match role {
             Role::Requester => plan_requester(world, &key, desired, &live, region, &mut actions),
             Role::Accepter => plan_accepter(&key, desired, &live, region, &mut actions),
-            Role::Router => plan_router(world, assessment, &key, desired, &live, region, &mut actions),
+            Role::Router => {
+                // A range changed, or a connection died: the other side's
+                // router hears of neither, so this one routes both sides.
+                let both_sides = match focus {
+                    Focus::Vpcs(_) => true,
+                    Focus::Peering(id) => world.peering(id).is_some_and(|p| !p.state.is_live()),
+                    Focus::All | Focus::Link(_) => false,
+                };
+                let sides: Vec<&Endpoint> =
+                    [&key.a, &key.b].into_iter().filter(|s| both_sides || &s.region == region).collect();
+                plan_router(world, assessment, &key, desired, &live, &sides, &mut actions)
+            }
         }
     }
     actions
@@ -469,7 +480,10 @@ fn plan_requester(
         Some(_) => live.get(1..).unwrap_or_default(),
         None => live,
     };
-    for peering in doomed.iter().filter(|p| &p.requester.region == region) {
+    // Either side's requester may take a connection down: the intent may go
+    // on the accepter's side (a mesh member leaving), and whichever runs
+    // first does it; the other finds it gone.
+    for peering in doomed.iter().filter(|p| &p.requester.region == region || &p.accepter.region == region) {
         teardown(world, key, peering, actions);
     }
     if let Some(link) = desired {
@@ -584,14 +598,12 @@ fn plan_router(
     key: &LinkKey,
     desired: Option<&DesiredLink>,
     live: &[&Peering],
-    region: &Region,
+    sides: &[&Endpoint],
     actions: &mut Vec<Action>,
 ) {
     let kept = live.first().filter(|p| desired.is_some() && p.state == PeeringState::Active);
-    for side in [&key.a, &key.b] {
-        if &side.region != region {
-            continue;
-        }
+    for &side in sides {
+        let region = &side.region;
         // Routes this side should have, by table.
         let mut wanted: BTreeMap<&RouteTableId, Vec<IpNet>> = BTreeMap::new();
         if let (Some(kept), Some(peer)) = (kept, world.vpc(key.other(side))) {

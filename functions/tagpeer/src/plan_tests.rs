@@ -490,3 +490,47 @@ fn a_side_turns_ready_once_and_each_step_names_its_side() {
     assert_eq!(newly_ready(&before, &world, &a, &region(SEOUL), &Focus::All), [], "Seoul's side has no routes yet");
     assert_eq!(newly_ready(&world, &world, &a, &region(OSAKA), &Focus::All), [], "ready once, not again");
 }
+
+#[test]
+fn a_mesh_member_leaving_on_the_accepter_side_is_taken_down_from_its_own_region() {
+    let (a, b) = (ep(SEOUL, "vpc-0000000a"), ep(OSAKA, "vpc-0000000b"));
+    let mut world =
+        Builder::default().vpc(&a, "10.0.0.0/16", &[(MESH, "prod")]).vpc(&b, "10.1.0.0/16", &[(MESH, "prod")]).build();
+    converge(&mut world);
+    assert_eq!(world.peerings[0].requester, a, "Seoul requested");
+    world.vpc_mut(&b).unwrap().tags.remove(MESH);
+    let actions = plan_for(&world, Role::Requester, OSAKA, &Focus::Vpcs(vec![b.clone()]));
+    assert_eq!(actions.iter().filter(|x| matches!(x, Action::DeleteRoute { .. })).count(), 2, "{actions:?}");
+    assert!(matches!(actions.last(), Some(Action::DeletePeering { region: r, .. }) if r == &region(SEOUL)));
+}
+
+#[test]
+fn the_router_routes_both_sides_when_a_range_changes_or_a_connection_dies() {
+    let mut world = seed_tagged();
+    converge(&mut world);
+    let osaka_vpc = world.vpc_mut(&osaka()).unwrap();
+    osaka_vpc.ipv4.push("100.64.0.0/16".parse().unwrap());
+    // A sweep routes this region's side only; a range change, both.
+    let sweep = plan_for(&world, Role::Router, OSAKA, &Focus::All);
+    assert!(sweep.is_empty(), "Osaka's side needs nothing: {sweep:?}");
+    let change = plan_for(&world, Role::Router, OSAKA, &Focus::Vpcs(vec![osaka()]));
+    assert_eq!(change.len(), 2, "Seoul's two tables: {change:?}");
+    assert!(change.iter().all(|x| matches!(x, Action::CreateRoute { region: r, destination, .. }
+        if r == &region(SEOUL) && destination.to_string() == "100.64.0.0/16")));
+
+    // A connection deleted by hand: its routes go on both sides.
+    let pcx = world.peerings[0].id.clone();
+    world.peerings[0].state = PeeringState::Deleted;
+    let gone = plan_for(&world, Role::Router, SEOUL, &Focus::Peering(pcx));
+    assert_eq!(
+        gone.iter().filter(|x| matches!(x, Action::DeleteRoute { region: r, .. } if r == &region(OSAKA))).count(),
+        1
+    );
+    assert_eq!(
+        gone.iter().filter(|x| matches!(x, Action::DeleteRoute { region: r, .. } if r == &region(SEOUL))).count(),
+        2
+    );
+    // And the requester asks again.
+    let again = plan_for(&world, Role::Requester, SEOUL, &Focus::Peering(world.peerings[0].id.clone()));
+    assert!(matches!(again.as_slice(), [Action::RequestPeering { .. }]), "{again:?}");
+}

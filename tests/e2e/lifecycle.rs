@@ -1,0 +1,141 @@
+//! A link's life after day one, on the local cloud: idle sweeps, a connection
+//! deleted by hand, a range added later, a mesh across regions.
+
+use serde_json::{json, Value};
+use tagpeer::intent::{MESH, PEERS};
+use tagpeer::model::World;
+use tagpeer_tests::local::LocalCloud;
+use tagpeer_tests::*;
+
+async fn vpc(sdk: &aws_config::SdkConfig, region: &str, cidr: &str) -> tagpeer::ids::Endpoint {
+    let out = ec2(sdk, region).create_vpc().cidr_block(cidr).send().await.expect("CreateVpc");
+    endpoint(region, out.vpc().and_then(|v| v.vpc_id()).expect("a VPC id"))
+}
+
+fn live(world: &World) -> usize {
+    world.peerings.iter().filter(|p| p.state.is_live()).count()
+}
+
+fn calls_since(cloud: &LocalCloud, mark: usize) -> Vec<Value> {
+    cloud.calls().into_iter().skip(mark).collect()
+}
+
+/// Every function in both regions sweeps; with nothing to do, each reads three
+/// paged lists per region and changes nothing, however many links there are.
+#[tokio::test]
+async fn an_idle_sweep_reads_a_few_lists_per_region_and_changes_nothing() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let mut idle_calls = Vec::new();
+    let osaka = endpoint(OSAKA, &default_vpc(&sdk, OSAKA).await);
+    for (i, cidr) in ["10.0.0.0/16", "10.1.0.0/16", "10.2.0.0/16"].iter().enumerate() {
+        let seoul = vpc(&sdk, SEOUL, cidr).await;
+        tag_vpc(&sdk, &seoul, PEERS, Some(&format!("{OSAKA}/{}", osaka.vpc_id))).await;
+        cloud.settle();
+        cloud.schedule(); // converge fully, whatever was in flight
+        assert_eq!(live(&observe(&sdk).await), i + 1);
+
+        let mark = cloud.calls().len();
+        cloud.schedule();
+        let calls = calls_since(&cloud, mark);
+        let mutations: Vec<&Value> =
+            calls.iter().filter(|c| !c["action"].as_str().unwrap_or_default().starts_with("Describe")).collect();
+        assert!(mutations.is_empty(), "an idle sweep changes nothing: {mutations:#?}");
+        idle_calls.push(calls.len());
+    }
+    // 3 functions x 2 regions, each: DescribeVpcs, DescribeRouteTables, DescribeVpcPeeringConnections in 2 regions.
+    assert_eq!(idle_calls, [36, 36, 36], "the same with 1, 2 and 3 links");
+}
+
+/// A connection deleted by hand: its routes go (CloudTrail tells the
+/// router), and the next sweep requests a new one while the intent stands.
+#[tokio::test]
+async fn a_connection_deleted_by_hand_loses_its_routes_and_is_requested_again() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let seed = build_seed(&sdk, "10.0.0.0/16").await;
+    tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&format!("{OSAKA}/{}", seed.osaka_vpc))).await;
+    cloud.settle();
+    let first = observe(&sdk).await.peerings[0].id.clone();
+
+    ec2(&sdk, SEOUL)
+        .delete_vpc_peering_connection()
+        .vpc_peering_connection_id(first.as_str())
+        .send()
+        .await
+        .expect("delete");
+    cloud.settle();
+    let after = observe(&sdk).await;
+    for vpc in [seed.seoul(), seed.osaka()] {
+        let stale: Vec<_> =
+            routes_via_peering(&after, &vpc).into_iter().filter(|(_, _, p)| p == first.as_str()).collect();
+        assert!(stale.is_empty(), "no route left pointing at the deleted connection: {stale:?}");
+    }
+
+    cloud.schedule();
+    let world = observe(&sdk).await;
+    assert_seed_converged(&world, &seed, &deployment());
+    assert_ne!(world.peerings.iter().find(|p| p.state.is_live()).unwrap().id, first);
+}
+
+/// A range associated later is routed on the other side.
+#[tokio::test]
+async fn a_secondary_range_added_later_is_routed_on_the_other_side() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let seed = build_seed(&sdk, "10.0.0.0/16").await;
+    tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&format!("{OSAKA}/{}", seed.osaka_vpc))).await;
+    cloud.settle();
+
+    ec2(&sdk, OSAKA)
+        .associate_vpc_cidr_block()
+        .vpc_id(&seed.osaka_vpc)
+        .cidr_block("100.64.0.0/16")
+        .send()
+        .await
+        .expect("AssociateVpcCidrBlock");
+    cloud.settle();
+    let world = observe(&sdk).await;
+    let pcx = world.peerings.iter().find(|p| p.state.is_live()).unwrap().id.to_string();
+    let seoul_routes = routes_via_peering(&world, &seed.seoul());
+    for table in [seed.seoul_route_table.as_str()] {
+        for dest in ["172.31.0.0/16", "100.64.0.0/16"] {
+            assert!(
+                seoul_routes.contains(&(table.to_owned(), dest.to_owned(), pcx.clone())),
+                "{table} routes {dest}: {seoul_routes:?}"
+            );
+        }
+    }
+    assert_eq!(tagpeer::invariants::violations(&world, &deployment()), Vec::<String>::new());
+}
+
+/// Four VPCs over two regions in one group: six links; one leaves, three go.
+#[tokio::test]
+async fn a_mesh_of_four_over_two_regions_is_six_links_and_a_leaver_takes_three() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let mut members = Vec::new();
+    for (region, cidr) in
+        [(SEOUL, "10.0.0.0/16"), (SEOUL, "10.1.0.0/16"), (OSAKA, "10.2.0.0/16"), (OSAKA, "10.3.0.0/16")]
+    {
+        members.push(vpc(&sdk, region, cidr).await);
+    }
+    for m in &members {
+        tag_vpc(&sdk, m, MESH, Some("prod")).await;
+    }
+    cloud.settle();
+    cloud.schedule();
+    let world = observe(&sdk).await;
+    assert_eq!(live(&world), 6, "{:#?}", world.peerings);
+    assert_eq!(tagpeer::invariants::violations(&world, &deployment()), Vec::<String>::new());
+
+    tag_vpc(&sdk, &members[3], MESH, None).await;
+    cloud.settle();
+    let world = observe(&sdk).await;
+    assert_eq!(live(&world), 3);
+    assert!(world.peerings.iter().filter(|p| p.state.is_live()).all(|p| !p.joins(&members[3])));
+    assert_eq!(tagpeer::invariants::violations(&world, &deployment()), Vec::<String>::new());
+    let events = cloud.events();
+    let removed = events.iter().filter(|e| e["detail_type"] == json!("Link Removed")).count();
+    assert!(removed >= 3, "each of the three links says it was removed");
+}
