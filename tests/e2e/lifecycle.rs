@@ -2,7 +2,7 @@
 //! deleted by hand, a range added later, a mesh across regions.
 
 use serde_json::{json, Value};
-use tagpeer::intent::{MESH, PEERS};
+use tagpeer::intent::{DNS, MESH, PEERS};
 use tagpeer::model::World;
 use tagpeer_tests::local::LocalCloud;
 use tagpeer_tests::*;
@@ -138,4 +138,31 @@ async fn a_mesh_of_four_over_two_regions_is_six_links_and_a_leaver_takes_three()
     let events = cloud.events();
     let removed = events.iter().filter(|e| e["detail_type"] == json!("Link Removed")).count();
     assert!(removed >= 3, "each of the three links says it was removed");
+}
+
+/// `tagpeer:dns=on` on Seoul, set after the link is up: Osaka's side lets
+/// Seoul resolve its names, set in Osaka's region.
+#[tokio::test]
+async fn dns_on_sets_the_peers_side_once_active() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let seed = build_seed(&sdk, "10.0.0.0/16").await;
+    tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&format!("{OSAKA}/{}", seed.osaka_vpc))).await;
+    cloud.settle();
+    // Turned on once the link is up: the tag change alone does it, no sweep.
+    tag_vpc(&sdk, &seed.seoul(), DNS, Some("on")).await;
+    cloud.settle();
+    let world = observe(&sdk).await;
+    let pcx = world.peerings.iter().find(|p| p.state.is_live()).expect("a connection");
+    assert_eq!((pcx.dns.requester, pcx.dns.accepter), (false, true));
+    assert_eq!(tagpeer::invariants::violations(&world, &deployment()), Vec::<String>::new());
+    let set_in: Vec<String> = cloud
+        .calls()
+        .iter()
+        .filter(|c| c["action"] == json!("ModifyVpcPeeringConnectionOptions"))
+        .map(|c| c["region"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(set_in, [OSAKA], "set once, in the accepter's region");
+    // An option that needs nothing else changes nothing else.
+    assert!(cloud.calls().iter().all(|c| c["action"] != json!("DeleteRoute")));
 }

@@ -35,31 +35,43 @@ async fn one_tag_change_through_the_endpoint_drives_the_whole_chain_in_order() {
 
     assert_seed_converged(&observe(&sdk).await, &seed, &deployment());
     let all = chain(&cloud);
+    let took = |detail_type: &str| {
+        let mut who: Vec<_> = all.iter().filter(|(_, _, d)| d == detail_type).cloned().collect();
+        who.sort();
+        who
+    };
+    // The person's tag: the requester asks, the router finds nothing to route yet.
+    assert_eq!(
+        took("Tag Change on Resource"),
+        [
+            step("RequesterFunction", SEOUL, "Tag Change on Resource"),
+            step("RouterFunction", SEOUL, "Tag Change on Resource")
+        ]
+    );
+    assert_eq!(took("Peering Requested"), [step("AccepterFunction", OSAKA, "Peering Requested")]);
+    assert_eq!(
+        took("Peering Accepted"),
+        [step("RouterFunction", SEOUL, "Peering Accepted"), step("RouterFunction", OSAKA, "Peering Accepted")]
+    );
     // CloudTrail's records take a second path: the person's CreateTags to the
     // requester, the accepter's AcceptVpcPeeringConnection to Osaka's router.
-    let (trail, steps): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, _, d)| d == "AWS API Call via CloudTrail");
-    let mut trail = trail;
-    trail.sort();
     assert_eq!(
-        trail,
+        took("AWS API Call via CloudTrail"),
         [
             step("RequesterFunction", SEOUL, "AWS API Call via CloudTrail"),
             step("RouterFunction", OSAKA, "AWS API Call via CloudTrail"),
         ]
     );
-    assert_eq!(
-        steps[..2],
-        [
-            step("RequesterFunction", SEOUL, "Tag Change on Resource"),
-            step("AccepterFunction", OSAKA, "Peering Requested"),
-        ]
-    );
-    let mut routers = steps[2..].to_vec();
-    routers.sort();
-    assert_eq!(
-        routers,
-        [step("RouterFunction", SEOUL, "Peering Accepted"), step("RouterFunction", OSAKA, "Peering Accepted")]
-    );
+    // In causal order: requested, then accepted, then routed.
+    let first = |wanted: (String, String, String)| all.iter().position(|s| s == &wanted).expect("it ran");
+    let requested = first(step("RequesterFunction", SEOUL, "Tag Change on Resource"));
+    let accepted = first(step("AccepterFunction", OSAKA, "Peering Requested"));
+    let routed = first(step("RouterFunction", SEOUL, "Peering Accepted")).min(first(step(
+        "RouterFunction",
+        OSAKA,
+        "Peering Accepted",
+    )));
+    assert!(requested < accepted && accepted < routed, "{all:#?}");
 
     // Each function's calls are its own: the requester requested, the accepter accepted, the routers routed.
     let calls = cloud.calls();
@@ -86,11 +98,13 @@ async fn a_dropped_event_is_recovered_by_the_schedule() {
     let cloud = LocalCloud::start();
     let sdk = cloud.sdk_config().await;
     let seed = build_seed(&sdk, "10.0.0.0/16").await;
-    // Every event that would start a router is lost: "Peering Accepted" and
-    // CloudTrail's record of the acceptance (all CloudTrail records, here).
+    // Every event that would start a router is lost: the tag change (the
+    // requester still hears of the tag from CloudTrail), "Peering Accepted",
+    // and CloudTrail's record of the acceptance.
     cloud.faults(&json!({"drop": [
+        {"detail-type": "Tag Change on Resource", "count": 1},
         {"detail-type": "Peering Accepted", "count": 1},
-        {"detail-type": "AWS API Call via CloudTrail", "count": 1000},
+        {"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "AcceptVpcPeeringConnection"}, "count": 1},
     ]}));
     tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&peers_value(&seed))).await;
     cloud.settle();

@@ -94,10 +94,18 @@ class Record:
             self.events.clear()
 
 
+def _subset(want, have) -> bool:
+    """Every field of `want` is in `have` with the same value (objects compared field by field)."""
+    if isinstance(want, dict):
+        return isinstance(have, dict) and all(k in have and _subset(v, have[k]) for k, v in want.items())
+    return want == have
+
+
 class Faults:
     """Events to drop: `{"drop": [{"detail-type": "Peering Accepted", "region": "ap-northeast-2", "count": 1}]}`.
-    A rule matches on every field it names but `count`; a matched event is dropped
-    before any rule sees it, and the rule's count goes down by one."""
+    A rule matches on every field it names but `count`, nested objects field by
+    field (`{"detail": {"eventName": "AcceptVpcPeeringConnection"}}`); a matched
+    event is dropped before any rule sees it, and the rule's count goes down by one."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -117,7 +125,7 @@ class Faults:
                     continue
                 fields = {k: v for k, v in rule.items() if k != "count"}
                 seen = dict(event, region=region)
-                if all(seen.get(k) == v for k, v in fields.items()):
+                if _subset(fields, seen):
                     rule["count"] -= 1
                     return True
         return False

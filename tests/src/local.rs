@@ -157,11 +157,12 @@ impl Drop for LocalCloud {
     }
 }
 
-/// The deliveries to functions, in order: (function, region, detail-type, outcome).
+/// The deliveries to functions in the order they started: (function, region, detail-type, outcome).
 pub fn invocations(events: &[Value]) -> Vec<(String, String, String, String)> {
-    events
-        .iter()
-        .filter(|e| e["function"].is_string())
+    let mut started: Vec<&Value> = events.iter().filter(|e| e["function"].is_string()).collect();
+    started.sort_by(|a, b| a["time"].as_f64().unwrap_or_default().total_cmp(&b["time"].as_f64().unwrap_or_default()));
+    started
+        .into_iter()
         .map(|e| {
             let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
             (s("function"), s("region"), s("detail_type"), s("outcome"))

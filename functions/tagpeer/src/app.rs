@@ -258,6 +258,14 @@ fn change(action: &Action, result: &Result<Option<crate::ids::PeeringId>, AwsErr
         Action::AcceptPeering { region, peering, .. } | Action::DeletePeering { region, peering, .. } => {
             (region.to_string(), peering.to_string(), None)
         }
+        Action::SetDns { region, peering, requester_side, on, .. } => (
+            region.to_string(),
+            peering.to_string(),
+            Some(format!(
+                "{} side lets the peer resolve its DNS names: {on}",
+                if *requester_side { "requester" } else { "accepter" }
+            )),
+        ),
         Action::CreateRoute { region, route_table, destination, peering, .. }
         | Action::ReplaceRoute { region, route_table, destination, peering, .. } => {
             (region.to_string(), route_table.to_string(), Some(format!("{destination} via {peering}")))

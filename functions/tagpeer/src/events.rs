@@ -248,7 +248,7 @@ fn api_call(detail: &Value, account: AccountId) -> Result<Trigger, String> {
             }
             _ => {
                 let id = params["vpcId"].as_str().unwrap_or_default();
-                Some(Focus::Vpcs(vec![vpc(id).ok_or_else(|| format!("{id:?} is not a VPC id"))?]))
+                Some(Focus::Ranges(vec![vpc(id).ok_or_else(|| format!("{id:?} is not a VPC id"))?]))
             }
         }
     };
@@ -446,7 +446,7 @@ mod tests {
 
         let range =
             api_call_event("AssociateVpcCidrBlock", json!({"vpcId": "vpc-0123abcd", "cidrBlock": "10.1.0.0/16"}), None);
-        assert!(matches!(Trigger::decode(&range).unwrap().focus(), Some(Focus::Vpcs(v)) if v[0].to_string() == vpc));
+        assert!(matches!(Trigger::decode(&range).unwrap().focus(), Some(Focus::Ranges(v)) if v[0].to_string() == vpc));
 
         let failed = api_call_event(
             "AcceptVpcPeeringConnection",

@@ -11,7 +11,24 @@ pub fn violations(world: &World, deployment: &Deployment) -> Vec<String> {
     links_have_one_connection(world, &assessment, &mut found);
     routes_are_in_place(world, &assessment, &mut found);
     routes_point_at_live_connections(world, &mut found);
+    dns_options_follow_intent(world, &assessment, &mut found);
     found
+}
+
+/// Each side of an active link lets the other resolve its names exactly when
+/// the other asks for it (`tagpeer:dns=on`).
+fn dns_options_follow_intent(world: &World, assessment: &Assessment, found: &mut Vec<String>) {
+    for key in assessment.links.keys().filter(|k| !assessment.is_held(k)) {
+        let kept =
+            world.peerings.iter().find(|p| p.is_managed() && p.state == PeeringState::Active && &LinkKey::of(p) == key);
+        let Some(p) = kept else { continue };
+        for (side, now) in [(&p.requester, p.dns.requester), (&p.accepter, p.dns.accepter)] {
+            let wanted = assessment.intent(key.other(side)).dns;
+            if wanted != now {
+                found.push(format!("{key}: DNS resolution from {side}'s peer is {now}, asked {wanted}"));
+            }
+        }
+    }
 }
 
 /// Invariant 1: each link asked for has exactly one live connection; a link nobody asks

@@ -131,6 +131,16 @@ pub struct Peering {
     /// The tags as the requester's region shows them: cross-region and
     /// cross-account, AWS does not copy a connection's tags to the other side.
     pub tags: BTreeMap<String, String>,
+    /// Each side's `AllowDnsResolutionFromRemoteVpc`: whether the other VPC
+    /// resolves this side's private DNS names.
+    pub dns: PeeringDns,
+}
+
+/// The DNS options of a peering connection's two sides.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeeringDns {
+    pub requester: bool,
+    pub accepter: bool,
 }
 
 impl Peering {

@@ -66,8 +66,10 @@ impl std::str::FromStr for Role {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Focus {
     All,
-    /// The links of these VPCs (a tag or range change).
+    /// The links of these VPCs (their tags changed).
     Vpcs(Vec<Endpoint>),
+    /// The links of these VPCs, whose ranges changed.
+    Ranges(Vec<Endpoint>),
     /// One link (tagpeer's own events name it).
     Link(LinkKey),
     /// The link of this peering connection (CloudTrail names only the connection).
@@ -325,6 +327,14 @@ pub enum Action {
         region: Region,
         peering: PeeringId,
     },
+    /// One side's `AllowDnsResolutionFromRemoteVpc`, set in that side's region.
+    SetDns {
+        link: LinkKey,
+        region: Region,
+        peering: PeeringId,
+        requester_side: bool,
+        on: bool,
+    },
     /// `None` removes the tag.
     SetStatus {
         vpc: Endpoint,
@@ -341,7 +351,8 @@ impl Action {
             | Action::CreateRoute { link, .. }
             | Action::ReplaceRoute { link, .. }
             | Action::DeleteRoute { link, .. }
-            | Action::DeletePeering { link, .. } => Some(link),
+            | Action::DeletePeering { link, .. }
+            | Action::SetDns { link, .. } => Some(link),
             Action::SetStatus { .. } => None,
         }
     }
@@ -355,6 +366,7 @@ impl Action {
             Action::ReplaceRoute { .. } => "ReplaceRoute",
             Action::DeleteRoute { .. } => "DeleteRoute",
             Action::DeletePeering { .. } => "DeleteVpcPeeringConnection",
+            Action::SetDns { .. } => "ModifyVpcPeeringConnectionOptions",
             Action::SetStatus { status: Some(_), .. } => "CreateTags",
             Action::SetStatus { status: None, .. } => "DeleteTags",
         }
@@ -378,6 +390,10 @@ impl fmt::Display for Action {
             }
             Action::DeleteRoute { region, route_table, destination, .. } => {
                 write!(f, "{name} in {region}: {route_table} {destination}")
+            }
+            Action::SetDns { region, peering, requester_side, on, .. } => {
+                let side = if *requester_side { "requester" } else { "accepter" };
+                write!(f, "{name} in {region}: {peering} {side} AllowDnsResolutionFromRemoteVpc = {on}")
             }
             Action::SetStatus { vpc, status: Some(status) } => {
                 write!(f, "{name} in {}: {} tagpeer-status = {status}", vpc.region, vpc.vpc_id)
@@ -431,7 +447,7 @@ fn all_links(world: &World, assessment: &Assessment) -> BTreeSet<LinkKey> {
 fn in_focus(focus: &Focus, key: &LinkKey, world: &World) -> bool {
     match focus {
         Focus::All => true,
-        Focus::Vpcs(vpcs) => vpcs.iter().any(|v| key.has(v)),
+        Focus::Vpcs(vpcs) | Focus::Ranges(vpcs) => vpcs.iter().any(|v| key.has(v)),
         Focus::Link(link) => link == key,
         Focus::Peering(id) => world.peering(id).is_some_and(|p| &LinkKey::of(p) == key),
     }
@@ -451,14 +467,22 @@ pub fn plan(world: &World, assessment: &Assessment, role: Role, region: &Region,
             Role::Accepter => plan_accepter(&key, desired, &live, region, &mut actions),
             Role::Router => {
                 // A range changed, or a connection died: the other side's
-                // router hears of neither, so this one routes both sides.
-                let both_sides = match focus {
-                    Focus::Vpcs(_) => true,
-                    Focus::Peering(id) => world.peering(id).is_some_and(|p| !p.state.is_live()),
-                    Focus::All | Focus::Link(_) => false,
+                // router hears of neither, so this one routes both sides. A
+                // tag changed: this side's routes, and both sides' DNS options
+                // (`tagpeer:dns` here sets the other side's).
+                let (both_routes, both_options) = match focus {
+                    Focus::Ranges(_) => (true, true),
+                    Focus::Peering(id) => {
+                        let dead = world.peering(id).is_some_and(|p| !p.state.is_live());
+                        (dead, dead)
+                    }
+                    Focus::Vpcs(_) => (false, true),
+                    Focus::All | Focus::Link(_) => (false, false),
                 };
-                let sides: Vec<&Endpoint> =
-                    [&key.a, &key.b].into_iter().filter(|s| both_sides || &s.region == region).collect();
+                let here = |both: bool| -> Vec<&Endpoint> {
+                    [&key.a, &key.b].into_iter().filter(|s| both || &s.region == region).collect()
+                };
+                let sides = Sides { routes: here(both_routes), options: here(both_options) };
                 plan_router(world, assessment, &key, desired, &live, &sides, &mut actions)
             }
         }
@@ -561,6 +585,12 @@ fn wanted_routes<'w>(
         .collect()
 }
 
+/// The sides of a link a router works on: for its routes, and for its options.
+struct Sides<'k> {
+    routes: Vec<&'k Endpoint>,
+    options: Vec<&'k Endpoint>,
+}
+
 /// What the route a table has for one of the link's destinations means.
 enum RouteVerdict<'w> {
     /// Through the link's kept connection.
@@ -598,11 +628,30 @@ fn plan_router(
     key: &LinkKey,
     desired: Option<&DesiredLink>,
     live: &[&Peering],
-    sides: &[&Endpoint],
+    sides: &Sides,
     actions: &mut Vec<Action>,
 ) {
     let kept = live.first().filter(|p| desired.is_some() && p.state == PeeringState::Active);
-    for &side in sides {
+    for &side in &sides.options {
+        let region = &side.region;
+        // This side lets the other resolve its names when the other asks for it
+        // (`tagpeer:dns=on` there).
+        if let Some(kept) = kept {
+            let requester_side = &kept.requester == side;
+            let on = assessment.intent(key.other(side)).dns;
+            let now = if requester_side { kept.dns.requester } else { kept.dns.accepter };
+            if on != now {
+                actions.push(Action::SetDns {
+                    link: key.clone(),
+                    region: region.clone(),
+                    peering: kept.id.clone(),
+                    requester_side,
+                    on,
+                });
+            }
+        }
+    }
+    for &side in &sides.routes {
         let region = &side.region;
         // Routes this side should have, by table.
         let mut wanted: BTreeMap<&RouteTableId, Vec<IpNet>> = BTreeMap::new();
@@ -738,7 +787,7 @@ pub fn statuses(
     for key in links.iter().filter(|k| in_focus(focus, k, world)) {
         touched.extend([&key.a, &key.b]);
     }
-    if let Focus::Vpcs(vpcs) = focus {
+    if let Focus::Vpcs(vpcs) | Focus::Ranges(vpcs) = focus {
         touched.extend(vpcs);
     }
     let mut actions = Vec::new();
@@ -791,6 +840,10 @@ pub fn side_of<'k>(action: &Action, key: &'k LinkKey, world: &World) -> &'k Endp
         Action::DeletePeering { peering, region, .. } => {
             world.peering(peering).map(|p| named(&p.requester)).unwrap_or_else(|| by_region(region))
         }
+        Action::SetDns { peering, region, requester_side, .. } => world
+            .peering(peering)
+            .map(|p| named(if *requester_side { &p.requester } else { &p.accepter }))
+            .unwrap_or_else(|| by_region(region)),
         Action::CreateRoute { region, route_table, .. }
         | Action::ReplaceRoute { region, route_table, .. }
         | Action::DeleteRoute { region, route_table, .. } => world
@@ -820,10 +873,20 @@ pub fn apply(world: &mut World, action: &Action, created: Option<&PeeringId>) {
                         (intent::LINK.to_owned(), link.to_string()),
                     ]
                     .into(),
+                    dns: Default::default(),
                 });
             }
         }
         Action::AcceptPeering { peering, .. } => set_state(world, peering, PeeringState::Active),
+        Action::SetDns { peering, requester_side, on, .. } => {
+            if let Some(p) = world.peerings.iter_mut().find(|p| &p.id == peering) {
+                if *requester_side {
+                    p.dns.requester = *on;
+                } else {
+                    p.dns.accepter = *on;
+                }
+            }
+        }
         Action::DeletePeering { peering, .. } => set_state(world, peering, PeeringState::Deleted),
         Action::CreateRoute { region, route_table, destination, peering, .. }
         | Action::ReplaceRoute { region, route_table, destination, peering, .. } => {

@@ -307,6 +307,7 @@ fn connections_and_routes_tagpeer_did_not_make_are_never_touched() {
         accepter: osaka(),
         state: PeeringState::PendingAcceptance,
         tags: BTreeMap::new(),
+        dns: Default::default(),
     });
     converge(&mut world);
     assert_eq!(world.peerings.len(), 1);
@@ -321,6 +322,7 @@ fn connections_and_routes_tagpeer_did_not_make_are_never_touched() {
         accepter: osaka(),
         state: PeeringState::PendingAcceptance,
         tags: [(intent::MANAGED.to_owned(), "false".to_owned())].into(),
+        dns: Default::default(),
     };
     world.peerings.push(stranger.clone());
     converge(&mut world);
@@ -513,7 +515,7 @@ fn the_router_routes_both_sides_when_a_range_changes_or_a_connection_dies() {
     // A sweep routes this region's side only; a range change, both.
     let sweep = plan_for(&world, Role::Router, OSAKA, &Focus::All);
     assert!(sweep.is_empty(), "Osaka's side needs nothing: {sweep:?}");
-    let change = plan_for(&world, Role::Router, OSAKA, &Focus::Vpcs(vec![osaka()]));
+    let change = plan_for(&world, Role::Router, OSAKA, &Focus::Ranges(vec![osaka()]));
     assert_eq!(change.len(), 2, "Seoul's two tables: {change:?}");
     assert!(change.iter().all(|x| matches!(x, Action::CreateRoute { region: r, destination, .. }
         if r == &region(SEOUL) && destination.to_string() == "100.64.0.0/16")));
@@ -533,4 +535,24 @@ fn the_router_routes_both_sides_when_a_range_changes_or_a_connection_dies() {
     // And the requester asks again.
     let again = plan_for(&world, Role::Requester, SEOUL, &Focus::Peering(world.peerings[0].id.clone()));
     assert!(matches!(again.as_slice(), [Action::RequestPeering { .. }]), "{again:?}");
+}
+
+#[test]
+fn dns_on_lets_this_vpc_resolve_the_peers_names_set_on_the_peers_side_in_its_region() {
+    let mut world = seed(&[(PEERS, "ap-northeast-3/vpc-0000000b"), (intent::DNS, "on")]);
+    converge(&mut world);
+    assert_eq!(world.peerings[0].dns, crate::model::PeeringDns { requester: false, accepter: true });
+    assert!(invariants::violations(&world, &deployment()).is_empty());
+    // Turned off again: the option follows.
+    world.vpc_mut(&seoul()).unwrap().tags.insert(intent::DNS.into(), "off".into());
+    let actions = plan_for(&world, Role::Router, OSAKA, &Focus::All);
+    assert!(
+        matches!(actions.as_slice(), [Action::SetDns { region: r, requester_side: false, on: false, .. }] if r == &region(OSAKA)),
+        "{actions:?}"
+    );
+    assert!(plan_for(&world, Role::Router, SEOUL, &Focus::All).is_empty(), "Seoul's side is not asked to change");
+    let mut broken = world.clone();
+    broken.vpc_mut(&seoul()).unwrap().tags.insert(intent::DNS.into(), "on".into());
+    broken.peerings[0].dns.accepter = false;
+    assert!(invariants::violations(&broken, &deployment()).iter().any(|v| v.contains("DNS")));
 }

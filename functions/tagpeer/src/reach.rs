@@ -1035,6 +1035,7 @@ mod tests {
                 accepter: accepter.clone(),
                 state,
                 tags: BTreeMap::new(),
+                dns: Default::default(),
             });
             self
         }

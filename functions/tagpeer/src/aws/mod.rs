@@ -16,7 +16,7 @@ use crate::error::AwsError;
 use crate::events::{self, Outgoing};
 use crate::ids::{Endpoint, PeeringId, Region};
 use crate::intent;
-use crate::model::{Peering, PeeringState, Route, RouteTable, Target, Vpc, World};
+use crate::model::{Peering, PeeringDns, PeeringState, Route, RouteTable, Target, Vpc, World};
 use crate::plan::Action;
 
 /// Every item of a paged describe call, or the call's error.
@@ -191,6 +191,22 @@ impl Ec2 {
                     other => other.map(|_| None),
                 }
             }
+            Action::SetDns { region, peering, requester_side, on, .. } => {
+                let options = ec2::types::PeeringConnectionOptionsRequest::builder()
+                    .allow_dns_resolution_from_remote_vpc(*on)
+                    .build();
+                let call = self
+                    .client(region)?
+                    .modify_vpc_peering_connection_options()
+                    .vpc_peering_connection_id(peering.as_str());
+                let call = if *requester_side {
+                    call.requester_peering_connection_options(options)
+                } else {
+                    call.accepter_peering_connection_options(options)
+                };
+                call.send().await.map_err(|e| aws_error(name, region, e))?;
+                Ok(None)
+            }
             Action::SetStatus { vpc, status: Some(status) } => {
                 self.client(&vpc.region)?
                     .create_tags()
@@ -350,6 +366,10 @@ fn route_table(t: &ec2::types::RouteTable, vpc: Endpoint) -> Option<RouteTable> 
     })
 }
 
+fn dns_option(info: Option<&ec2::types::VpcPeeringConnectionVpcInfo>) -> bool {
+    info.and_then(|i| i.peering_options()).and_then(|o| o.allow_dns_resolution_from_remote_vpc()).unwrap_or(false)
+}
+
 fn peering(p: &ec2::types::VpcPeeringConnection, seen_in: &Region) -> Option<Peering> {
     let side = |info: Option<&ec2::types::VpcPeeringConnectionVpcInfo>| -> Option<Endpoint> {
         let info = info?;
@@ -365,6 +385,7 @@ fn peering(p: &ec2::types::VpcPeeringConnection, seen_in: &Region) -> Option<Pee
         accepter: side(p.accepter_vpc_info())?,
         state: PeeringState::from_code(p.status().and_then(|s| s.code()).map(|c| c.as_str()).unwrap_or("unknown")),
         tags: tags(p.tags()),
+        dns: PeeringDns { requester: dns_option(p.requester_vpc_info()), accepter: dns_option(p.accepter_vpc_info()) },
     })
 }
 
