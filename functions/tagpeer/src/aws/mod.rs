@@ -26,6 +26,16 @@ macro_rules! all_items {
     };
 }
 
+/// Sets a route call's destination, IPv4 or IPv6 (each route call has its own builder type).
+macro_rules! to_destination {
+    ($call:expr, $destination:expr) => {
+        match $destination {
+            IpNet::V4(_) => $call.destination_cidr_block($destination.to_string()),
+            IpNet::V6(_) => $call.destination_ipv6_cidr_block($destination.to_string()),
+        }
+    };
+}
+
 pub mod network;
 pub mod provision;
 
@@ -147,10 +157,7 @@ impl Ec2 {
                     .create_route()
                     .route_table_id(route_table.as_str())
                     .vpc_peering_connection_id(peering.as_str());
-                let call = match destination {
-                    IpNet::V4(_) => call.destination_cidr_block(destination.to_string()),
-                    IpNet::V6(_) => call.destination_ipv6_cidr_block(destination.to_string()),
-                };
+                let call = to_destination!(call, destination);
                 call.send().await.map_err(|e| aws_error(name, region, e))?;
                 Ok(None)
             }
@@ -160,19 +167,13 @@ impl Ec2 {
                     .replace_route()
                     .route_table_id(route_table.as_str())
                     .vpc_peering_connection_id(peering.as_str());
-                let call = match destination {
-                    IpNet::V4(_) => call.destination_cidr_block(destination.to_string()),
-                    IpNet::V6(_) => call.destination_ipv6_cidr_block(destination.to_string()),
-                };
+                let call = to_destination!(call, destination);
                 call.send().await.map_err(|e| aws_error(name, region, e))?;
                 Ok(None)
             }
             Action::DeleteRoute { region, route_table, destination, .. } => {
                 let call = self.client(region)?.delete_route().route_table_id(route_table.as_str());
-                let call = match destination {
-                    IpNet::V4(_) => call.destination_cidr_block(destination.to_string()),
-                    IpNet::V6(_) => call.destination_ipv6_cidr_block(destination.to_string()),
-                };
+                let call = to_destination!(call, destination);
                 match call.send().await.map_err(|e| aws_error(name, region, e)) {
                     Err(e) if e.is("InvalidRoute.NotFound") => Ok(None), // already gone
                     other => other.map(|_| None),
