@@ -414,3 +414,48 @@ impl Provisioner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Peering, PeeringState};
+
+    fn ep(region: &str, vpc: &str) -> Endpoint {
+        Endpoint::new("123456789012".parse().unwrap(), region.parse().unwrap(), vpc.parse().unwrap())
+    }
+
+    #[test]
+    fn a_failed_step_says_which_link_side_step_and_error() {
+        let (seoul, osaka) = (ep("ap-northeast-2", "vpc-0000000a"), ep("ap-northeast-3", "vpc-0000000b"));
+        let key = LinkKey::new(seoul.clone(), osaka.clone());
+        let pcx: PeeringId = "pcx-0000abcd".parse().unwrap();
+        let world = World {
+            peerings: vec![Peering {
+                id: pcx.clone(),
+                requester: seoul.clone(),
+                accepter: osaka.clone(),
+                state: PeeringState::PendingAcceptance,
+                tags: Default::default(),
+                dns: Default::default(),
+            }],
+            ..World::default()
+        };
+        let accept = Action::AcceptPeering { link: key.clone(), region: osaka.region.clone(), peering: pcx.clone() };
+        let error = AwsError {
+            action: "AcceptVpcPeeringConnection",
+            region: "ap-northeast-3".into(),
+            code: "RequestLimitExceeded".into(),
+            message: "Request limit exceeded.".into(),
+        };
+        let event = outcome(&world, &plan::Assessment::default(), &accept, LINK_FAILED, None, Some(&error));
+        assert_eq!(event.detail_type, "Link Failed");
+        let detail = serde_json::to_value(&event.detail).unwrap();
+        assert_eq!(detail["link"], serde_json::json!(key.to_string()));
+        assert_eq!(detail["side"], serde_json::to_value(&osaka).unwrap(), "the accepter's side failed");
+        assert_eq!(detail["requester"], serde_json::to_value(&seoul).unwrap());
+        assert_eq!(detail["step"], "AcceptVpcPeeringConnection");
+        assert_eq!(detail["error-code"], "RequestLimitExceeded");
+        assert_eq!(detail["message"], "Request limit exceeded.");
+        assert!(detail.get("peering-connection-id").is_none());
+    }
+}
