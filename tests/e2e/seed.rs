@@ -157,3 +157,37 @@ async fn removing_the_tag_removes_the_routes_then_the_connection() {
     assert_eq!(invariants::violations(&world, cloud.deployment()), Vec::<String>::new());
     assert_eq!(world.vpc(&seed.seoul()).unwrap().tags.get(STATUS), None, "nothing left to report");
 }
+
+#[tokio::test]
+async fn a_rejected_request_is_asked_again_once_then_waits_and_says_so() {
+    let cloud = Cloud::start().await;
+    let (seed, first) = tagged_seed(&cloud).await;
+    // The request reaches nobody who accepts: Osaka's owner rejects it by hand.
+    cloud.deliver(&first).await.0.expect("requested");
+    let osaka = ec2(&cloud.sdk, OSAKA);
+    let reject = |id: String| {
+        let osaka = osaka.clone();
+        async move {
+            osaka.reject_vpc_peering_connection().vpc_peering_connection_id(id).send().await.expect("rejected");
+        }
+    };
+    let live = |w: &tagpeer::model::World| w.peerings.iter().find(|p| p.state.is_live()).map(|p| p.id.to_string());
+    reject(live(&cloud.observe().await).expect("a pending request")).await;
+
+    // Seoul's requester sweeps and asks again at once: attempt 2.
+    let requester_sweep = Delivery { role: Role::Requester, region: SEOUL.into(), event: scheduled_event(SEOUL) };
+    let sweep = vec![(requester_sweep.clone(), cloud.deliver(&requester_sweep).await.0)];
+    let world = cloud.observe().await;
+    let second = world.peerings.iter().find(|p| p.state.is_live()).expect("asked again");
+    assert_eq!(second.attempt(), 2, "{:?}", world.peerings);
+    assert!(changes(&sweep).iter().any(|c| c.contains("CreateVpcPeeringConnection")));
+    reject(second.id.to_string()).await;
+
+    // Rejected again: the next request waits, and the status says how long.
+    let sweep = vec![(requester_sweep.clone(), cloud.deliver(&requester_sweep).await.0)];
+    assert!(!changes(&sweep).iter().any(|c| c.contains("CreateVpcPeeringConnection")), "{:?}", changes(&sweep));
+    let world = cloud.observe().await;
+    assert!(live(&world).is_none());
+    let status = world.vpc(&seed.seoul()).unwrap().tags.get(STATUS).cloned().unwrap_or_default();
+    assert!(status.contains(&format!("{} ended rejected; request 3 in", second.id)), "{status}");
+}

@@ -29,6 +29,10 @@ pub const STATUS: &str = "tagpeer-status";
 pub const LINK: &str = "tagpeer-link";
 /// Written by tagpeer on the peering connections it makes: `true`.
 pub const MANAGED: &str = "tagpeer-managed";
+/// Written by tagpeer on the peering connections it makes: which request for the link, from 1.
+pub const ATTEMPT: &str = "tagpeer-attempt";
+/// Written by tagpeer on the peering connections it makes: when, in Unix seconds.
+pub const REQUESTED_AT: &str = "tagpeer-requested-at";
 
 /// Keys people write start with this; tagpeer's own keys start with `tagpeer-`.
 pub const INTENT_PREFIX: &str = "tagpeer:";

@@ -149,6 +149,16 @@ impl Peering {
         self.tags.get(intent::MANAGED).is_some_and(|v| v == "true")
     }
 
+    /// Which request for its link this was (`tagpeer-attempt`, 1 when absent).
+    pub fn attempt(&self) -> u32 {
+        self.tags.get(intent::ATTEMPT).and_then(|a| a.parse().ok()).unwrap_or(1)
+    }
+
+    /// When tagpeer requested it (`tagpeer-requested-at`, Unix seconds; 0 when absent).
+    pub fn requested_at(&self) -> u64 {
+        self.tags.get(intent::REQUESTED_AT).and_then(|a| a.parse().ok()).unwrap_or(0)
+    }
+
     pub fn link_tag(&self) -> Option<&str> {
         self.tags.get(intent::LINK).map(String::as_str)
     }
@@ -164,6 +174,8 @@ pub struct World {
     pub vpcs: Vec<Vpc>,
     pub route_tables: Vec<RouteTable>,
     pub peerings: Vec<Peering>,
+    /// When the snapshot was taken, in seconds since the Unix epoch.
+    pub observed_at: u64,
 }
 
 impl World {

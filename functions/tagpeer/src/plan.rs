@@ -294,6 +294,8 @@ pub enum Action {
         link: LinkKey,
         requester: Endpoint,
         accepter: Endpoint,
+        /// Which request for the link this is, from 1.
+        attempt: u32,
     },
     AcceptPeering {
         link: LinkKey,
@@ -512,12 +514,60 @@ fn plan_requester(
     }
     if let Some(link) = desired {
         if live.is_empty() && &link.requester.region == region {
-            actions.push(Action::RequestPeering {
-                link: key.clone(),
-                requester: link.requester.clone(),
-                accepter: link.accepter().clone(),
-            });
+            if let Retry::Now { attempt } = retry(world, key) {
+                actions.push(Action::RequestPeering {
+                    link: key.clone(),
+                    requester: link.requester.clone(),
+                    accepter: link.accepter().clone(),
+                    attempt,
+                });
+            }
         }
+    }
+}
+
+/// The first retry of a link whose connection failed, was rejected, expired
+/// or was deleted waits this long; each later one twice as long as the one
+/// before, up to [`RETRY_CAP`].
+pub const RETRY_BASE: u64 = 5 * 60;
+pub const RETRY_CAP: u64 = 24 * 60 * 60;
+
+/// When a link that has no live connection may be requested (again).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Retry {
+    Now {
+        attempt: u32,
+    },
+    /// The last request ended as `last`; the next one waits until `at`.
+    Later {
+        last: PeeringId,
+        state: PeeringState,
+        attempt: u32,
+        at: u64,
+    },
+}
+
+/// A link's first request goes at once, and so does the first retry (a
+/// connection deleted by hand comes back); the second retry waits
+/// [`RETRY_BASE`], and each one after twice as long. Nothing but the
+/// connections' own tags remembers the attempts.
+pub fn retry(world: &World, key: &LinkKey) -> Retry {
+    let last = world
+        .peerings
+        .iter()
+        .filter(|p| p.is_managed() && !p.state.is_live() && &LinkKey::of(p) == key)
+        .max_by_key(|p| (p.attempt(), p.requested_at()));
+    let Some(last) = last else { return Retry::Now { attempt: 1 } };
+    let attempt = last.attempt() + 1;
+    let wait = match last.attempt() {
+        0 | 1 => 0,
+        n => RETRY_BASE.saturating_mul(1u64 << (n - 2).min(20)).min(RETRY_CAP),
+    };
+    let at = last.requested_at().saturating_add(wait);
+    if world.observed_at >= at {
+        Retry::Now { attempt }
+    } else {
+        Retry::Later { last: last.id.clone(), state: last.state.clone(), attempt, at }
     }
 }
 
@@ -707,6 +757,13 @@ fn plan_router(
 pub enum LinkState {
     /// Asked for; no connection yet.
     Requesting,
+    /// The last request failed, was rejected, expired or was deleted; the next waits.
+    Waiting {
+        last: PeeringId,
+        state: PeeringState,
+        attempt: u32,
+        seconds: u64,
+    },
     Pending(PeeringId),
     /// Active, but routes are still missing on either side.
     Routing {
@@ -736,7 +793,14 @@ pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey, side: &
         return LinkState::Held;
     }
     let live = live_managed(world, key);
-    let Some(kept) = live.first() else { return LinkState::Requesting };
+    let Some(kept) = live.first() else {
+        return match retry(world, key) {
+            Retry::Later { last, state, attempt, at } if assessment.links.contains_key(key) => {
+                LinkState::Waiting { last, state, attempt, seconds: at.saturating_sub(world.observed_at) }
+            }
+            _ => LinkState::Requesting,
+        };
+    };
     if !assessment.links.contains_key(key) {
         return LinkState::Removing(kept.id.clone());
     }
@@ -861,7 +925,7 @@ pub fn side_of<'k>(action: &Action, key: &'k LinkKey, world: &World) -> &'k Endp
 /// behind without reading it again.
 pub fn apply(world: &mut World, action: &Action, created: Option<&PeeringId>) {
     match action {
-        Action::RequestPeering { link, requester, accepter } => {
+        Action::RequestPeering { link, requester, accepter, attempt } => {
             if let Some(id) = created {
                 world.peerings.push(Peering {
                     id: id.clone(),
@@ -871,6 +935,8 @@ pub fn apply(world: &mut World, action: &Action, created: Option<&PeeringId>) {
                     tags: [
                         (intent::MANAGED.to_owned(), "true".to_owned()),
                         (intent::LINK.to_owned(), link.to_string()),
+                        (intent::ATTEMPT.to_owned(), attempt.to_string()),
+                        (intent::REQUESTED_AT.to_owned(), world.observed_at.to_string()),
                     ]
                     .into(),
                     dns: Default::default(),

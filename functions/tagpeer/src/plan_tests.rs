@@ -123,7 +123,7 @@ fn the_seed_tag_makes_the_requester_in_seoul_request_and_nobody_else_act() {
     let link = LinkKey::new(seoul(), osaka());
     assert_eq!(
         plan_for(&world, Role::Requester, SEOUL, &Focus::Vpcs(vec![seoul()])),
-        [Action::RequestPeering { link: link.clone(), requester: seoul(), accepter: osaka() }]
+        [Action::RequestPeering { link: link.clone(), requester: seoul(), accepter: osaka(), attempt: 1 }]
     );
     assert!(plan_for(&world, Role::Requester, OSAKA, &Focus::All).is_empty());
     for r in [SEOUL, OSAKA] {
@@ -555,4 +555,53 @@ fn dns_on_lets_this_vpc_resolve_the_peers_names_set_on_the_peers_side_in_its_reg
     broken.vpc_mut(&seoul()).unwrap().tags.insert(intent::DNS.into(), "on".into());
     broken.peerings[0].dns.accepter = false;
     assert!(invariants::violations(&broken, &deployment()).iter().any(|v| v.contains("DNS")));
+}
+
+#[test]
+fn a_rejected_request_is_asked_again_at_once_then_with_growing_waits() {
+    let mut world = seed_tagged();
+    world.observed_at = 1_000_000;
+    let link = LinkKey::new(seoul(), osaka());
+    let reject = |world: &mut World| {
+        let live = world.peerings.iter_mut().find(|p| p.state.is_live()).expect("a live request");
+        live.state = PeeringState::Rejected;
+    };
+    let request = |world: &World| plan_for(world, Role::Requester, SEOUL, &Focus::All);
+
+    let first = request(&world);
+    assert!(matches!(first.as_slice(), [Action::RequestPeering { attempt: 1, .. }]), "{first:?}");
+    apply(&mut world, &first[0], Some(&"pcx-00000001".parse().unwrap()));
+    reject(&mut world);
+
+    // The first retry goes at once (a connection deleted by hand comes back).
+    let second = request(&world);
+    assert!(matches!(second.as_slice(), [Action::RequestPeering { attempt: 2, .. }]), "{second:?}");
+    apply(&mut world, &second[0], Some(&"pcx-00000002".parse().unwrap()));
+    reject(&mut world);
+
+    // The second retry waits RETRY_BASE, and says so.
+    assert_eq!(request(&world), [], "waits");
+    let a = assess(&world, &deployment());
+    let state = link_state(&world, &a, &link, &seoul());
+    assert_eq!(state.to_string(), "pcx-00000002 ended rejected; request 3 in 5 min");
+    world.observed_at += RETRY_BASE - 1;
+    assert_eq!(request(&world), [], "still waits");
+    world.observed_at += 1;
+    let third = request(&world);
+    assert!(matches!(third.as_slice(), [Action::RequestPeering { attempt: 3, .. }]), "{third:?}");
+    apply(&mut world, &third[0], Some(&"pcx-00000003".parse().unwrap()));
+    reject(&mut world);
+
+    // Then twice as long, and so on, up to the cap.
+    world.observed_at += 2 * RETRY_BASE - 1;
+    assert_eq!(request(&world), []);
+    world.observed_at += 1;
+    assert!(matches!(request(&world).as_slice(), [Action::RequestPeering { attempt: 4, .. }]));
+
+    // Without the intent, nothing is asked and nothing waits.
+    world.vpc_mut(&seoul()).unwrap().tags.remove(PEERS);
+    assert_eq!(request(&world), []);
+    let a = assess(&world, &deployment());
+    let links: std::collections::BTreeSet<LinkKey> = a.links.keys().cloned().collect();
+    assert_eq!(crate::status::render(&world, &a, &links, &BTreeMap::new(), &seoul()), None, "nothing to say");
 }

@@ -57,6 +57,15 @@ impl fmt::Display for LinkState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LinkState::Requesting => f.write_str("requesting"),
+            LinkState::Waiting { last, state, attempt, seconds } => write!(
+                f,
+                "{last} {}; request {attempt} in {} min",
+                match state {
+                    crate::model::PeeringState::Deleted => "was deleted".to_owned(),
+                    other => format!("ended {}", other.code()),
+                },
+                seconds.div_ceil(60)
+            ),
             LinkState::Pending(p) => write!(f, "pending acceptance ({p})"),
             LinkState::Routing { peering, missing, wanted } => {
                 write!(f, "active ({peering}), routes {}/{wanted} in place", wanted - missing)

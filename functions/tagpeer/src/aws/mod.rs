@@ -26,6 +26,11 @@ macro_rules! all_items {
     };
 }
 
+/// Seconds since the Unix epoch.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 /// Sets a route call's destination, IPv4 or IPv6 (each route call has its own builder type).
 macro_rules! to_destination {
     ($call:expr, $destination:expr) => {
@@ -74,7 +79,7 @@ impl Ec2 {
     pub async fn observe(&self, regions: &[Region]) -> Result<World, AwsError> {
         let seen =
             self.in_every_region(regions, |client, region| async move { observe_region(&client, &region).await });
-        let mut world = World::default();
+        let mut world = World { observed_at: unix_now(), ..World::default() };
         for (region, part) in seen.await? {
             world.vpcs.extend(part.vpcs);
             world.route_tables.extend(part.route_tables);
@@ -116,12 +121,14 @@ impl Ec2 {
     pub async fn apply(&self, action: &Action) -> Result<Option<PeeringId>, AwsError> {
         let name = action.api_name();
         match action {
-            Action::RequestPeering { link, requester, accepter } => {
+            Action::RequestPeering { link, requester, accepter, attempt } => {
                 let region = &requester.region;
                 let tags = TagSpecification::builder()
                     .resource_type(ResourceType::VpcPeeringConnection)
                     .tags(tag(intent::MANAGED, "true"))
                     .tags(tag(intent::LINK, &link.to_string()))
+                    .tags(tag(intent::ATTEMPT, &attempt.to_string()))
+                    .tags(tag(intent::REQUESTED_AT, &unix_now().to_string()))
                     .tags(tag("Name", &format!("tagpeer {} {}", requester.vpc_id, accepter.vpc_id)))
                     .build();
                 let out = self
@@ -288,7 +295,7 @@ async fn observe_region(client: &ec2::Client, region: &Region) -> Result<World, 
         })
         .collect();
     let peerings = peerings.iter().filter_map(|p| peering(p, region)).collect();
-    Ok(World { vpcs, route_tables, peerings })
+    Ok(World { vpcs, route_tables, peerings, observed_at: 0 })
 }
 
 fn tags(tags: &[Tag]) -> BTreeMap<String, String> {
