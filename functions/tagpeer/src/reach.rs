@@ -101,11 +101,8 @@ pub struct RouteTableNet {
     pub routes: Vec<RouteNet>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteNet {
-    pub destination: IpNet,
-    pub target: Target,
-}
+/// A route, as the planner sees it too.
+pub type RouteNet = crate::model::Route;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecurityGroup {

@@ -8,8 +8,7 @@ use super::{aws_error, peering, route, vpc, Ec2};
 use crate::error::AwsError;
 use crate::ids::{Endpoint, Region};
 use crate::reach::{
-    Interface, Nacl, NaclEntry, Network, Protocol, RouteNet, RouteTableNet, SecurityGroup, SgPeer, SgRule, Subnet,
-    VpcNet,
+    Interface, Nacl, NaclEntry, Network, Protocol, RouteTableNet, SecurityGroup, SgPeer, SgRule, Subnet, VpcNet,
 };
 
 impl Ec2 {
@@ -74,12 +73,7 @@ async fn observe_region(client: &ec2::Client, region: &Region) -> Result<Network
                 vpc: endpoint(t.vpc_id())?,
                 main: t.associations().iter().any(|a| a.main() == Some(true)),
                 subnets: t.associations().iter().filter_map(|a| a.subnet_id().map(str::to_owned)).collect(),
-                routes: t
-                    .routes()
-                    .iter()
-                    .filter_map(route)
-                    .map(|r| RouteNet { destination: r.destination, target: r.target })
-                    .collect(),
+                routes: t.routes().iter().filter_map(route).collect(),
             })
         })
         .collect();
