@@ -42,11 +42,10 @@ impl Config {
             })?
             .parse()
             .map_err(|source| ConfigError::Invalid { var: "AWS_REGION", source })?;
-        let regions = match var("TAGPEER_REGIONS") {
+        let mut regions = match var("TAGPEER_REGIONS") {
             Some(list) => parse_regions(&list)?,
             None => vec![region.clone()],
         };
-        let mut regions = regions;
         if !regions.contains(&region) {
             regions.insert(0, region.clone());
         }

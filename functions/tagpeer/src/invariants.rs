@@ -41,16 +41,12 @@ fn links_have_one_connection(world: &World, assessment: &Assessment, found: &mut
         }
     }
     for key in assessment.links.keys().filter(|k| !assessment.is_held(k)) {
-        let live: Vec<_> = world
-            .peerings
-            .iter()
-            .filter(|p| p.is_managed() && p.state.is_live() && &LinkKey::of(p) == key)
-            .map(|p| p.id.to_string())
-            .collect();
+        let live = plan::live_managed(world, key);
         if live.len() != 1 {
-            found.push(format!("{key} has {} live connections: {live:?}", live.len()));
+            let ids: Vec<&str> = live.iter().map(|p| p.id.as_str()).collect();
+            found.push(format!("{key} has {} live connections: {ids:?}", live.len()));
         }
-        if let Some(p) = world.peerings.iter().find(|p| p.is_managed() && &LinkKey::of(p) == key && p.state.is_live()) {
+        if let Some(p) = live.first() {
             if p.state != PeeringState::Active {
                 found.push(format!("{key}: {} is {}, not active", p.id, p.state.code()));
             }

@@ -430,7 +430,7 @@ pub fn sweep_plan(world: &World, deployment: &Deployment) -> Vec<(Role, Region, 
 
 /// The peering connections tagpeer made for `key` that still stand, the one
 /// to keep first: active before pending, then the smallest id.
-fn live_managed<'w>(world: &'w World, key: &LinkKey) -> Vec<&'w Peering> {
+pub fn live_managed<'w>(world: &'w World, key: &LinkKey) -> Vec<&'w Peering> {
     let mut live: Vec<&Peering> =
         world.peerings.iter().filter(|p| p.is_managed() && p.state.is_live() && &LinkKey::of(p) == key).collect();
     live.sort_by(|x, y| {
@@ -440,7 +440,7 @@ fn live_managed<'w>(world: &'w World, key: &LinkKey) -> Vec<&'w Peering> {
 }
 
 /// Every link that exists or is asked for, in canonical order.
-fn all_links(world: &World, assessment: &Assessment) -> BTreeSet<LinkKey> {
+pub fn all_links(world: &World, assessment: &Assessment) -> BTreeSet<LinkKey> {
     let mut keys: BTreeSet<LinkKey> = assessment.links.keys().cloned().collect();
     keys.extend(world.peerings.iter().filter(|p| p.is_managed() && p.state.is_live()).map(LinkKey::of));
     keys

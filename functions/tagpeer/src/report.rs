@@ -38,23 +38,18 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// routes, then every VPC whose intent has a problem.
 pub fn status(world: &World, deployment: &Deployment) -> String {
     let assessment = plan::assess(world, deployment);
-    let mut keys: BTreeSet<LinkKey> = assessment.links.keys().cloned().collect();
-    keys.extend(world.peerings.iter().filter(|p| p.is_managed() && p.state.is_live()).map(LinkKey::of));
-
     let mut rows = Vec::new();
-    for key in &keys {
-        let connection = world
-            .peerings
+    for key in &plan::all_links(world, &assessment) {
+        let connection = plan::live_managed(world, key)
             .iter()
-            .filter(|p| p.is_managed() && p.state.is_live() && &LinkKey::of(p) == key)
             .map(|p| format!("{} {}", p.id, p.state.code()))
             .collect::<Vec<_>>()
             .join(", ");
+        let link_connections: BTreeSet<&str> =
+            world.peerings.iter().filter(|p| &LinkKey::of(p) == key).map(|p| p.id.as_str()).collect();
         for side in [&key.a, &key.b] {
             let state = plan::link_state(world, &assessment, key, side).to_string();
             let peer = key.other(side);
-            let link_connections: BTreeSet<&str> =
-                world.peerings.iter().filter(|p| &LinkKey::of(p) == key).map(|p| p.id.as_str()).collect();
             let mut routes: Vec<String> = Vec::new();
             for table in world.route_tables_of(side) {
                 for route in &table.routes {
