@@ -4,6 +4,7 @@
 //! routed between them as the template's rules route them.
 
 pub mod local;
+pub mod reliability;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
