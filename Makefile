@@ -48,6 +48,7 @@ lint: venv
 test: lint functions
 	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_patterns.py
 	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_runtime.py
+	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_faults.py
 	cargo test --workspace --locked
 
 fmt:

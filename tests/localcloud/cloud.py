@@ -37,6 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from . import awsevents, patterns, runtime, template
+from . import faults
+from .faults import Call, Faults
 
 DEFAULT_ACCOUNT = "123456789012"
 SECOND_ACCOUNT = "222222222222"
@@ -94,43 +96,6 @@ class Record:
             self.events.clear()
 
 
-def _subset(want, have) -> bool:
-    """Every field of `want` is in `have` with the same value (objects compared field by field)."""
-    if isinstance(want, dict):
-        return isinstance(have, dict) and all(k in have and _subset(v, have[k]) for k, v in want.items())
-    return want == have
-
-
-class Faults:
-    """Events to drop: `{"drop": [{"detail-type": "Peering Accepted", "region": "ap-northeast-2", "count": 1}]}`.
-    A rule matches on every field it names but `count`, nested objects field by
-    field (`{"detail": {"eventName": "AcceptVpcPeeringConnection"}}`); a matched
-    event is dropped before any rule sees it, and the rule's count goes down by one."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.drop: list[dict] = []
-
-    def set(self, spec: dict) -> None:
-        drop = spec.get("drop", [])
-        if not isinstance(drop, list) or not all(isinstance(d, dict) for d in drop):
-            raise ValueError("drop must be a list of objects")
-        with self.lock:
-            self.drop = [dict(d, count=int(d.get("count", 1))) for d in drop]
-
-    def should_drop(self, event: dict, region: str) -> bool:
-        with self.lock:
-            for rule in self.drop:
-                if rule["count"] <= 0:
-                    continue
-                fields = {k: v for k, v in rule.items() if k != "count"}
-                seen = dict(event, region=region)
-                if _subset(fields, seen):
-                    rule["count"] -= 1
-                    return True
-        return False
-
-
 class LocalCloud:
     def __init__(self, port: int, template_path: Path, bin_dir: Path, regions: list[str], log_level: str = "info",
                  verbose: bool = False):
@@ -140,6 +105,10 @@ class LocalCloud:
         self.verbose = verbose
         self.record = Record()
         self.faults = Faults()
+        # Deliveries held back while `events.shuffle` is on: (event, region, rule, target).
+        self.held: list[tuple] = []
+        # The access keys of the function processes (faults tell their calls apart).
+        self.function_callers: set[str] = set()
         self.tag_versions: dict[str, int] = {}
         self.pending = 0
         self.pending_cv = threading.Condition()
@@ -199,6 +168,8 @@ class LocalCloud:
                     log=self._function_log,
                 )
                 self.functions[(region, logical_id)] = f
+                self.function_callers.add(env["AWS_ACCESS_KEY_ID"])
+        threading.Thread(target=self._release_held, daemon=True, name="shuffle").start()
         for f in self.functions.values():
             f.start()
 
@@ -256,13 +227,39 @@ class LocalCloud:
                     continue
                 matched = True
                 for target in rule.targets:
-                    self._begin()
-                    self.pool.submit(self._deliver, event, region, rule, target)
+                    self._dispatch(event, region, rule, target)
             if not matched:
                 self.record.event(region=region, rule=None, target=None, source=event.get("source"),
                                   detail_type=event.get("detail-type"), outcome="no rule", event=event)
         finally:
             self._end()
+
+    def _dispatch(self, event: dict, region: str, rule: template.Rule, target: template.Target) -> None:
+        """A rule's target gets the event: at once, or as the `events` faults say (dropped,
+        doubled, held back to be handed out in random order)."""
+        copies = 1 if target.bus_arn else self.faults.copies()
+        if copies != 1:
+            self.record.event(region=region, rule=rule.name, target=target.function, source=event.get("source"),
+                              detail_type=event.get("detail-type"),
+                              outcome="dropped" if copies == 0 else "duplicated", event=event)
+        for _ in range(copies):
+            self._begin()
+            if not target.bus_arn and self.faults.shuffling():
+                with self.pending_cv:
+                    self.held.append((event, region, rule, target))
+                    self.pending_cv.notify_all()
+            else:
+                self.pool.submit(self._deliver, event, region, rule, target)
+
+    def _release_held(self) -> None:
+        """Hands out held deliveries one at a time, a random one each time nothing else is running."""
+        while True:
+            with self.pending_cv:
+                while not self.held or self.pending > len(self.held):
+                    self.pending_cv.wait()
+                i = self.faults.pick(len(self.held))
+                delivery = self.held.pop(i)
+            self.pool.submit(self._deliver, *delivery)
 
     def _deliver(self, event: dict, region: str, rule: template.Rule, target: template.Target) -> None:
         try:
@@ -455,8 +452,14 @@ class _Handler(BaseHTTPRequestHandler):
         moto_account = account_of(access_key)
         account = moto_account or DEFAULT_ACCOUNT
         target = self.headers.get("X-Amz-Target", "")
+        function = access_key in cloud.function_callers
         if service == "events" and target == "AWSEvents.PutEvents":
+            call = Call("events", "PutEvents", region, account, access_key, function)
+            fault = cloud.faults.before(call)
+            if fault.fails:
+                return self._refuse(call, fault)
             status, out = cloud.put_events(body, region, account)
+            cloud.faults.after(call, fault, status)
             cloud.record.call(service="events", action="PutEvents", region=region, account=account,
                               caller=access_key, status=status, error=None if status == 200 else "Malformed")
             return self._reply(status, out, content_type="application/x-amz-json-1.1")
@@ -466,7 +469,17 @@ class _Handler(BaseHTTPRequestHandler):
             headers["x-moto-account-id"] = moto_account
         params = awsevents.form(body) if service == "ec2" or (service in ("sts", "iam") and body) else {}
         action = params.get("Action") or (target.split(".")[-1] if target else f"{method} {self.path.split('?')[0]}")
-        status, resp_headers, out = cloud.forward(method, self.path, headers, body)
+        call = Call(service or "unknown", action, region, account, access_key, function, params)
+        fault = cloud.faults.before(call)
+        if fault.latency_ms:
+            time.sleep(fault.latency_ms / 1000)
+        if fault.fails:
+            return self._refuse(call, fault)
+        status = 0
+        try:
+            status, resp_headers, out = cloud.forward(method, self.path, headers, body)
+        finally:
+            cloud.faults.after(call, fault, status)
         error = None
         if status >= 300:
             code = _ERROR_CODE.search(out)
@@ -478,7 +491,7 @@ class _Handler(BaseHTTPRequestHandler):
                 except (ValueError, AttributeError):
                     error = f"HTTP {status}"
         cloud.record.call(service=service or "unknown", action=action, region=region, account=account,
-                          caller=access_key, status=status, error=error)
+                          caller=access_key, status=status, error=error, **fault.record())
         if service == "ec2" and status == 200:
             try:
                 cloud.after_ec2(action, params, region, account, access_key, self.headers.get("User-Agent", ""), out,
@@ -486,6 +499,16 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception as e:  # an event we failed to build must not fail the call
                 print(f"localcloud: no event for {action}: {e!r}", file=sys.stderr, flush=True)
         self._reply(status, out, resp_headers)
+
+    def _refuse(self, call: Call, fault) -> None:
+        """An injected fault answers the call instead of moto: an EC2 error, or a closed connection."""
+        self.cloud.record.call(service=call.service, action=call.action, region=call.region, account=call.account,
+                               caller=call.caller, status=fault.status, error=fault.code, **fault.record())
+        if fault.code == faults.CONNECTION:
+            # No answer at all: the client sees the connection close mid-request.
+            self.close_connection = True
+            return None
+        return self._reply(fault.status, faults.error_xml(fault.code), content_type="text/xml;charset=UTF-8")
 
     def _local(self, method: str, path: str, body: bytes) -> None:
         cloud = self.cloud
@@ -508,7 +531,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, {"reset": True})
             if method == "POST" and path == "/_local/faults":
                 cloud.faults.set(json.loads(body or b"{}"))
-                return self._json(200, {"faults": cloud.faults.drop})
+                return self._json(200, cloud.faults.state())
+            if method == "GET" and path == "/_local/faults":
+                return self._json(200, cloud.faults.state())
             return self._json(404, {"error": f"no {method} {path}"})
         except (ValueError, json.JSONDecodeError) as e:
             return self._json(400, {"error": str(e)})

@@ -1,0 +1,530 @@
+"""Tests for faults.py and the fault hooks of cloud.py: injected EC2 errors, latency,
+dropped connections, the throttle's token buckets, crash_after, and lost,
+doubled and shuffled event deliveries.
+
+The first tests drive the Faults class alone, with a clock of their own (no
+timed assertions); the rest drive a real local cloud (moto's server, the real
+function binaries, which must be built: `make functions`) through boto3.
+
+Run with `PYTHONPATH=tests python3 tests/localcloud/test_faults.py` (or pytest).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import boto3  # noqa: E402
+import botocore.config  # noqa: E402
+import botocore.exceptions  # noqa: E402
+
+from localcloud import cloud as lc  # noqa: E402
+from localcloud import faults as fl  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+SEOUL, OSAKA = "ap-northeast-2", "ap-northeast-3"
+TESTER = "123456789012-tester"
+ROUTER = f"123456789012-tagpeer-router-{SEOUL}"  # the key the cloud gives Seoul's router process
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def call(action: str, region: str = SEOUL, function: bool = False, caller: str = TESTER, account="123456789012",
+         params=None, service="ec2") -> fl.Call:
+    return fl.Call(service, action, region, account, caller, function, params or {})
+
+
+def raises_value_error(spec) -> bool:
+    try:
+        fl.Faults().set(spec)
+    except ValueError:
+        return True
+    return False
+
+
+# ------------------------------------------------------------ the Faults class alone
+
+def test_no_faults_by_default():
+    f = fl.Faults()
+    for action in ("CreateRoute", "DescribeVpcs", "CreateVpcPeeringConnection"):
+        d = f.before(call(action, function=True))
+        assert not d.fails and d.latency_ms == 0 and d.record() == {}
+        f.after(call(action, function=True), d, 200)
+    state = f.state()
+    assert state["faults"]["throttle"] is False and state["faults"]["crash_after"] is None
+    assert state["counters"]["mutating_calls"] == 2, state
+
+
+def test_bad_specs_are_refused_and_change_nothing():
+    for spec in (
+        [],
+        {"nonsense": 1},
+        {"drop": {}},
+        {"errors": [{"action": "CreateRoute", "rate": 1.5}]},
+        {"errors": [{"action": "CreateRoute", "rate": "often"}]},
+        {"errors": [{"action": "CreateRoute", "rate": 0.1, "code": "Teapot"}]},  # unknown code, no status
+        {"errors": [{"action": "", "rate": 0.1}]},
+        {"errors": [{"action": "CreateRoute", "typo": 1}]},
+        {"latency": [{"action": "CreateRoute", "ms": -1}]},
+        {"seed": "seven"},
+        {"throttle": "yes"},
+        {"throttle": {"mutating": {"capacity": -1}}},
+        {"crash_after": -1},
+        {"events": {"duplicate": 2}},
+        {"events": {"shuffle": "yes"}},
+    ):
+        assert raises_value_error(spec), spec
+    f = fl.Faults()
+    f.set({"crash_after": 1})
+    try:
+        f.set({"crash_after": 2, "errors": [{"rate": 7}]})
+    except ValueError:
+        pass
+    assert f.state()["faults"]["crash_after"] == 1, "a bad spec leaves the faults as they were"
+
+
+def test_errors_by_action_region_and_caller():
+    f = fl.Faults()
+    f.set({"errors": [{"action": "CreateRoute", "region": SEOUL, "caller": "functions", "rate": 1.0,
+                       "code": "InternalError"}]})
+    d = f.before(call("CreateRoute", function=True))
+    assert (d.code, d.status) == ("InternalError", 500)
+    assert d.record() == {"injected": "InternalError"}
+    assert not f.before(call("CreateRoute", OSAKA, function=True)).fails, "another region"
+    assert not f.before(call("DeleteRoute", function=True)).fails, "another action"
+    assert not f.before(call("CreateRoute", function=False)).fails, "not a function"
+    assert f.state()["counters"]["injected"] == {"InternalError": 1}
+
+
+def test_error_codes_and_their_statuses():
+    for code, status in (("RequestLimitExceeded", 503), ("InternalError", 500), ("ServiceUnavailable", 503),
+                         ("Unavailable", 503), ("connection", 0)):
+        f = fl.Faults()
+        f.set({"errors": [{"action": "*", "rate": 1.0, "code": code}]})
+        d = f.before(call("DescribeVpcs"))
+        assert (d.code, d.status) == (code, status), (code, d.code, d.status)
+    f = fl.Faults()
+    f.set({"errors": [{"action": "*", "rate": 1.0, "code": "DryRunOperation", "status": 412}]})
+    assert (f.before(call("CreateVpc")).code, f.before(call("CreateVpc")).status) == ("DryRunOperation", 412)
+    body = fl.error_xml("RequestLimitExceeded").decode()
+    assert body.count("<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>") == 1
+    assert "<RequestID>" in body
+
+
+def test_mutating_and_prefix_patterns():
+    f = fl.Faults()
+    f.set({"errors": [{"action": "mutating", "rate": 1.0}]})
+    assert f.before(call("CreateTags")).fails and f.before(call("AcceptVpcPeeringConnection")).fails
+    assert not f.before(call("DescribeVpcs")).fails and not f.before(call("GetManagedPrefixListEntries")).fails
+    f.set({"errors": [{"action": ["Delete*", "CreateRoute"], "rate": 1.0}]})
+    assert f.before(call("DeleteRoute")).fails and f.before(call("CreateRoute")).fails
+    assert not f.before(call("CreateTags")).fails
+
+
+def test_a_seed_repeats_the_same_faults():
+    def run(seed):
+        f = fl.Faults()
+        f.set({"seed": seed, "errors": [{"action": "*", "rate": 0.5,
+                                         "code": ["RequestLimitExceeded", "InternalError", "connection"]}]})
+        return [f.before(call("CreateRoute")).code for _ in range(40)]
+
+    first = run(7)
+    assert first == run(7)
+    assert first != run(8)
+    assert None in first and len(set(first) - {None}) == 3, first
+
+
+def test_latency_alone_and_with_errors():
+    f = fl.Faults()
+    f.set({"latency": [{"action": "Describe*", "region": OSAKA, "ms": 40}],
+           "errors": [{"action": "*", "rate": 0, "latency_ms": 5}]})
+    d = f.before(call("DescribeVpcs", OSAKA))
+    assert d.latency_ms == 45 and not d.fails and d.record() == {"latency_ms": 45}
+    assert f.before(call("DescribeVpcs", SEOUL)).latency_ms == 5
+    assert f.state()["counters"]["latency_ms"] == 50
+
+
+def test_throttle_buckets_are_aws_published_sizes():
+    t = fl.Throttle(True)
+    sizes = {
+        "CreateVpcPeeringConnection": ("resource-intensive", 50, 5),
+        "AcceptVpcPeeringConnection": ("resource-intensive", 50, 5),
+        "DeleteVpcPeeringConnection": ("resource-intensive", 50, 5),
+        "CreateRoute": ("mutating", 50, 5),
+        "DeleteRoute": ("mutating", 50, 5),
+        "ModifyVpcPeeringConnectionOptions": ("mutating", 50, 5),
+        "CreateTags": ("CreateTags", 100, 10),
+        "DeleteTags": ("DeleteTags", 100, 10),
+        "DescribeVpcs": ("non-mutating", 100, 20),
+        "DescribeRouteTables": ("non-mutating", 100, 20),
+        "DescribeVpcPeeringConnections": ("non-mutating", 100, 20),
+        "DescribeSecurityGroups": ("unfiltered", 50, 10),
+    }
+    for action, (bucket, capacity, refill) in sizes.items():
+        name, size = t.bucket_of(call(action))
+        assert (name, size["capacity"], size["refill"]) == (bucket, capacity, refill), (action, name, size)
+    filtered = call("DescribeSecurityGroups", params={"Filter.1.Name": "vpc-id", "Filter.1.Value.1": "vpc-1"})
+    assert t.bucket_of(filtered)[0] == "non-mutating"
+    assert t.bucket_of(call("DescribeInstances", params={"MaxResults": "5"}))[0] == "non-mutating"
+
+
+def test_throttle_empties_and_refills_a_bucket_per_account_region_and_action():
+    clock = Clock()
+    f = fl.Faults(clock=clock)
+    f.set({"throttle": True})
+    results = [f.before(call("CreateRoute")) for _ in range(51)]
+    assert not any(d.fails for d in results[:50]), "a full bucket: 50 tokens"
+    assert (results[50].code, results[50].status, results[50].throttled) == ("RequestLimitExceeded", 503, True)
+    assert results[50].record() == {"injected": "RequestLimitExceeded", "throttled": True}
+    # The other buckets are untouched.
+    assert not f.before(call("DeleteRoute")).fails, "another action"
+    assert not f.before(call("CreateRoute", OSAKA)).fails, "another region"
+    assert not f.before(call("CreateRoute", account="222222222222")).fails, "another account"
+    # Five tokens a second come back.
+    clock.now += 1
+    assert [f.before(call("CreateRoute")).fails for _ in range(6)] == [False] * 5 + [True]
+    assert f.state()["counters"]["throttled"] == 2
+
+
+def test_throttle_sizes_can_be_overridden():
+    f = fl.Faults(clock=Clock())
+    f.set({"throttle": {"mutating": {"capacity": 2, "refill": 0}, "actions": {"DescribeVpcs": {"capacity": 1}}}})
+    assert [f.before(call("CreateRoute")).fails for _ in range(3)] == [False, False, True]
+    assert [f.before(call("DescribeVpcs")).fails for _ in range(2)] == [False, True]
+    f.set({})
+    assert not any(f.before(call("CreateRoute")).fails for _ in range(100)), "off again"
+
+
+def test_crash_after_counts_only_the_functions_successful_mutating_calls():
+    f = fl.Faults()
+    f.set({"crash_after": 2})
+
+    def run(c, status=200):
+        d = f.before(c)
+        if not d.fails:
+            f.after(c, d, status)
+        return d
+
+    assert not run(call("CreateTags")).fails, "the test's own call"
+    assert not run(call("CreateRoute", function=True), status=400).fails, "a failed call does not count"
+    assert not run(call("DescribeVpcs", function=True)).fails
+    assert not run(call("CreateRoute", function=True)).fails
+    assert f.state()["counters"]["mutating_calls"] == 1
+    assert not run(call("PutEvents", service="events", function=True)).fails
+    d = run(call("CreateTags", function=True))
+    assert (d.code, d.crashed) == ("connection", True) and d.record() == {"injected": "connection", "crashed": True}
+    assert run(call("PutEvents", service="events", function=True)).crashed
+    assert not run(call("DescribeVpcs", function=True)).fails, "reads still work"
+    assert not run(call("CreateTags")).fails, "the test's own calls still work"
+    counters = f.state()["counters"]
+    assert (counters["mutating_calls"], counters["crashed"], counters["refused_after_crash"]) == (2, True, 2)
+    f.set({})
+    assert not run(call("CreateTags", function=True)).fails, "until the faults are set again"
+
+
+def test_crash_after_lets_no_more_than_k_through_when_calls_overlap():
+    f = fl.Faults()
+    f.set({"crash_after": 1})
+    first = f.before(call("CreateRoute", function=True))
+    second = f.before(call("CreateRoute", function=True))  # while the first is still unanswered
+    assert not first.fails and second.crashed
+    f.after(call("CreateRoute", function=True), first, 500)  # the first one failed after all
+    third = f.before(call("CreateRoute", function=True))
+    assert not third.fails, "a failed call gives its place back"
+    f.after(call("CreateRoute", function=True), third, 200)
+    assert f.before(call("CreateRoute", function=True)).crashed
+    assert f.state()["counters"]["mutating_calls"] == 1
+
+
+def test_crash_after_zero_stops_the_first_call():
+    f = fl.Faults()
+    f.set({"crash_after": 0})
+    assert f.before(call("CreateRoute", function=True)).crashed
+
+
+def test_event_copies_dropped_and_doubled_with_a_seed():
+    f = fl.Faults()
+    f.set({"seed": 3, "events": {"duplicate": 1.0, "drop": 0.1}})
+    copies = [f.copies() for _ in range(1000)]
+    assert set(copies) == {0, 2}, "every delivery not dropped is doubled"
+    dropped = copies.count(0)
+    assert 50 < dropped < 150, dropped
+    counters = f.state()["counters"]
+    assert (counters["events_dropped"], counters["events_duplicated"]) == (dropped, 1000 - dropped)
+    f.set({})
+    assert {f.copies() for _ in range(100)} == {1}
+
+
+def test_drop_rules_still_work():
+    f = fl.Faults()
+    f.set({"drop": [{"detail-type": "Peering Accepted", "region": SEOUL, "count": 1},
+                    {"detail": {"eventName": "AcceptVpcPeeringConnection"}}]})
+    accepted = {"detail-type": "Peering Accepted", "detail": {}}
+    assert not f.should_drop(accepted, OSAKA)
+    assert f.should_drop(accepted, SEOUL)
+    assert not f.should_drop(accepted, SEOUL), "count 1"
+    trail = {"detail-type": "AWS API Call via CloudTrail", "detail": {"eventName": "AcceptVpcPeeringConnection"}}
+    assert f.should_drop(trail, SEOUL) and not f.should_drop(trail, SEOUL)
+
+
+# ------------------------------------------------------------ shuffled deliveries, in the cloud's own code
+
+def test_shuffle_hands_held_deliveries_out_one_at_a_time_in_seeded_random_order():
+    def run(seed, shuffle=True):
+        cloud = lc.LocalCloud(0, REPO / "infra-template" / "template.yaml", REPO, [SEOUL, OSAKA])
+        delivered, overlapping, running = [], [], [0]
+        lock = threading.Lock()
+
+        def deliver(event, region, rule, target):
+            with lock:
+                running[0] += 1
+                overlapping.append(running[0])
+            delivered.append(event["n"])
+            with lock:
+                running[0] -= 1
+            cloud._end()
+
+        cloud._deliver = deliver
+        threading.Thread(target=cloud._release_held, daemon=True).start()
+        cloud.faults.set({"seed": seed, "events": {"shuffle": shuffle}})
+        rule = next(r for r in cloud.stacks[SEOUL].rules if r.targets and r.targets[0].function)
+        cloud._begin()  # something is running: nothing is handed out yet
+        for n in range(10):
+            cloud._dispatch({"n": n}, SEOUL, rule, rule.targets[0])
+        cloud._end()
+        assert cloud.settle(60)
+        cloud.pool.shutdown()
+        return delivered, max(overlapping, default=0), cloud.faults.state()["counters"]["events_reordered"]
+
+    order, most_at_once, reordered = run(11)
+    assert sorted(order) == list(range(10)), "each delivered once"
+    assert order != list(range(10)) and reordered > 0, order
+    assert most_at_once == 1, "one at a time"
+    assert run(11)[0] == order, "the same seed, the same order"
+    assert run(12)[0] != order
+
+
+# ------------------------------------------------------------ a real local cloud
+
+_CLOUD: lc.LocalCloud | None = None
+
+
+def cloud() -> lc.LocalCloud:
+    global _CLOUD
+    if _CLOUD is None:
+        target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+        port = lc.free_port()
+        c = lc.LocalCloud(port, REPO / "infra-template" / "template.yaml", target / "debug", [SEOUL, OSAKA])
+        c.start()
+        atexit.register(c.stop)
+        _CLOUD = c
+    _CLOUD.reset()
+    return _CLOUD
+
+
+def local(path: str, body=None, method: str | None = None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(_CLOUD.endpoint + path, data=data, method=method or ("POST" if data else "GET"))
+    try:
+        with urllib.request.urlopen(req, timeout=600) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def ec2(region: str = SEOUL, key: str = TESTER):
+    return boto3.client("ec2", region_name=region, endpoint_url=_CLOUD.endpoint, aws_access_key_id=key,
+                        aws_secret_access_key="local",
+                        config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+
+
+def error_of(fn) -> tuple[str, int] | type:
+    try:
+        fn()
+    except botocore.exceptions.ClientError as e:
+        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
+    except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as e:
+        return type(e)
+    raise AssertionError("the call succeeded")
+
+
+def vpc_count(region: str = SEOUL) -> int:
+    return len(ec2(region).describe_vpcs()["Vpcs"])
+
+
+def test_endpoint_answers_injected_errors_as_ec2_and_moto_never_sees_them():
+    cloud()
+    before = vpc_count()
+    status, state = local("/_local/faults", {"errors": [
+        {"action": "CreateVpc", "region": SEOUL, "rate": 1.0, "code": "RequestLimitExceeded"},
+        {"action": "CreateSubnet", "rate": 1.0, "code": "InternalError"},
+        {"action": "CreateInternetGateway", "rate": 1.0, "code": "ServiceUnavailable"},
+    ]})
+    assert status == 200 and state["faults"]["errors"][0]["action"] == "CreateVpc", state
+    assert error_of(lambda: ec2().create_vpc(CidrBlock="10.9.0.0/16")) == ("RequestLimitExceeded", 503)
+    assert error_of(lambda: ec2().create_subnet(VpcId="vpc-12345678", CidrBlock="10.9.0.0/24")) == \
+        ("InternalError", 500)
+    assert error_of(lambda: ec2().create_internet_gateway()) == ("ServiceUnavailable", 503)
+    assert vpc_count() == before, "moto never saw the CreateVpc"
+    ec2(OSAKA).create_vpc(CidrBlock="10.9.0.0/16")  # another region: untouched
+    _, calls = local("/_local/calls")
+    injected = [(c["action"], c["injected"], c["status"]) for c in calls if c.get("injected")]
+    assert injected == [("CreateVpc", "RequestLimitExceeded", 503), ("CreateSubnet", "InternalError", 500),
+                        ("CreateInternetGateway", "ServiceUnavailable", 503)], injected
+    _, state = local("/_local/faults")
+    assert state["counters"]["injected"] == {"RequestLimitExceeded": 1, "InternalError": 1, "ServiceUnavailable": 1}
+    # No CloudTrail record for a call that failed.
+    _, events = local("/_local/events")
+    assert not any(e.get("detail_type") == "AWS API Call via CloudTrail" and e["event"]["region"] == SEOUL
+                   for e in events), events
+
+
+def test_endpoint_drops_the_connection():
+    cloud()
+    local("/_local/faults", {"errors": [{"action": "CreateVpc", "rate": 1.0, "code": "connection"}]})
+    before = vpc_count()
+    failure = error_of(lambda: ec2().create_vpc(CidrBlock="10.9.0.0/16"))
+    assert isinstance(failure, type) and issubclass(failure, botocore.exceptions.ConnectionClosedError), failure
+    assert vpc_count() == before
+    _, calls = local("/_local/calls")
+    assert [c for c in calls if c["action"] == "CreateVpc"][0]["injected"] == "connection"
+
+
+def test_endpoint_records_added_latency():
+    cloud()
+    local("/_local/faults", {"latency": [{"action": "DescribeVpcs", "ms": 20}]})
+    ec2().describe_vpcs()
+    ec2().describe_subnets()
+    _, calls = local("/_local/calls")
+    assert [c.get("latency_ms") for c in calls] == [20, None], calls
+
+
+def test_endpoint_throttles_per_action_and_not_by_default():
+    cloud()
+    for _ in range(5):
+        ec2().create_vpc(CidrBlock="10.8.0.0/16")  # off by default
+    local("/_local/faults", {"throttle": {"mutating": {"capacity": 1, "refill": 0}}})
+    ec2().create_vpc(CidrBlock="10.9.0.0/16")
+    before = vpc_count()
+    assert error_of(lambda: ec2().create_vpc(CidrBlock="10.9.0.0/16")) == ("RequestLimitExceeded", 503)
+    assert vpc_count() == before
+    ec2(OSAKA).create_vpc(CidrBlock="10.9.0.0/16")  # Osaka's bucket is its own
+    _, calls = local("/_local/calls")
+    assert [c["action"] for c in calls if c.get("throttled")] == ["CreateVpc"]
+    _, state = local("/_local/faults")
+    assert state["counters"]["throttled"] == 1 and state["faults"]["throttle"]["mutating"]["capacity"] == 1
+
+
+def test_crash_after_tells_the_functions_from_everyone_else():
+    c = cloud()
+    assert ROUTER in c.function_callers
+    vpc = ec2().create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    local("/_local/faults", {"crash_after": 2})
+    fn = ec2(key=ROUTER)
+    tag = lambda client, n: client.create_tags(Resources=[vpc], Tags=[{"Key": "t", "Value": str(n)}])  # noqa: E731
+    tag(ec2(), 0)  # the test's own: not counted
+    tag(fn, 1)
+    fn.describe_vpcs()  # a read: not counted
+    tag(fn, 2)
+    failure = error_of(lambda: tag(fn, 3))
+    assert isinstance(failure, type) and issubclass(failure, botocore.exceptions.ConnectionClosedError), failure
+    assert fn.describe_vpcs()["Vpcs"], "reads still work"
+    tag(ec2(), 4)  # so do everyone else's writes
+    tags = {t["Key"]: t["Value"] for t in ec2().describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"]}
+    assert tags["t"] == "4"
+    events = boto3.client("events", region_name=SEOUL, endpoint_url=c.endpoint, aws_access_key_id=ROUTER,
+                          aws_secret_access_key="local",
+                          config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+    put = lambda: events.put_events(Entries=[{"Source": "tagpeer", "DetailType": "Nothing", "Detail": "{}"}])  # noqa
+    failure = error_of(put)
+    assert isinstance(failure, type) and issubclass(failure, botocore.exceptions.ConnectionClosedError), failure
+    _, state = local("/_local/faults")
+    counters = state["counters"]
+    assert (counters["mutating_calls"], counters["crashed"], counters["refused_after_crash"]) == (2, True, 2)
+    _, calls = local("/_local/calls")
+    assert [(c["action"], c["caller"]) for c in calls if c.get("crashed")] == \
+        [("CreateTags", ROUTER), ("PutEvents", ROUTER)]
+    local("/_local/faults", {})
+    tag(fn, 5)
+    put()
+
+
+def test_events_delivered_twice_or_dropped():
+    c = cloud()
+    events = boto3.client("events", region_name=OSAKA, endpoint_url=c.endpoint, aws_access_key_id=TESTER,
+                          aws_secret_access_key="local")
+    detail = json.loads((REPO / "events" / "peering-requested.json").read_text())["detail"]
+    entry = {"Source": "tagpeer", "DetailType": "Peering Requested", "Detail": json.dumps(detail)}
+
+    def first_attempts():
+        local("/_local/settle", {})
+        _, seen = local("/_local/events")
+        return [e for e in seen if e.get("function") == "AccepterFunction" and e["attempt"] == 1], seen
+
+    events.put_events(Entries=[entry])
+    once, _ = first_attempts()
+    assert len(once) == 1, "no faults: delivered once"
+    local("/_local/reset", {})
+    local("/_local/faults", {"events": {"duplicate": 1.0}})
+    events.put_events(Entries=[entry])
+    twice, seen = first_attempts()
+    assert len(twice) == 2 and twice[0]["event"]["id"] == twice[1]["event"]["id"], "the same event twice"
+    assert [e["outcome"] for e in seen if e["outcome"] == "duplicated"] == ["duplicated"]
+    local("/_local/reset", {})
+    local("/_local/faults", {"events": {"drop": 1.0}})
+    events.put_events(Entries=[entry])
+    never, seen = first_attempts()
+    assert never == [] and any(e["outcome"] == "dropped" and e["rule"] for e in seen), seen
+    _, state = local("/_local/faults")
+    assert state["counters"]["events_dropped"] == 1
+
+
+def test_reset_clears_the_faults():
+    cloud()
+    local("/_local/faults", {"crash_after": 1, "throttle": True, "events": {"drop": 1.0}})
+    local("/_local/reset", {})
+    _, state = local("/_local/faults")
+    assert state["faults"]["crash_after"] is None and state["faults"]["throttle"] is False
+    assert state["faults"]["events"] is None
+    status, answer = local("/_local/faults", {"errors": [{"rate": 2}]})
+    assert status == 400 and "rate" in answer["error"], answer
+
+
+# ------------------------------------------------------------ runner without pytest
+
+def _main() -> int:
+    tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
+    failed = 0
+    t_all = time.monotonic()
+    for name, fn in tests:
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - report every failure
+            failed += 1
+            print(f"FAIL {name} ({time.monotonic() - t0:.2f}s)")
+            traceback.print_exc()
+        else:
+            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)")
+    print(f"total {time.monotonic() - t_all:.2f}s")
+    print(f"{len(tests) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
