@@ -66,6 +66,19 @@ test: lint functions
 	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_faults.py
 	cargo test --workspace --locked
 
+# `make reliability`: the crash points, lost/doubled/shuffled events, errors and
+# throttling, and the bad inputs, each writing its rows into a fresh directory;
+# then the table (tests/reliability_table.py), which fails on any invariant violation.
+RELIABILITY_DIR = $${CARGO_TARGET_DIR:-target}/reliability/$$(date +%Y%m%d-%H%M%S)
+
+.PHONY: reliability
+reliability: venv functions
+	set -e; dir="$(RELIABILITY_DIR)"; rm -rf "$$dir"; mkdir -p "$$dir"; status=0; \
+	TAGPEER_RELIABILITY_DIR="$$(cd "$$dir" && pwd)" cargo test --locked -p tagpeer-tests \
+		--test reliability --test bad_input || status=$$?; \
+	$(VENV)/bin/python tests/reliability_table.py "$$dir" || status=$$?; \
+	exit $$status
+
 fmt:
 	cargo fmt --all
 

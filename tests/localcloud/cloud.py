@@ -278,6 +278,14 @@ class LocalCloud:
         """Asynchronous invocation, as EventBridge does it: retried twice on error."""
         fn = self.functions[(region, logical_id)]
         for attempt in range(1 + ASYNC_RETRIES):
+            if self.faults.down():
+                # After crash_after's last call the functions are down: the invocation
+                # fails at once, and so do Lambda's retries of it.
+                self.record.event(region=region, rule=rule_name, target=fn.name, function=logical_id,
+                                  caller=fn.env["AWS_ACCESS_KEY_ID"], source=event.get("source"),
+                                  detail_type=event.get("detail-type"), attempt=attempt + 1, outcome="error",
+                                  error="crashed (crash_after)", calls=[], event=event)
+                continue
             first_call = self.record.last_call_seq() + 1
             started = time.time()
             result = fn.invoke(event)

@@ -37,8 +37,10 @@
 - `crash_after`: k. The function processes' k-th successful mutating call (an
   EC2 action but Describe/Get/List/Search, or EventBridge PutEvents) goes
   through; every later mutating call of a function is answered by closing the
-  connection, until the faults are set again. Calls of anyone else (the tests'
-  own SDK, the AWS CLI) neither count nor fail.
+  connection, and every later invocation of a function fails at once (the
+  function is down; Lambda's retries of it fail too), until the faults are set
+  again. Calls of anyone else (the tests' own SDK, the AWS CLI) neither count
+  nor fail.
 - `events`: deliveries of events from a rule to a function: each is dropped
   with probability `drop`, else delivered a second time with probability
   `duplicate`; with `shuffle`, deliveries are held and handed out one at a
@@ -392,6 +394,7 @@ class Faults:
                 "throttled": 0,
                 "crashed": False,
                 "refused_after_crash": 0,
+                "invocations_refused": 0,
                 "latency_ms": 0,
                 "events_dropped": 0,
                 "events_duplicated": 0,
@@ -487,6 +490,15 @@ class Faults:
                 d.admitted = True
                 self.admitted += 1
         return d
+
+    def down(self) -> bool:
+        """Whether the functions are down: crash_after's last call went through. Counts the invocation refused."""
+        with self.lock:
+            if self.crash_after is None or self.counters["mutating_calls"] < self.crash_after:
+                return False
+            self.counters["crashed"] = True
+            self.counters["invocations_refused"] += 1
+            return True
 
     def after(self, call: Call, decision: Decision, status: int) -> None:
         """Counts a function's successful mutating call; after the `crash_after`-th, the crash."""

@@ -225,12 +225,14 @@ def test_crash_after_counts_only_the_functions_successful_mutating_calls():
     assert not run(call("DescribeVpcs", function=True)).fails
     assert not run(call("CreateRoute", function=True)).fails
     assert f.state()["counters"]["mutating_calls"] == 1
+    assert not f.down()
     assert not run(call("PutEvents", service="events", function=True)).fails
     d = run(call("CreateTags", function=True))
     assert (d.code, d.crashed) == ("connection", True) and d.record() == {"injected": "connection", "crashed": True}
     assert run(call("PutEvents", service="events", function=True)).crashed
     assert not run(call("DescribeVpcs", function=True)).fails, "reads still work"
     assert not run(call("CreateTags")).fails, "the test's own calls still work"
+    assert f.down() and f.state()["counters"]["invocations_refused"] == 1, "the functions are down"
     counters = f.state()["counters"]
     assert (counters["mutating_calls"], counters["crashed"], counters["refused_after_crash"]) == (2, True, 2)
     f.set({})
@@ -456,6 +458,15 @@ def test_crash_after_tells_the_functions_from_everyone_else():
     _, state = local("/_local/faults")
     counters = state["counters"]
     assert (counters["mutating_calls"], counters["crashed"], counters["refused_after_crash"]) == (2, True, 2)
+    # The functions are down: an event for one fails at once, Lambda's two retries too.
+    detail = json.loads((REPO / "events" / "peering-requested.json").read_text())["detail"]
+    boto3.client("events", region_name=OSAKA, endpoint_url=c.endpoint, aws_access_key_id=TESTER,
+                 aws_secret_access_key="local").put_events(
+        Entries=[{"Source": "tagpeer", "DetailType": "Peering Requested", "Detail": json.dumps(detail)}])
+    local("/_local/settle", {})
+    _, seen = local("/_local/events")
+    down = [(e["attempt"], e["outcome"], e["error"]) for e in seen if e.get("function") == "AccepterFunction"]
+    assert down == [(n, "error", "crashed (crash_after)") for n in (1, 2, 3)], down
     _, calls = local("/_local/calls")
     assert [(c["action"], c["caller"]) for c in calls if c.get("crashed")] == \
         [("CreateTags", ROUTER), ("PutEvents", ROUTER)]

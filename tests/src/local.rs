@@ -135,6 +135,15 @@ impl LocalCloud {
         assert_eq!(status, 200, "{body}");
     }
 
+    /// GET /_local/faults: `{"faults": {...}, "counters": {"mutating_calls", "injected", "throttled",
+    /// "crashed", "refused_after_crash", "latency_ms", "events_dropped", "events_duplicated",
+    /// "events_reordered"}}`.
+    pub fn get_faults(&self) -> Value {
+        let (status, body) = self.request("GET", "/_local/faults", "");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
     /// POST /_local/reset
     pub fn reset(&self) {
         let (status, body) = self.request("POST", "/_local/reset", "");
