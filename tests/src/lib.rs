@@ -301,21 +301,57 @@ struct Function {
     outbox: Arc<Mutex<Vec<Outgoing>>>,
 }
 
-/// The three functions in both regions, as deployed, over one moto server.
+/// The three functions in both regions, as deployed to one account, over one
+/// moto server (which other accounts' deployments may share).
 pub struct Cloud {
-    pub moto: Moto,
+    pub moto: Arc<Moto>,
+    /// Credentials that act in this deployment's account.
     pub sdk: SdkConfig,
     functions: Vec<Function>,
     ec2: Ec2,
     deployment: Deployment,
 }
 
+/// The name, without its `-REGION` suffix, of the role each deployment's
+/// functions assume to read another account.
+pub const READER_ROLE: &str = "tagpeer-reader";
+
 impl Cloud {
     pub async fn start() -> Self {
-        let moto = Moto::start();
+        Self::start_with(|_| {}).await
+    }
+
+    /// A deployment to moto's default account, with `configure`'s changes
+    /// (allowed accounts, quotas).
+    pub async fn start_with(configure: impl FnOnce(&mut Deployment)) -> Self {
+        let moto = Arc::new(Moto::start());
         let sdk = moto.sdk_config().await;
+        Self::deploy(moto, sdk, ACCOUNT, configure)
+    }
+
+    /// A second deployment, to `account`, on this one's moto server: its
+    /// functions act with credentials of that account, got as a person's
+    /// would be, by assuming a role there through STS.
+    pub async fn other_account(&self, account: &str, configure: impl FnOnce(&mut Deployment)) -> Self {
+        let provider =
+            aws_config::sts::AssumeRoleProvider::builder(format!("arn:aws:iam::{account}:role/tagpeer-tests"))
+                .session_name("tagpeer-tests")
+                .region(SdkRegion::new(SEOUL))
+                .configure(&self.sdk)
+                .build()
+                .await;
+        let sdk = self
+            .sdk
+            .to_builder()
+            .credentials_provider(aws_sdk_ec2::config::SharedCredentialsProvider::new(provider))
+            .build();
+        Self::deploy(self.moto.clone(), sdk, account, configure)
+    }
+
+    fn deploy(moto: Arc<Moto>, sdk: SdkConfig, account: &str, configure: impl FnOnce(&mut Deployment)) -> Self {
         let regions: Vec<Region> = [SEOUL, OSAKA].iter().map(|r| r.parse().unwrap()).collect();
-        let deployment = Deployment { regions: regions.clone() };
+        let mut deployment = Deployment::new(account.parse().unwrap(), regions.clone());
+        configure(&mut deployment);
         let mut functions = Vec::new();
         for region in &regions {
             for role in ROLES {
@@ -325,12 +361,13 @@ impl Cloud {
                     region: region.clone(),
                     deployment: deployment.clone(),
                     event_bus: "default".into(),
+                    reader_role: Some(READER_ROLE.into()),
                 };
                 let app = App::new(&sdk, config, EventSink::Collect(outbox.clone()));
                 functions.push(Function { role, region: region.to_string(), app, outbox });
             }
         }
-        let ec2 = Ec2::new(&sdk, &regions);
+        let ec2 = Ec2::new(&sdk, &regions).with_reader_role(Some(READER_ROLE.into()));
         Self { moto, sdk, functions, ec2, deployment }
     }
 
@@ -378,9 +415,9 @@ impl Cloud {
         log
     }
 
-    /// The deployment as it stands.
+    /// The deployment as it stands, with what it reads of other accounts.
     pub async fn observe(&self) -> World {
-        self.ec2.observe(&self.deployment.regions).await.expect("observing moto")
+        self.ec2.observe_deployment(&self.deployment).await.expect("observing moto")
     }
 }
 
@@ -477,7 +514,7 @@ pub fn assert_seed_converged(world: &World, seed: &Seed, deployment: &Deployment
 
 /// The deployment the tests use: Seoul and Osaka.
 pub fn deployment() -> Deployment {
-    Deployment { regions: [SEOUL, OSAKA].iter().map(|r| r.parse().unwrap()).collect() }
+    Deployment::new(ACCOUNT.parse().unwrap(), [SEOUL, OSAKA].iter().map(|r| r.parse().unwrap()).collect())
 }
 
 /// The deployment as it stands, read through `sdk`'s endpoint.

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tagpeer::app::parse_regions;
+use tagpeer::app::{parse_accounts, parse_regions};
 use tagpeer::aws::Ec2;
 use tagpeer::ids::Region;
 use tagpeer::plan::Deployment;
@@ -74,17 +74,26 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<Answer, String> {
-    let sdk = aws_config::load_from_env().await;
+    let sdk = tagpeer::aws::load_sdk_config().await;
     let regions = regions(&cli, sdk.region().map(|r| r.to_string()))?;
-    let ec2 = Ec2::new(&sdk, &regions);
-    let deployment = Deployment { regions: regions.clone() };
+    let reader_role = std::env::var("TAGPEER_READER_ROLE").ok().filter(|v| !v.trim().is_empty());
+    let ec2 = Ec2::new(&sdk, &regions).with_reader_role(reader_role);
+    let deployment = || async {
+        let mut deployment = Deployment::new(ec2.caller_account().await.map_err(|e| e.to_string())?, regions.clone());
+        if let Ok(list) = std::env::var("TAGPEER_ALLOWED_ACCOUNTS") {
+            deployment.allowed_accounts = parse_accounts(&list).map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(deployment)
+    };
     match cli.command {
         Command::Status => {
-            let world = ec2.observe(&regions).await.map_err(|e| e.to_string())?;
+            let deployment = deployment().await?;
+            let world = ec2.observe_deployment(&deployment).await.map_err(|e| e.to_string())?;
             Ok(tagpeer::report::status(&world, &deployment).into())
         }
         Command::Plan => {
-            let world = ec2.observe(&regions).await.map_err(|e| e.to_string())?;
+            let deployment = deployment().await?;
+            let world = ec2.observe_deployment(&deployment).await.map_err(|e| e.to_string())?;
             let planned = tagpeer::plan::sweep_plan(&world, &deployment);
             if planned.is_empty() {
                 return Ok("nothing to do\n".to_owned().into());

@@ -14,8 +14,7 @@ use crate::events::{
     Detail, OutcomeDetail, Outgoing, PeeringDetail, Trigger, LINK_FAILED, LINK_READY, LINK_REMOVED, PEERING_ACCEPTED,
     PEERING_REQUESTED,
 };
-use crate::ids::Region;
-use crate::ids::{Endpoint, PeeringId};
+use crate::ids::{AccountId, Endpoint, PeeringId, Region};
 use crate::model::World;
 use crate::plan::{self, Action, Deployment, LinkKey, Role};
 
@@ -25,37 +24,81 @@ pub struct Config {
     pub role: Role,
     /// The region the function runs in (`AWS_REGION`).
     pub region: Region,
-    /// `TAGPEER_REGIONS`: the deployment's regions, separated by commas; the
-    /// function's own region when unset.
+    /// `TAGPEER_ACCOUNT` (else the credentials' own account), `TAGPEER_REGIONS`
+    /// (the function's own region when unset), `TAGPEER_ALLOWED_ACCOUNTS`,
+    /// `TAGPEER_MAX_PEERINGS_PER_VPC` and `TAGPEER_MAX_ROUTES_PER_TABLE`.
     pub deployment: Deployment,
     /// `TAGPEER_EVENT_BUS`: where tagpeer's events go; `default` when unset.
     pub event_bus: String,
+    /// `TAGPEER_READER_ROLE`: the name (without its `-REGION` suffix) of the
+    /// role tagpeer assumes to read an allowed account's VPCs.
+    pub reader_role: Option<String>,
+}
+
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 impl Config {
-    pub fn from_env(role: Role) -> Result<Self, ConfigError> {
-        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.trim().is_empty());
-        let region: Region = var("AWS_REGION")
+    /// Reads the environment; `account` is the credentials' own, used when
+    /// `TAGPEER_ACCOUNT` is unset.
+    pub fn from_env(role: Role, account: Option<AccountId>) -> Result<Self, ConfigError> {
+        let region: Region = env_var("AWS_REGION")
             .ok_or(ConfigError::Missing {
                 var: "AWS_REGION",
                 hint: "Lambda sets it; elsewhere set the region to run in",
             })?
             .parse()
             .map_err(|source| ConfigError::Invalid { var: "AWS_REGION", source })?;
-        let mut regions = match var("TAGPEER_REGIONS") {
+        let mut regions = match env_var("TAGPEER_REGIONS") {
             Some(list) => parse_regions(&list)?,
             None => vec![region.clone()],
         };
         if !regions.contains(&region) {
             regions.insert(0, region.clone());
         }
+        let account = match env_var("TAGPEER_ACCOUNT") {
+            Some(a) => a.trim().parse().map_err(|source| ConfigError::Invalid { var: "TAGPEER_ACCOUNT", source })?,
+            None => account.ok_or(ConfigError::Missing {
+                var: "TAGPEER_ACCOUNT",
+                hint: "the template sets it; elsewhere set the account tagpeer acts in",
+            })?,
+        };
+        let mut deployment = Deployment::new(account, regions);
+        if let Some(list) = env_var("TAGPEER_ALLOWED_ACCOUNTS") {
+            deployment.allowed_accounts = parse_accounts(&list)?;
+        }
+        let quota = |var: &'static str, default: usize| -> Result<usize, ConfigError> {
+            match env_var(var) {
+                None => Ok(default),
+                Some(v) => {
+                    v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or(ConfigError::Quota { var, value: v })
+                }
+            }
+        };
+        deployment.quotas.peerings_per_vpc = quota("TAGPEER_MAX_PEERINGS_PER_VPC", deployment.quotas.peerings_per_vpc)?;
+        deployment.quotas.routes_per_table = quota("TAGPEER_MAX_ROUTES_PER_TABLE", deployment.quotas.routes_per_table)?;
         Ok(Self {
             role,
             region,
-            deployment: Deployment { regions },
-            event_bus: var("TAGPEER_EVENT_BUS").unwrap_or_else(|| "default".to_owned()),
+            deployment,
+            event_bus: env_var("TAGPEER_EVENT_BUS").unwrap_or_else(|| "default".to_owned()),
+            reader_role: env_var("TAGPEER_READER_ROLE"),
         })
     }
+}
+
+/// `111111111111,222222222222` (spaces are forgiven).
+pub fn parse_accounts(list: &str) -> Result<Vec<AccountId>, ConfigError> {
+    let mut accounts = Vec::new();
+    for item in list.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()) {
+        let account: AccountId =
+            item.parse().map_err(|source| ConfigError::Invalid { var: "TAGPEER_ALLOWED_ACCOUNTS", source })?;
+        if !accounts.contains(&account) {
+            accounts.push(account);
+        }
+    }
+    Ok(accounts)
 }
 
 /// `ap-northeast-2,ap-northeast-3` (spaces are forgiven).
@@ -112,15 +155,19 @@ impl Report {
 
 impl App {
     pub fn new(sdk: &SdkConfig, config: Config, events: EventSink) -> Self {
-        let ec2 = Ec2::new(sdk, &config.deployment.regions);
+        let ec2 = Ec2::new(sdk, &config.deployment.regions).with_reader_role(config.reader_role.clone());
         Self { config, ec2, events }
     }
 
     /// Reads the configuration and the standard AWS configuration (credentials,
     /// `AWS_ENDPOINT_URL`, retries) once, at cold start.
-    pub async fn from_env(role: Role) -> Result<Self, ConfigError> {
-        let config = Config::from_env(role)?;
-        let sdk = aws_config::load_from_env().await;
+    pub async fn from_env(role: Role) -> Result<Self, String> {
+        let sdk = crate::aws::load_sdk_config().await;
+        let account = match env_var("TAGPEER_ACCOUNT") {
+            Some(_) => None,
+            None => Some(Ec2::new(&sdk, &[]).caller_account().await.map_err(|e| e.to_string())?),
+        };
+        let config = Config::from_env(role, account).map_err(|e| e.to_string())?;
         let events = EventSink::event_bridge(&sdk, config.event_bus.clone());
         Ok(Self::new(&sdk, config, events))
     }
@@ -148,7 +195,7 @@ impl App {
             return Ok(report);
         };
 
-        let mut world = self.ec2.observe(&self.config.deployment.regions).await.map_err(|e| {
+        let mut world = self.ec2.observe_deployment(&self.config.deployment).await.map_err(|e| {
             tracing::error!(function, trigger = report.trigger, error = %e, "observe failed");
             HandlerError::Observe(e)
         })?;
@@ -380,11 +427,21 @@ impl Provisioner {
     /// `AWS_REGION`, `TAGPEER_REGIONS` as for every function, and
     /// `TAGPEER_CIDR_POOL` (default 10.0.0.0/8,172.16.0.0/12,192.168.0.0/16).
     pub async fn from_env() -> Result<Self, String> {
-        let config = Config::from_env(Role::Requester).map_err(|e| e.to_string())?;
+        let region: Region = env_var("AWS_REGION")
+            .ok_or("AWS_REGION is not set: Lambda sets it; elsewhere set the region to run in")?
+            .parse()
+            .map_err(|e| format!("AWS_REGION: {e}"))?;
+        let mut regions = match env_var("TAGPEER_REGIONS") {
+            Some(list) => parse_regions(&list).map_err(|e| e.to_string())?,
+            None => vec![region.clone()],
+        };
+        if !regions.contains(&region) {
+            regions.insert(0, region);
+        }
         let pool = crate::provision::pool_from(std::env::var("TAGPEER_CIDR_POOL").ok().as_deref())
             .map_err(|e| e.to_string())?;
-        let sdk = aws_config::load_from_env().await;
-        Ok(Self::new(&sdk, config.deployment.regions, pool))
+        let sdk = crate::aws::load_sdk_config().await;
+        Ok(Self::new(&sdk, regions, pool))
     }
 
     /// Builds what the event asks for, or resumes where an earlier delivery
@@ -446,7 +503,8 @@ mod tests {
             code: "RequestLimitExceeded".into(),
             message: "Request limit exceeded.".into(),
         };
-        let event = outcome(&world, &plan::Assessment::default(), &accept, LINK_FAILED, None, Some(&error));
+        let deployment = Deployment::new(osaka.account.clone(), vec![osaka.region.clone()]);
+        let event = outcome(&world, &plan::assess(&world, &deployment), &accept, LINK_FAILED, None, Some(&error));
         assert_eq!(event.detail_type, "Link Failed");
         let detail = serde_json::to_value(&event.detail).unwrap();
         assert_eq!(detail["link"], serde_json::json!(key.to_string()));

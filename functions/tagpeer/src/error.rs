@@ -84,6 +84,8 @@ pub enum ConfigError {
     Invalid { var: &'static str, source: IdError },
     #[error("{0} is not one of the function's roles: requester, accepter or router")]
     Role(String),
+    #[error("{var}: {value:?} is not a positive whole number")]
+    Quota { var: &'static str, value: String },
 }
 
 /// Why an invocation did not finish its work.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use crate::ids::{Endpoint, PeeringId, Region, RouteTableId};
+use crate::ids::{AccountId, Endpoint, PeeringId, Region, RouteTableId};
 use crate::intent;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,6 +176,9 @@ pub struct World {
     pub peerings: Vec<Peering>,
     /// When the snapshot was taken, in seconds since the Unix epoch.
     pub observed_at: u64,
+    /// Other accounts' regions that could not be read, with the error: their
+    /// VPCs are missing from the snapshot for that reason, not for not existing.
+    pub unreadable: Vec<(AccountId, Region, String)>,
 }
 
 impl World {
@@ -208,5 +211,29 @@ impl World {
             Some(_) => {}
             None => self.peerings.push(seen),
         }
+    }
+
+    /// Adds what another account's reader role showed: its VPCs and route
+    /// tables, and, for connections already known, the tags of the requester's
+    /// view (each account sees only its own tags on a connection).
+    pub fn merge_remote(&mut self, remote: World, account: &AccountId, region: &Region) {
+        for vpc in remote.vpcs {
+            if self.vpc(&vpc.endpoint).is_none() {
+                self.vpcs.push(vpc);
+            }
+        }
+        self.route_tables.extend(remote.route_tables);
+        for seen in remote.peerings {
+            let Some(known) = self.peerings.iter_mut().find(|p| p.id == seen.id) else { continue };
+            if &seen.requester.account == account && &seen.requester.region == region {
+                known.tags = seen.tags;
+            }
+        }
+        self.unreadable.extend(remote.unreadable);
+    }
+
+    /// Why `vpc`'s account and region could not be read, if they could not.
+    pub fn unreadable(&self, vpc: &Endpoint) -> Option<&str> {
+        self.unreadable.iter().find(|(a, r, _)| a == &vpc.account && r == &vpc.region).map(|(_, _, e)| e.as_str())
     }
 }

@@ -22,14 +22,48 @@ use ipnet::IpNet;
 
 use crate::cidr;
 use crate::error::TagError;
-use crate::ids::{Endpoint, PeeringId, Region, RouteTableId};
-use crate::intent::{self, Intent, RouteTables, VpcRef};
+use crate::ids::{AccountId, Endpoint, PeeringId, Region, RouteTableId, VpcId};
+use crate::intent::{self, Acceptance, Intent, RouteTables, VpcRef};
 use crate::model::{Peering, PeeringState, Route, Target, Vpc, World};
 
-/// The regions one deployment of tagpeer covers.
+/// One deployment of tagpeer: the account it acts in, its regions, the other
+/// accounts it works with, and the quotas it plans within.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deployment {
+    pub account: AccountId,
     pub regions: Vec<Region>,
+    /// Accounts whose VPCs may peer with this account's (`AllowedAccounts`):
+    /// this deployment requests links to them and accepts requests from them.
+    pub allowed_accounts: Vec<AccountId>,
+    pub quotas: Quotas,
+}
+
+impl Deployment {
+    /// A deployment that works with no other account, within AWS's default quotas.
+    pub fn new(account: AccountId, regions: Vec<Region>) -> Self {
+        Self { account, regions, allowed_accounts: Vec::new(), quotas: Quotas::default() }
+    }
+
+    /// This deployment's own: in its account and one of its regions.
+    pub fn is_home(&self, vpc: &Endpoint) -> bool {
+        vpc.account == self.account && self.regions.contains(&vpc.region)
+    }
+}
+
+/// The EC2 quotas tagpeer checks before it acts, rather than meeting them as
+/// failures. Both are adjustable per account and region, so both are settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quotas {
+    /// Active VPC peering connections per VPC (AWS's default: 50).
+    pub peerings_per_vpc: usize,
+    /// Routes per route table (AWS's default: 50).
+    pub routes_per_table: usize,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self { peerings_per_vpc: 50, routes_per_table: 50 }
+    }
 }
 
 /// Which function is planning.
@@ -133,12 +167,59 @@ impl DesiredLink {
 /// Why one reference in a VPC's intent makes no link.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
-    SelfReference { key: &'static str, reference: VpcRef },
-    UnknownRegion { key: &'static str, reference: VpcRef, regions: Vec<Region> },
-    UnknownVpc { key: &'static str, reference: VpcRef },
-    OtherAccount { key: &'static str, reference: VpcRef },
-    Overlap { peer: Endpoint, mine: IpNet, theirs: IpNet },
-    UnmanagedPeering { peer: Endpoint, peering: PeeringId },
+    SelfReference {
+        key: &'static str,
+        reference: VpcRef,
+    },
+    UnknownRegion {
+        key: &'static str,
+        reference: VpcRef,
+        regions: Vec<Region>,
+    },
+    UnknownVpc {
+        key: &'static str,
+        reference: VpcRef,
+    },
+    /// Another account that the deployment does not work with (`AllowedAccounts`).
+    AccountNotAllowed {
+        key: &'static str,
+        reference: VpcRef,
+    },
+    /// Another account's VPCs could not be read through its reader role.
+    Unreadable {
+        key: &'static str,
+        reference: VpcRef,
+        error: String,
+    },
+    Overlap {
+        peer: Endpoint,
+        mine: IpNet,
+        theirs: IpNet,
+    },
+    UnmanagedPeering {
+        peer: Endpoint,
+        peering: PeeringId,
+    },
+    /// A link across accounts whose accepter's `tagpeer:accept` does not name the requester.
+    NoConsent {
+        peer: Endpoint,
+        accepter: Endpoint,
+        requester: Endpoint,
+    },
+    /// `vpc` already has as many live peering connections as the quota allows.
+    PeeringQuota {
+        peer: Endpoint,
+        vpc: Endpoint,
+        quota: usize,
+    },
+    /// A selected route table of `vpc` has no room for the link's routes.
+    RouteQuota {
+        peer: Endpoint,
+        vpc: Endpoint,
+        route_table: RouteTableId,
+        needed: usize,
+        quota: usize,
+    },
 }
 
 /// Why a VPC's intent cannot be read at all; tagpeer then changes nothing of its links.
@@ -149,8 +230,11 @@ pub enum VpcError {
 }
 
 /// The analysis every role shares: who asks for what, and what is wrong.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Assessment {
+    /// The deployment's account: every role acts only on its own sides.
+    pub account: AccountId,
+    pub quotas: Quotas,
     pub intents: BTreeMap<Endpoint, Intent>,
     /// VPCs whose tags cannot be acted on, with every reason.
     pub frozen: BTreeMap<Endpoint, Vec<VpcError>>,
@@ -168,11 +252,23 @@ impl Assessment {
     pub fn intent(&self, vpc: &Endpoint) -> Intent {
         self.intents.get(vpc).cloned().unwrap_or_default()
     }
+
+    /// A side this deployment acts on (its other regions are checked by the caller).
+    pub fn is_mine(&self, vpc: &Endpoint) -> bool {
+        vpc.account == self.account
+    }
 }
 
 /// Reads every VPC's intent against what exists.
 pub fn assess(world: &World, deployment: &Deployment) -> Assessment {
-    let mut out = Assessment::default();
+    let mut out = Assessment {
+        account: deployment.account.clone(),
+        quotas: deployment.quotas,
+        intents: BTreeMap::new(),
+        frozen: BTreeMap::new(),
+        problems: BTreeMap::new(),
+        links: BTreeMap::new(),
+    };
     for vpc in &world.vpcs {
         if !intent::has_intent_tags(&vpc.tags) {
             continue;
@@ -191,11 +287,17 @@ pub fn assess(world: &World, deployment: &Deployment) -> Assessment {
         }
     }
 
-    // Every pair asked for, by whom.
+    // Every pair asked for, by whom. Other accounts' VPCs are in the world
+    // only as far as this account's links need them: their references count
+    // when they name this account's VPCs, and their mesh groups not at all.
     let mut asked: BTreeMap<LinkKey, BTreeSet<Endpoint>> = BTreeMap::new();
     for (home, intent) in &out.intents {
         let vpc = world.vpc(home).expect("intents come from the world's VPCs");
+        let mine = out.is_mine(home);
         for reference in &intent.peers {
+            if !mine && !out.is_mine(&reference.resolve(home)) {
+                continue;
+            }
             match check_reference(world, deployment, vpc, reference) {
                 Ok(peer) => {
                     asked.entry(LinkKey::new(home.clone(), peer)).or_default().insert(home.clone());
@@ -205,7 +307,7 @@ pub fn assess(world: &World, deployment: &Deployment) -> Assessment {
         }
     }
     let mut groups: BTreeMap<&str, Vec<&Endpoint>> = BTreeMap::new();
-    for (home, intent) in &out.intents {
+    for (home, intent) in out.intents.iter().filter(|(home, _)| out.is_mine(home)) {
         for group in &intent.mesh {
             groups.entry(group.as_str()).or_default().push(home);
         }
@@ -219,37 +321,200 @@ pub fn assess(world: &World, deployment: &Deployment) -> Assessment {
         }
     }
 
+    let mut room = Room::new(world, deployment.quotas);
+    let mut admitted = Vec::new();
     for (key, askers) in asked {
         let (a, b) = (world.vpc(&key.a), world.vpc(&key.b));
         let (Some(a), Some(b)) = (a, b) else { continue };
         // The first asker in canonical order requests: the asker when only one
         // asks, the smaller (account, region, vpc-id) when both do.
         let requester = askers.first().expect("a link is asked for by someone").clone();
-        if let Some((mine, theirs)) = cidr::first_overlap(&all_ranges(a), &all_ranges(b)) {
-            for asker in &askers {
-                let (mine, theirs) = if asker == &key.a { (*mine, *theirs) } else { (*theirs, *mine) };
-                out.problems.entry(asker.clone()).or_default().push(Problem::Overlap {
-                    peer: key.other(asker).clone(),
-                    mine,
-                    theirs,
-                });
+        let complain = |out: &mut Assessment, problem: &dyn Fn(&Endpoint) -> Problem| {
+            for asker in askers.iter().filter(|a| a.account == out.account) {
+                out.problems.entry(asker.clone()).or_default().push(problem(asker));
             }
+        };
+        if let Some((mine, theirs)) = cidr::first_overlap(&all_ranges(a), &all_ranges(b)) {
+            complain(&mut out, &|asker| {
+                let (mine, theirs) = if asker == &key.a { (*mine, *theirs) } else { (*theirs, *mine) };
+                Problem::Overlap { peer: key.other(asker).clone(), mine, theirs }
+            });
             continue;
         }
         if let Some(hand_made) =
             world.peerings.iter().find(|p| !p.is_managed() && p.state.is_live() && LinkKey::of(p) == key)
         {
-            for asker in &askers {
-                out.problems
-                    .entry(asker.clone())
-                    .or_default()
-                    .push(Problem::UnmanagedPeering { peer: key.other(asker).clone(), peering: hand_made.id.clone() });
-            }
+            complain(&mut out, &|asker| Problem::UnmanagedPeering {
+                peer: key.other(asker).clone(),
+                peering: hand_made.id.clone(),
+            });
             continue;
         }
-        out.links.insert(key.clone(), DesiredLink { key, requester });
+        let link = DesiredLink { key: key.clone(), requester };
+        if !consented(&out, deployment, &link) {
+            let (accepter, requester) = (link.accepter().clone(), link.requester.clone());
+            complain(&mut out, &|asker| Problem::NoConsent {
+                peer: key.other(asker).clone(),
+                accepter: accepter.clone(),
+                requester: requester.clone(),
+            });
+            continue;
+        }
+        admitted.push(link);
+    }
+    // Quotas: links that stand keep their place; new ones take what room is
+    // left, in canonical order, so every function reaches the same verdict.
+    admitted.sort_by_key(|l| (live_managed(world, &l.key).is_empty(), l.key.clone()));
+    for link in admitted {
+        let key = link.key.clone();
+        let stands = !live_managed(world, &key).is_empty();
+        match room.admit(world, &out, &key, stands) {
+            Ok(()) => {
+                out.links.insert(key.clone(), link);
+            }
+            Err(full) => {
+                for asker in [&key.a, &key.b].into_iter().filter(|a| a.account == deployment.account) {
+                    out.problems.entry(asker.clone()).or_default().push(full.problem(key.other(asker)));
+                }
+            }
+        }
     }
     out
+}
+
+/// Consent, as far as the planner can see it: a link within one account needs
+/// none; a link across accounts needs the other account allowed here, and the
+/// accepter's `tagpeer:accept` naming the requester's account, its VPC, or `*`.
+/// The accepter's deployment checks the same with its own allowed accounts,
+/// and accepts nothing else.
+fn consented(assessment: &Assessment, deployment: &Deployment, link: &DesiredLink) -> bool {
+    let (requester, accepter) = (&link.requester, link.accepter());
+    if requester.account == accepter.account {
+        return true;
+    }
+    let other = if assessment.is_mine(requester) { &accepter.account } else { &requester.account };
+    if !deployment.allowed_accounts.contains(other) {
+        return false;
+    }
+    match &assessment.intent(accepter).accept {
+        Acceptance::Nobody => false,
+        Acceptance::Anyone => true,
+        Acceptance::Only { accounts, vpcs } => {
+            accounts.contains(&requester.account) || vpcs.iter().any(|v| &v.resolve(accepter) == requester)
+        }
+    }
+}
+
+/// What a link would take that a quota has no room for.
+enum Full {
+    Peerings { vpc: Endpoint, quota: usize },
+    Routes { vpc: Endpoint, route_table: RouteTableId, needed: usize, quota: usize },
+}
+
+impl Full {
+    fn problem(&self, peer: &Endpoint) -> Problem {
+        let peer = peer.clone();
+        match self {
+            Full::Peerings { vpc, quota } => Problem::PeeringQuota { peer, vpc: vpc.clone(), quota: *quota },
+            Full::Routes { vpc, route_table, needed, quota } => Problem::RouteQuota {
+                peer,
+                vpc: vpc.clone(),
+                route_table: route_table.clone(),
+                needed: *needed,
+                quota: *quota,
+            },
+        }
+    }
+}
+
+/// The room the quotas leave: live connections per VPC, routes per table.
+struct Room {
+    quotas: Quotas,
+    peerings: BTreeMap<Endpoint, usize>,
+    routes: BTreeMap<RouteTableId, usize>,
+}
+
+impl Room {
+    fn new(world: &World, quotas: Quotas) -> Self {
+        let mut peerings: BTreeMap<Endpoint, usize> = BTreeMap::new();
+        for p in world.peerings.iter().filter(|p| p.state.is_live()) {
+            *peerings.entry(p.requester.clone()).or_default() += 1;
+            *peerings.entry(p.accepter.clone()).or_default() += 1;
+        }
+        let routes = world.route_tables.iter().map(|t| (t.id.clone(), t.routes.len())).collect();
+        Self { quotas, peerings, routes }
+    }
+
+    /// Takes the link's room, or says what is full. A link that stands is
+    /// never refused (a quota must not take a working link down): it holds its
+    /// connection already, and the router adds what routes fit.
+    fn admit(&mut self, world: &World, assessment: &Assessment, key: &LinkKey, stands: bool) -> Result<(), Full> {
+        let sides = [(&key.a, &key.b), (&key.b, &key.a)];
+        if !stands {
+            for (side, _) in sides {
+                if self.peerings.get(side).copied().unwrap_or(0) >= self.quotas.peerings_per_vpc {
+                    return Err(Full::Peerings { vpc: side.clone(), quota: self.quotas.peerings_per_vpc });
+                }
+            }
+        }
+        let mut needs: Vec<(&RouteTableId, usize)> = Vec::new();
+        for (side, other) in sides {
+            let Some(peer) = world.vpc(other) else { continue };
+            for (table, ranges) in wanted_routes(world, assessment, side, peer) {
+                let needed = ranges.iter().filter(|r| table.route_to(r).is_none()).count();
+                let now = self.routes.get(&table.id).copied().unwrap_or(0);
+                if !stands && needed > 0 && now + needed > self.quotas.routes_per_table {
+                    return Err(Full::Routes {
+                        vpc: side.clone(),
+                        route_table: table.id.clone(),
+                        needed,
+                        quota: self.quotas.routes_per_table,
+                    });
+                }
+                needs.push((&table.id, needed));
+            }
+        }
+        if !stands {
+            for (side, _) in sides {
+                *self.peerings.entry(side.clone()).or_default() += 1;
+            }
+        }
+        for (table, needed) in needs {
+            *self.routes.entry(table.clone()).or_default() += needed;
+        }
+        Ok(())
+    }
+}
+
+/// The other accounts' VPCs this deployment must read to plan its links, by
+/// account and region: those its VPCs name in `tagpeer:peers`, and the other
+/// sides of the connections its VPCs are in. Only allowed accounts, and only
+/// the deployment's regions, are ever read.
+pub fn remote_reads(world: &World, deployment: &Deployment) -> BTreeMap<(AccountId, Region), BTreeSet<VpcId>> {
+    let mut reads: BTreeMap<(AccountId, Region), BTreeSet<VpcId>> = BTreeMap::new();
+    let mut want = |vpc: Endpoint| {
+        if vpc.account != deployment.account
+            && deployment.allowed_accounts.contains(&vpc.account)
+            && deployment.regions.contains(&vpc.region)
+        {
+            reads.entry((vpc.account, vpc.region)).or_default().insert(vpc.vpc_id);
+        }
+    };
+    for vpc in world.vpcs.iter().filter(|v| deployment.is_home(&v.endpoint)) {
+        if let Some(peers) = vpc.tags.get(intent::PEERS).and_then(|v| intent::parse_peers(v).ok()) {
+            for reference in peers {
+                want(reference.resolve(&vpc.endpoint));
+            }
+        }
+    }
+    for p in &world.peerings {
+        for (side, other) in [(&p.requester, &p.accepter), (&p.accepter, &p.requester)] {
+            if deployment.is_home(side) {
+                want(other.clone());
+            }
+        }
+    }
+    reads
 }
 
 fn all_ranges(vpc: &Vpc) -> Vec<IpNet> {
@@ -264,6 +529,8 @@ fn unknown_route_tables(world: &World, vpc: &Vpc, selection: &RouteTables) -> Ve
         .collect()
 }
 
+// A Problem names VPCs; it is built once per bad reference, so its size is no matter.
+#[allow(clippy::result_large_err)]
 fn check_reference(
     world: &World,
     deployment: &Deployment,
@@ -279,7 +546,13 @@ fn check_reference(
         return Err(Problem::UnknownRegion { key, reference: reference.clone(), regions: deployment.regions.clone() });
     }
     if peer.account != home.endpoint.account {
-        return Err(Problem::OtherAccount { key, reference: reference.clone() });
+        let other = if peer.account == deployment.account { &home.endpoint.account } else { &peer.account };
+        if !deployment.allowed_accounts.contains(other) {
+            return Err(Problem::AccountNotAllowed { key, reference: reference.clone() });
+        }
+        if let Some(error) = world.unreadable(&peer) {
+            return Err(Problem::Unreadable { key, reference: reference.clone(), error: error.to_owned() });
+        }
     }
     if world.vpc(&peer).is_none() {
         return Err(Problem::UnknownVpc { key, reference: reference.clone() });
@@ -465,8 +738,8 @@ pub fn plan(world: &World, assessment: &Assessment, role: Role, region: &Region,
         let desired = assessment.links.get(&key);
         let live = live_managed(world, &key);
         match role {
-            Role::Requester => plan_requester(world, &key, desired, &live, region, &mut actions),
-            Role::Accepter => plan_accepter(&key, desired, &live, region, &mut actions),
+            Role::Requester => plan_requester(world, assessment, &key, desired, &live, region, &mut actions),
+            Role::Accepter => plan_accepter(assessment, &key, desired, &live, region, &mut actions),
             Role::Router => {
                 // A range changed, or a connection died: the other side's
                 // router hears of neither, so this one routes both sides. A
@@ -482,7 +755,10 @@ pub fn plan(world: &World, assessment: &Assessment, role: Role, region: &Region,
                     Focus::All | Focus::Link(_) => (false, false),
                 };
                 let here = |both: bool| -> Vec<&Endpoint> {
-                    [&key.a, &key.b].into_iter().filter(|s| both || &s.region == region).collect()
+                    [&key.a, &key.b]
+                        .into_iter()
+                        .filter(|s| assessment.is_mine(s) && (both || &s.region == region))
+                        .collect()
                 };
                 let sides = Sides { routes: here(both_routes), options: here(both_options) };
                 plan_router(world, assessment, &key, desired, &live, &sides, &mut actions)
@@ -494,12 +770,14 @@ pub fn plan(world: &World, assessment: &Assessment, role: Role, region: &Region,
 
 fn plan_requester(
     world: &World,
+    assessment: &Assessment,
     key: &LinkKey,
     desired: Option<&DesiredLink>,
     live: &[&Peering],
     region: &Region,
     actions: &mut Vec<Action>,
 ) {
+    let here = |vpc: &Endpoint| &vpc.region == region && assessment.is_mine(vpc);
     // Connections to remove: all of them when the intent is gone, else every
     // duplicate beside the one kept. Each goes by the side that requested it.
     let doomed: &[&Peering] = match desired {
@@ -508,12 +786,18 @@ fn plan_requester(
     };
     // Either side's requester may take a connection down: the intent may go
     // on the accepter's side (a mesh member leaving), and whichever runs
-    // first does it; the other finds it gone.
-    for peering in doomed.iter().filter(|p| &p.requester.region == region || &p.accepter.region == region) {
-        teardown(world, key, peering, actions);
+    // first does it; the other finds it gone. A request from another account
+    // that this side does not consent to is left to expire, not deleted.
+    for peering in doomed.iter().filter(|p| here(&p.requester) || here(&p.accepter)) {
+        let unconsented = desired.is_none()
+            && peering.state == PeeringState::PendingAcceptance
+            && !assessment.is_mine(&peering.requester);
+        if !unconsented {
+            teardown(world, assessment, key, peering, actions);
+        }
     }
     if let Some(link) = desired {
-        if live.is_empty() && &link.requester.region == region {
+        if live.is_empty() && here(&link.requester) {
             if let Retry::Now { attempt } = retry(world, key) {
                 actions.push(Action::RequestPeering {
                     link: key.clone(),
@@ -572,12 +856,19 @@ pub fn retry(world: &World, key: &LinkKey) -> Retry {
 }
 
 /// Routes through the connection on both sides first, then the connection.
-fn teardown(world: &World, key: &LinkKey, peering: &Peering, actions: &mut Vec<Action>) {
+/// Another account's routes are its own deployment's to remove: while they
+/// can be seen, the connection waits for them.
+fn teardown(world: &World, assessment: &Assessment, key: &LinkKey, peering: &Peering, actions: &mut Vec<Action>) {
+    let mut theirs = 0;
     for table in &world.route_tables {
         if !peering.joins(&table.vpc) {
             continue;
         }
         for route in table.routes.iter().filter(|r| r.target == Target::Peering(peering.id.clone())) {
+            if !assessment.is_mine(&table.vpc) {
+                theirs += 1;
+                continue;
+            }
             actions.push(Action::DeleteRoute {
                 link: key.clone(),
                 region: table.vpc.region.clone(),
@@ -586,26 +877,31 @@ fn teardown(world: &World, key: &LinkKey, peering: &Peering, actions: &mut Vec<A
             });
         }
     }
-    actions.push(Action::DeletePeering {
-        link: key.clone(),
-        region: peering.requester.region.clone(),
-        peering: peering.id.clone(),
-    });
+    if theirs == 0 {
+        let owner = if assessment.is_mine(&peering.requester) { &peering.requester } else { &peering.accepter };
+        actions.push(Action::DeletePeering {
+            link: key.clone(),
+            region: owner.region.clone(),
+            peering: peering.id.clone(),
+        });
+    }
 }
 
 fn plan_accepter(
+    assessment: &Assessment,
     key: &LinkKey,
     desired: Option<&DesiredLink>,
     live: &[&Peering],
     region: &Region,
     actions: &mut Vec<Action>,
 ) {
-    // Consent: only a request tagpeer made, for a link that is still asked
-    // for, in this account, and only the connection kept for the link.
+    // Consent: only a request tagpeer made (its requester's view carries the
+    // link's tag), for a link that is still asked for and, across accounts,
+    // consented to (see `consented`), and only the connection kept for it.
     let (Some(_), Some(kept)) = (desired, live.first()) else { return };
     if kept.state == PeeringState::PendingAcceptance
         && &kept.accepter.region == region
-        && kept.requester.account == kept.accepter.account
+        && assessment.is_mine(&kept.accepter)
         && kept.link_tag() == Some(key.to_string().as_str())
     {
         actions.push(Action::AcceptPeering { link: key.clone(), region: region.clone(), peering: kept.id.clone() });
@@ -713,7 +1009,14 @@ fn plan_router(
                     match judge_route(world, key, kept, table.route_to(&destination)) {
                         RouteVerdict::InPlace | RouteVerdict::Conflict(_) => {} // a conflict is reported, left as it is
                         RouteVerdict::Missing => {
-                            actions.push(Action::CreateRoute { link, region, route_table, destination, peering })
+                            // A full table gets no more (the status says so).
+                            let planned = actions
+                                .iter()
+                                .filter(|a| matches!(a, Action::CreateRoute { route_table: t, .. } if t == &table.id))
+                                .count();
+                            if table.routes.len() + planned < assessment.quotas.routes_per_table {
+                                actions.push(Action::CreateRoute { link, region, route_table, destination, peering })
+                            }
                         }
                         RouteVerdict::Stale => {
                             actions.push(Action::ReplaceRoute { link, region, route_table, destination, peering })
@@ -771,6 +1074,12 @@ pub enum LinkState {
         missing: usize,
         wanted: usize,
     },
+    /// A selected route table holds as many routes as the quota allows.
+    TableFull {
+        peering: PeeringId,
+        route_table: RouteTableId,
+        quota: usize,
+    },
     /// A route to the same destination already goes elsewhere; left alone.
     Conflict {
         peering: PeeringId,
@@ -814,6 +1123,13 @@ pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey, side: &
                 wanted += 1;
                 match judge_route(world, key, kept, table.route_to(&destination)) {
                     RouteVerdict::InPlace => {}
+                    RouteVerdict::Missing if table.routes.len() >= assessment.quotas.routes_per_table => {
+                        return LinkState::TableFull {
+                            peering: kept.id.clone(),
+                            route_table: table.id.clone(),
+                            quota: assessment.quotas.routes_per_table,
+                        }
+                    }
                     RouteVerdict::Missing | RouteVerdict::Stale => missing += 1,
                     RouteVerdict::Conflict(target) => {
                         return LinkState::Conflict {
@@ -855,8 +1171,11 @@ pub fn statuses(
         touched.extend(vpcs);
     }
     let mut actions = Vec::new();
-    let in_scope =
-        |v: &&Vpc| &v.endpoint.region == region && (matches!(focus, Focus::All) || touched.contains(&v.endpoint));
+    let in_scope = |v: &&Vpc| {
+        &v.endpoint.region == region
+            && assessment.is_mine(&v.endpoint)
+            && (matches!(focus, Focus::All) || touched.contains(&v.endpoint))
+    };
     for vpc in world.vpcs.iter().filter(in_scope) {
         let wanted = crate::status::render(world, assessment, &links, failures, &vpc.endpoint);
         if wanted.as_deref() != vpc.status() {
@@ -878,7 +1197,7 @@ pub fn newly_ready(
     let mut ready = Vec::new();
     for key in all_links(after, assessment).into_iter().filter(|k| in_focus(focus, k, after)) {
         for side in [&key.a, &key.b] {
-            if &side.region != region {
+            if &side.region != region || !assessment.is_mine(side) {
                 continue;
             }
             if let LinkState::Ready(peering) = link_state(after, assessment, &key, side) {
@@ -901,9 +1220,10 @@ pub fn side_of<'k>(action: &Action, key: &'k LinkKey, world: &World) -> &'k Endp
         Action::AcceptPeering { peering, region, .. } => {
             world.peering(peering).map(|p| named(&p.accepter)).unwrap_or_else(|| by_region(region))
         }
-        Action::DeletePeering { peering, region, .. } => {
-            world.peering(peering).map(|p| named(&p.requester)).unwrap_or_else(|| by_region(region))
-        }
+        Action::DeletePeering { peering, region, .. } => world
+            .peering(peering)
+            .map(|p| named(if &p.requester.region == region { &p.requester } else { &p.accepter }))
+            .unwrap_or_else(|| by_region(region)),
         Action::SetDns { peering, region, requester_side, .. } => world
             .peering(peering)
             .map(|p| named(if *requester_side { &p.requester } else { &p.accepter }))

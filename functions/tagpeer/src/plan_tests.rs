@@ -22,7 +22,7 @@ fn ep(r: &str, vpc: &str) -> Endpoint {
 }
 
 fn deployment() -> Deployment {
-    Deployment { regions: vec![region(SEOUL), region(OSAKA)] }
+    Deployment::new(ACCOUNT.parse().unwrap(), vec![region(SEOUL), region(OSAKA)])
 }
 
 /// A world under construction: VPCs with a main route table each.
@@ -604,4 +604,238 @@ fn a_rejected_request_is_asked_again_at_once_then_with_growing_waits() {
     let a = assess(&world, &deployment());
     let links: std::collections::BTreeSet<LinkKey> = a.links.keys().cloned().collect();
     assert_eq!(crate::status::render(&world, &a, &links, &BTreeMap::new(), &seoul()), None, "nothing to say");
+}
+
+// ---------------------------------------------------------------- accounts
+
+const OTHER: &str = "222222222222";
+
+/// Osaka's VPC in the other account.
+fn theirs() -> Endpoint {
+    Endpoint::new(OTHER.parse().unwrap(), region(OSAKA), "vpc-0000000c".parse().unwrap())
+}
+
+/// The deployment to `account`, allowing `allowed`.
+fn deployed(account: &str, allowed: &[&str]) -> Deployment {
+    let mut d = Deployment::new(account.parse().unwrap(), vec![region(SEOUL), region(OSAKA)]);
+    d.allowed_accounts = allowed.iter().map(|a| a.parse().unwrap()).collect();
+    d
+}
+
+/// Seoul (this account) asks for Osaka's VPC in the other account, which
+/// carries `accept` (no tag when `None`). Both deployments see both VPCs,
+/// as their reader roles show them.
+fn across(accept: Option<&str>) -> World {
+    let tag = format!("{OTHER}/ap-northeast-3/vpc-0000000c");
+    let theirs_tags: Vec<(&str, &str)> = accept.map(|a| (crate::intent::ACCEPT, a)).into_iter().collect();
+    Builder::default()
+        .vpc(&seoul(), "10.0.0.0/16", &[(PEERS, &tag)])
+        .vpc(&theirs(), "172.31.0.0/16", &theirs_tags)
+        .build()
+}
+
+/// Every action both deployments would take, by deployment, in every region.
+fn both_plans(world: &World, deployments: &[&Deployment]) -> Vec<(AccountId, Action)> {
+    let mut out = Vec::new();
+    for d in deployments {
+        let assessment = assess(world, d);
+        for role in [Role::Requester, Role::Accepter, Role::Router] {
+            for r in &d.regions {
+                for action in plan(world, &assessment, role, r, &Focus::All) {
+                    out.push((d.account.clone(), action));
+                }
+                for action in statuses(world, &assessment, r, &Focus::All, &BTreeMap::new()) {
+                    out.push((d.account.clone(), action));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs both deployments' sweeps until neither has anything left to do.
+fn converge_across(world: &mut World, deployments: &[&Deployment]) {
+    for _ in 0..10 {
+        let actions = both_plans(world, deployments);
+        if actions.is_empty() {
+            return;
+        }
+        for (account, action) in actions {
+            let side = action.link().map(|k| side_of(&action, k, world).clone());
+            let owner = match &action {
+                Action::SetStatus { vpc, .. } => vpc.account.clone(),
+                _ => side.map(|s| s.account).unwrap_or(account.clone()),
+            };
+            assert_eq!(owner, account, "a deployment acts on its own account only: {action}");
+            let created = matches!(action, Action::RequestPeering { .. }).then(|| "pcx-0000c0de".parse().unwrap());
+            apply(world, &action, created.as_ref());
+        }
+    }
+    panic!("no convergence: {world:#?}");
+}
+
+#[test]
+fn a_link_across_accounts_forms_with_consent_each_account_doing_its_own_side() {
+    let ours = deployed(ACCOUNT, &[OTHER]);
+    let other = deployed(OTHER, &[ACCOUNT]);
+    for accept in [
+        "123456789012",
+        "*",
+        "333333333333 123456789012/ap-northeast-2/vpc-0000000a",
+        "123456789012/ap-northeast-2/vpc-0000000a",
+    ] {
+        let mut world = across(Some(accept));
+        converge_across(&mut world, &[&ours, &other]);
+        let p = &world.peerings[0];
+        assert_eq!((p.state.clone(), world.peerings.len()), (PeeringState::Active, 1), "accept = {accept}");
+        assert!(invariants::violations(&world, &ours).is_empty(), "{:?}", invariants::violations(&world, &ours));
+        assert!(invariants::violations(&world, &other).is_empty());
+        assert!(status(&world, &seoul()).contains("ready via"), "{}", status(&world, &seoul()));
+        assert!(status(&world, &theirs()).contains("ready via"), "{}", status(&world, &theirs()));
+    }
+}
+
+#[test]
+fn without_consent_nothing_is_requested_or_accepted() {
+    let ours = deployed(ACCOUNT, &[OTHER]);
+    let other = deployed(OTHER, &[ACCOUNT]);
+    // No tagpeer:accept, or one that names someone else.
+    // (`ap-northeast-2/vpc-0000000a` there names a VPC of the other account.)
+    for accept in [None, Some("333333333333"), Some("ap-northeast-2/vpc-0000000a")] {
+        let mut world = across(accept);
+        converge_across(&mut world, &[&ours, &other]);
+        assert!(world.peerings.is_empty(), "accept = {accept:?}");
+        let s = status(&world, &seoul());
+        assert!(
+            s.contains("waiting for consent") && s.contains("tagpeer:accept does not name account 123456789012"),
+            "{s}"
+        );
+    }
+    // This deployment does not work with the other account.
+    let world = across(Some("*"));
+    let a = assess(&world, &deployed(ACCOUNT, &[]));
+    assert!(a.links.is_empty());
+    let problem = a.problems[&seoul()][0].to_string();
+    assert!(problem.contains("account 222222222222 is not one of this deployment's allowed accounts"), "{problem}");
+}
+
+#[test]
+fn a_request_the_accepters_deployment_does_not_allow_is_never_accepted() {
+    let ours = deployed(ACCOUNT, &[OTHER]);
+    let other = deployed(OTHER, &[]); // the other account does not allow this one
+    let mut world = across(Some("*"));
+    let request = plan(&world, &assess(&world, &ours), Role::Requester, &region(SEOUL), &Focus::All);
+    assert_eq!(request.len(), 1, "this side consents and asks: {request:?}");
+    apply(&mut world, &request[0], Some(&"pcx-0000c0de".parse().unwrap()));
+    for _ in 0..3 {
+        for action in both_plans(&world, &[&ours, &other]) {
+            let (_, action) = action;
+            assert!(!matches!(action, Action::AcceptPeering { .. } | Action::DeletePeering { .. }), "{action}");
+            apply(&mut world, &action, None);
+        }
+    }
+    assert_eq!(world.peerings[0].state, PeeringState::PendingAcceptance);
+}
+
+#[test]
+fn an_account_that_cannot_be_read_is_said_so_and_nothing_is_requested() {
+    let ours = deployed(ACCOUNT, &[OTHER]);
+    let mut world = across(Some("*"));
+    world.vpcs.retain(|v| v.endpoint != theirs());
+    world.route_tables.retain(|t| t.vpc != theirs());
+    world.unreadable.push((OTHER.parse().unwrap(), region(OSAKA), "AccessDenied: not authorized".into()));
+    let a = assess(&world, &ours);
+    assert!(a.links.is_empty());
+    assert!(plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All).is_empty());
+    let problem = a.problems[&seoul()][0].to_string();
+    assert!(problem.contains("cannot read the other account (AccessDenied: not authorized)"), "{problem}");
+    // Only the allowed accounts' VPCs in the deployment's regions are ever read.
+    let reads = remote_reads(&across(Some("*")), &ours);
+    assert_eq!(reads.len(), 1);
+    assert!(remote_reads(&across(Some("*")), &deployed(ACCOUNT, &[])).is_empty());
+}
+
+#[test]
+fn across_accounts_the_connection_waits_for_the_other_accounts_routes_to_go() {
+    let ours = deployed(ACCOUNT, &[OTHER]);
+    let other = deployed(OTHER, &[ACCOUNT]);
+    let mut world = across(Some("*"));
+    converge_across(&mut world, &[&ours, &other]);
+    world.vpc_mut(&seoul()).unwrap().tags.remove(PEERS);
+    // This side removes its routes, and leaves the connection while the other side's stand.
+    let a = assess(&world, &ours);
+    let mine = plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All);
+    assert!(
+        !mine.is_empty()
+            && mine.iter().all(|x| matches!(x, Action::DeleteRoute { region: r, .. } if r == &region(SEOUL))),
+        "{mine:?}"
+    );
+    for x in &mine {
+        apply(&mut world, x, None);
+    }
+    assert!(plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All).is_empty(), "waits");
+    // The other deployment takes its routes down and then the connection.
+    converge_across(&mut world, &[&other, &ours]);
+    assert_eq!(world.peerings[0].state, PeeringState::Deleted);
+    assert!(world.route_tables.iter().all(|t| t.routes.iter().all(|r| !matches!(r.target, Target::Peering(_)))));
+}
+
+// ------------------------------------------------------------------ quotas
+
+#[test]
+fn a_vpc_at_its_peering_quota_gets_no_new_link_and_keeps_the_ones_it_has() {
+    let (b, c) = (ep(OSAKA, "vpc-0000000b"), ep(OSAKA, "vpc-0000000c"));
+    let mut world = Builder::default()
+        .vpc(&seoul(), "10.0.0.0/16", &[(PEERS, "ap-northeast-3/vpc-0000000b ap-northeast-3/vpc-0000000c")])
+        .vpc(&b, "172.31.0.0/16", &[])
+        .vpc(&c, "172.30.0.0/16", &[])
+        .build();
+    let mut d = deployment();
+    d.quotas.peerings_per_vpc = 1;
+    let a = assess(&world, &d);
+    assert_eq!(
+        a.links.keys().cloned().collect::<Vec<_>>(),
+        [LinkKey::new(seoul(), b.clone())],
+        "first in canonical order"
+    );
+    let problem = a.problems[&seoul()][0].to_string();
+    assert_eq!(
+        problem,
+        "ap-northeast-3/vpc-0000000c: over quota: ap-northeast-2/vpc-0000000a already has 1 peering connections"
+    );
+    let requests = plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All);
+    assert_eq!(requests.len(), 1);
+    apply(&mut world, &requests[0], Some(&"pcx-0000000b".parse().unwrap()));
+    // The link that stands keeps its place, even when c now comes first.
+    world.vpcs[1].endpoint = ep(OSAKA, "vpc-0000000e");
+    world.peerings[0].accepter = ep(OSAKA, "vpc-0000000e");
+    world
+        .vpc_mut(&seoul())
+        .unwrap()
+        .tags
+        .insert(PEERS.into(), "ap-northeast-3/vpc-0000000e ap-northeast-3/vpc-0000000c".into());
+    let a = assess(&world, &d);
+    assert_eq!(a.links.keys().cloned().collect::<Vec<_>>(), [LinkKey::new(seoul(), ep(OSAKA, "vpc-0000000e"))]);
+}
+
+#[test]
+fn a_full_route_table_refuses_a_new_link_before_any_request_and_is_reported_on_a_standing_one() {
+    let mut d = deployment();
+    d.quotas.routes_per_table = 1; // each table holds its local route already
+    let mut world = seed_tagged();
+    let a = assess(&world, &d);
+    assert!(a.links.is_empty());
+    assert!(plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All).is_empty(), "no request");
+    let problem = a.problems[&seoul()][0].to_string();
+    assert!(problem.starts_with("ap-northeast-3/vpc-0000000b: over quota: rtb-00000001 of vpc-0000000a has no room for 1 more routes (1 at most)"), "{problem}");
+
+    // A link that stands is never taken down by a quota: the router adds what
+    // fits, and the status says which table is full.
+    converge(&mut world);
+    world.route_tables[0].routes.retain(|r| !matches!(r.target, Target::Peering(_)));
+    let a = assess(&world, &d);
+    assert_eq!(a.links.len(), 1);
+    assert!(plan(&world, &a, Role::Router, &region(SEOUL), &Focus::All).is_empty(), "no route over the quota");
+    let line = crate::status::render(&world, &a, &all_links(&world, &a), &BTreeMap::new(), &seoul()).unwrap();
+    assert!(line.contains("but rtb-00000001 is full (1 routes, the quota)"), "{line}");
 }

@@ -105,7 +105,7 @@ mod tests {
 
     #[test]
     fn an_empty_world_has_no_links() {
-        let deployment = Deployment { regions: vec!["ap-northeast-2".parse().unwrap()] };
+        let deployment = Deployment::new("123456789012".parse().unwrap(), vec!["ap-northeast-2".parse().unwrap()]);
         assert_eq!(status(&World::default(), &deployment), "no links\n");
     }
 }

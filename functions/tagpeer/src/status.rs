@@ -36,9 +36,32 @@ impl fmt::Display for Problem {
                 )
             }
             Problem::UnknownVpc { key, reference } => write!(f, "{key}: {reference}: no such VPC"),
-            Problem::OtherAccount { key, reference } => {
-                write!(f, "{key}: {reference}: peering with another account is not supported yet")
+            Problem::AccountNotAllowed { key, reference } => write!(
+                f,
+                "{key}: {reference}: account {} is not one of this deployment's allowed accounts",
+                reference.account.as_ref().map(|a| a.as_str()).unwrap_or_default()
+            ),
+            Problem::Unreadable { key, reference, error } => {
+                write!(f, "{key}: {reference}: cannot read the other account ({error})")
             }
+            Problem::NoConsent { peer, accepter, requester } => write!(
+                f,
+                "{}: waiting for consent: {}'s {} does not name account {}",
+                peer,
+                accepter,
+                intent::ACCEPT,
+                requester.account
+            ),
+            Problem::PeeringQuota { peer, vpc, quota } => write!(
+                f,
+                "{}/{}: over quota: {}/{} already has {quota} peering connections",
+                peer.region, peer.vpc_id, vpc.region, vpc.vpc_id
+            ),
+            Problem::RouteQuota { peer, vpc, route_table, needed, quota } => write!(
+                f,
+                "{}/{}: over quota: {route_table} of {} has no room for {needed} more routes ({quota} at most)",
+                peer.region, peer.vpc_id, vpc.vpc_id
+            ),
             Problem::Overlap { peer, mine, theirs } => write!(
                 f,
                 "{}/{}: ranges overlap ({mine} here, {theirs} there); peered VPCs need disjoint ranges",
@@ -72,6 +95,9 @@ impl fmt::Display for LinkState {
             }
             LinkState::Conflict { peering, route_table, destination, target } => {
                 write!(f, "conflict: {route_table} already routes {destination} via {target}, left alone ({peering})")
+            }
+            LinkState::TableFull { peering, route_table, quota } => {
+                write!(f, "active ({peering}), but {route_table} is full ({quota} routes, the quota)")
             }
             LinkState::Ready(p) => write!(f, "ready via {p}"),
             LinkState::Removing(p) => write!(f, "removing {p}"),

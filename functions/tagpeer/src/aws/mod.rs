@@ -2,8 +2,9 @@
 //! [`World`] and applies [`Action`]s, one regional client per region, all from
 //! one standard AWS configuration (so `AWS_ENDPOINT_URL` points them anywhere).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::error::Error as _;
+use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
 use aws_sdk_ec2 as ec2;
@@ -14,15 +15,15 @@ use ipnet::IpNet;
 
 use crate::error::AwsError;
 use crate::events::{self, Outgoing};
-use crate::ids::{Endpoint, PeeringId, Region};
+use crate::ids::{AccountId, Endpoint, PeeringId, Region, VpcId};
 use crate::intent;
 use crate::model::{Peering, PeeringDns, PeeringState, Route, RouteTable, Target, Vpc, World};
-use crate::plan::Action;
+use crate::plan::{Action, Deployment};
 
 /// Every item of a paged describe call, or the call's error.
 macro_rules! all_items {
-    ($client:expr, $op:ident, $name:literal, $region:expr) => {
-        $client.$op().into_paginator().items().send().try_collect().await.map_err(|e| aws_error($name, $region, e))
+    ($request:expr, $name:literal, $region:expr) => {
+        $request.into_paginator().items().send().try_collect().await.map_err(|e| aws_error($name, $region, e))
     };
 }
 
@@ -44,10 +45,39 @@ macro_rules! to_destination {
 pub mod network;
 pub mod provision;
 
-/// EC2 clients for each region of the deployment.
+/// Attempts per API call, the first included (the SDK's own default is 3).
+pub const MAX_ATTEMPTS: u32 = 5;
+/// The longest wait between two attempts (the SDK's own default is 20 s).
+pub const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The standard AWS configuration (credentials, region, `AWS_ENDPOINT_URL`),
+/// with tagpeer's retry settings: the SDK's standard mode (exponential backoff
+/// with jitter on throttling, 5xx and connection errors, within the client's
+/// retry quota), [`MAX_ATTEMPTS`] attempts, waits up to [`MAX_BACKOFF`]. A
+/// function has a minute; a call still failing after that is the
+/// invocation's error, and the next event or sweep finishes the step.
+/// `AWS_RETRY_MODE` or `AWS_MAX_ATTEMPTS` in the environment take precedence.
+pub async fn load_sdk_config() -> SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if !set("AWS_RETRY_MODE") && !set("AWS_MAX_ATTEMPTS") {
+        loader = loader.retry_config(
+            aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS).with_max_backoff(MAX_BACKOFF),
+        );
+    }
+    loader.load().await
+}
+
+/// EC2 clients for each region of the deployment, and, made on first use and
+/// kept, clients that read other accounts through their reader roles.
 #[derive(Clone, Debug)]
 pub struct Ec2 {
     clients: HashMap<Region, ec2::Client>,
+    config: SdkConfig,
+    /// The reader role's name in every other account, without its region
+    /// suffix (`tagpeer-reader` → `arn:aws:iam::ACCOUNT:role/tagpeer-reader-REGION`).
+    reader_role: Option<String>,
+    readers: Arc<Mutex<HashMap<(AccountId, Region), ec2::Client>>>,
 }
 
 impl Ec2 {
@@ -61,7 +91,104 @@ impl Ec2 {
                 (r.clone(), ec2::Client::from_conf(conf))
             })
             .collect();
-        Self { clients }
+        Self { clients, config: config.clone(), reader_role: None, readers: Default::default() }
+    }
+
+    /// Reads other accounts through the role of this name (see [`Ec2::reader_arn`]).
+    pub fn with_reader_role(mut self, name: Option<String>) -> Self {
+        self.reader_role = name;
+        self
+    }
+
+    /// `arn:PARTITION:iam::ACCOUNT:role/NAME-REGION`: each regional stack
+    /// makes its own reader role, which reads only its own region.
+    pub fn reader_arn(name: &str, account: &AccountId, region: &Region) -> String {
+        let partition = match region.as_str() {
+            r if r.starts_with("cn-") => "aws-cn",
+            r if r.starts_with("us-gov-") => "aws-us-gov",
+            _ => "aws",
+        };
+        format!("arn:{partition}:iam::{account}:role/{name}-{region}")
+    }
+
+    /// The account the configured credentials act in (STS `GetCallerIdentity`).
+    pub async fn caller_account(&self) -> Result<AccountId, AwsError> {
+        let region = self
+            .config
+            .region()
+            .and_then(|r| r.as_ref().parse().ok())
+            .or_else(|| self.clients.keys().next().cloned())
+            .ok_or_else(|| AwsError {
+                action: "GetCallerIdentity",
+                region: String::new(),
+                code: "NoRegion".into(),
+                message: "no region is configured".into(),
+            })?;
+        let out = aws_sdk_sts::Client::new(&self.config)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| aws_error("GetCallerIdentity", &region, e))?;
+        out.account()
+            .and_then(|a| a.parse().ok())
+            .ok_or_else(|| malformed("GetCallerIdentity", &region, "no account id in the answer"))
+    }
+
+    async fn reader(&self, account: &AccountId, region: &Region) -> Result<ec2::Client, String> {
+        let key = (account.clone(), region.clone());
+        if let Some(client) = self.readers.lock().expect("readers lock").get(&key) {
+            return Ok(client.clone());
+        }
+        let name = self.reader_role.as_deref().ok_or("no reader role is configured (TAGPEER_READER_ROLE)")?;
+        let sdk_region = aws_config::Region::new(region.to_string());
+        let provider = aws_config::sts::AssumeRoleProvider::builder(Self::reader_arn(name, account, region))
+            .session_name("tagpeer")
+            .region(sdk_region.clone())
+            .configure(&self.config)
+            .build()
+            .await;
+        let conf = ec2::config::Builder::from(&self.config)
+            .region(sdk_region)
+            .credentials_provider(ec2::config::SharedCredentialsProvider::new(provider))
+            .build();
+        let client = ec2::Client::from_conf(conf);
+        self.readers.lock().expect("readers lock").insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Reads, through each other account's reader role, the VPCs `reads`
+    /// names, their route tables, and that account's view of the connections
+    /// already in `world` (the requester's view carries tagpeer's tags). A
+    /// region that cannot be read is noted in `world.unreadable`, not fatal:
+    /// only the links that need it wait.
+    pub async fn observe_remote(&self, world: &mut World, reads: BTreeMap<(AccountId, Region), BTreeSet<VpcId>>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        for ((account, region), vpcs) in reads {
+            let reader = self.reader(&account, &region).await;
+            tasks.spawn(async move {
+                let seen = match reader {
+                    Ok(client) => read_region(&client, &region, Some(&vpcs)).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                };
+                (account, region, seen)
+            });
+        }
+        let mut parts = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(part) = joined {
+                parts.push(part);
+            }
+        }
+        parts.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+        for (account, region, seen) in parts {
+            match seen {
+                Ok(part) => world.merge_remote(part, &account, &region),
+                Err(error) => {
+                    tracing::warn!(account = %account, region = %region, error = %error, "cannot read the other account");
+                    world.unreadable.push((account, region, error));
+                }
+            }
+        }
     }
 
     fn client(&self, region: &Region) -> Result<&ec2::Client, AwsError> {
@@ -86,6 +213,17 @@ impl Ec2 {
             for peering in part.peerings {
                 world.merge_peering(peering, &region);
             }
+        }
+        Ok(world)
+    }
+
+    /// The deployment's own regions, then what it must read of other
+    /// accounts (see [`crate::plan::remote_reads`]).
+    pub async fn observe_deployment(&self, deployment: &Deployment) -> Result<World, AwsError> {
+        let mut world = self.observe(&deployment.regions).await?;
+        let reads = crate::plan::remote_reads(&world, deployment);
+        if !reads.is_empty() {
+            self.observe_remote(&mut world, reads).await;
         }
         Ok(world)
     }
@@ -279,12 +417,26 @@ fn malformed(action: &'static str, region: &Region, what: &str) -> AwsError {
 }
 
 async fn observe_region(client: &ec2::Client, region: &Region) -> Result<World, AwsError> {
+    read_region(client, region, None).await
+}
+
+/// One region's VPCs (all of them, or the `only` ones, as an other account's
+/// reader role reads them), their route tables, and the connections that
+/// touch them (filtered here too: moto ignores filters on connections).
+async fn read_region(client: &ec2::Client, region: &Region, only: Option<&BTreeSet<VpcId>>) -> Result<World, AwsError> {
+    let by_vpc = only.map(|ids| {
+        vec![ec2::types::Filter::builder()
+            .name("vpc-id")
+            .set_values(Some(ids.iter().map(ToString::to_string).collect()))
+            .build()]
+    });
     let (vpcs, tables, peerings) = tokio::try_join!(
-        async { all_items!(client, describe_vpcs, "DescribeVpcs", region) },
-        async { all_items!(client, describe_route_tables, "DescribeRouteTables", region) },
-        async { all_items!(client, describe_vpc_peering_connections, "DescribeVpcPeeringConnections", region) },
+        async { all_items!(client.describe_vpcs().set_filters(by_vpc.clone()), "DescribeVpcs", region) },
+        async { all_items!(client.describe_route_tables().set_filters(by_vpc.clone()), "DescribeRouteTables", region) },
+        async { all_items!(client.describe_vpc_peering_connections(), "DescribeVpcPeeringConnections", region) },
     )?;
-    let vpcs: Vec<Vpc> = vpcs.iter().filter_map(|v| vpc(v, region)).collect();
+    let wanted = |vpc: &VpcId| only.is_none_or(|ids| ids.contains(vpc));
+    let vpcs: Vec<Vpc> = vpcs.iter().filter_map(|v| vpc(v, region)).filter(|v| wanted(&v.endpoint.vpc_id)).collect();
     let route_tables = tables
         .iter()
         .filter_map(|t| {
@@ -294,8 +446,12 @@ async fn observe_region(client: &ec2::Client, region: &Region) -> Result<World, 
             route_table(t, owner)
         })
         .collect();
-    let peerings = peerings.iter().filter_map(|p| peering(p, region)).collect();
-    Ok(World { vpcs, route_tables, peerings, observed_at: 0 })
+    let peerings = peerings
+        .iter()
+        .filter_map(|p| peering(p, region))
+        .filter(|p| wanted(&p.requester.vpc_id) || wanted(&p.accepter.vpc_id))
+        .collect();
+    Ok(World { vpcs, route_tables, peerings, ..World::default() })
 }
 
 fn tags(tags: &[Tag]) -> BTreeMap<String, String> {

@@ -36,15 +36,15 @@ impl Ec2 {
 
 async fn observe_region(client: &ec2::Client, region: &Region) -> Result<Network, AwsError> {
     let (vpcs, subnets, tables, peerings) = tokio::try_join!(
-        async { all_items!(client, describe_vpcs, "DescribeVpcs", region) },
-        async { all_items!(client, describe_subnets, "DescribeSubnets", region) },
-        async { all_items!(client, describe_route_tables, "DescribeRouteTables", region) },
-        async { all_items!(client, describe_vpc_peering_connections, "DescribeVpcPeeringConnections", region) },
+        async { all_items!(client.describe_vpcs(), "DescribeVpcs", region) },
+        async { all_items!(client.describe_subnets(), "DescribeSubnets", region) },
+        async { all_items!(client.describe_route_tables(), "DescribeRouteTables", region) },
+        async { all_items!(client.describe_vpc_peering_connections(), "DescribeVpcPeeringConnections", region) },
     )?;
     let (groups, acls, interfaces) = tokio::try_join!(
-        async { all_items!(client, describe_security_groups, "DescribeSecurityGroups", region) },
-        async { all_items!(client, describe_network_acls, "DescribeNetworkAcls", region) },
-        async { all_items!(client, describe_network_interfaces, "DescribeNetworkInterfaces", region) },
+        async { all_items!(client.describe_security_groups(), "DescribeSecurityGroups", region) },
+        async { all_items!(client.describe_network_acls(), "DescribeNetworkAcls", region) },
+        async { all_items!(client.describe_network_interfaces(), "DescribeNetworkInterfaces", region) },
     )?;
 
     let vpcs: Vec<VpcNet> =

@@ -338,7 +338,7 @@ fn labels(resource: ResourceType, network: &str, name: &str) -> TagSpecification
 /// Every VPC of the regions, the regions side by side.
 async fn all_vpcs(clients: &Ec2, regions: &[Region]) -> Result<Vec<model::Vpc>, AwsError> {
     let seen = clients.in_every_region(regions, |client, region| async move {
-        let vpcs: Vec<ec2::types::Vpc> = all_items!(client, describe_vpcs, "DescribeVpcs", &region)?;
+        let vpcs: Vec<ec2::types::Vpc> = all_items!(client.describe_vpcs(), "DescribeVpcs", &region)?;
         Ok(vpcs.iter().filter_map(|v| vpc(v, &region)).collect::<Vec<_>>())
     });
     let mut all: Vec<model::Vpc> = seen.await?.into_iter().flat_map(|(_, vpcs)| vpcs).collect();
