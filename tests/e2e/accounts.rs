@@ -135,3 +135,30 @@ async fn a_request_from_an_account_the_accepter_does_not_allow_is_never_accepted
     assert!(routes_via_peering(&world, &their_vpc).is_empty());
     assert_eq!(status(&world, &seed.seoul()), format!("{their_vpc}: pending acceptance ({})", world.peerings[0].id));
 }
+
+/// A request from an allowed account that tagpeer did not make (by hand, no
+/// tagpeer tags in the requester's view) is never accepted, even by a VPC
+/// that accepts anyone: consent is for tagpeer's links, not any request.
+#[tokio::test]
+async fn a_hand_made_request_from_an_allowed_account_is_never_accepted() {
+    let (ours, theirs, seed, their_vpc) = two_accounts(true).await;
+    tag_vpc(&theirs.sdk, &their_vpc, ACCEPT, Some("*")).await;
+    let made = ec2(&ours.sdk, SEOUL)
+        .create_vpc_peering_connection()
+        .vpc_id(&seed.seoul_vpc)
+        .peer_vpc_id(their_vpc.vpc_id.as_str())
+        .peer_region(OSAKA)
+        .peer_owner_id(OTHER)
+        .send()
+        .await
+        .expect("CreateVpcPeeringConnection");
+    let id = made.vpc_peering_connection().and_then(|p| p.vpc_peering_connection_id()).expect("an id").to_owned();
+    for _ in 0..2 {
+        theirs.sweep().await;
+        ours.sweep().await;
+    }
+    let world = theirs.observe().await;
+    let pcx = world.peerings.iter().find(|p| p.id.as_str() == id).expect("still listed");
+    assert_eq!(pcx.state, PeeringState::PendingAcceptance, "left alone");
+    assert!(routes_via_peering(&world, &their_vpc).is_empty());
+}
