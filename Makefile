@@ -75,7 +75,7 @@ RELIABILITY_DIR = $${CARGO_TARGET_DIR:-target}/reliability/$$(date +%Y%m%d-%H%M%
 reliability: venv functions
 	set -e; dir="$(RELIABILITY_DIR)"; rm -rf "$$dir"; mkdir -p "$$dir"; status=0; \
 	TAGPEER_RELIABILITY_DIR="$$(cd "$$dir" && pwd)" cargo test --locked -p tagpeer-tests \
-		--test reliability --test bad_input || status=$$?; \
+		--test reliability --test bad_input --test security || status=$$?; \
 	$(VENV)/bin/python tests/reliability_table.py "$$dir" || status=$$?; \
 	exit $$status
 
