@@ -142,9 +142,7 @@ async fn a_request_tagpeer_did_not_make_is_never_accepted_by_event_or_sweep() {
 /// Guards consent's "only a request tagpeer made": `plan_accepter` accepts
 /// only a connection whose `tagpeer-link` names its link, so a request made by
 /// hand and tagged `tagpeer-managed=true` (with no link tag) is not accepted,
-/// by a forged event or a sweep. (Known defect, reported: the planner still
-/// counts it as the link's connection, so the link waits on it for ever
-/// instead of reporting it as hand-made; see the ignored test below.)
+/// by a forged event or a sweep.
 #[tokio::test]
 async fn a_request_tagged_managed_by_hand_is_never_accepted() {
     let (cloud, posing, hand_world, _) = posing_request().await;
@@ -156,12 +154,10 @@ async fn a_request_tagged_managed_by_hand_is_never_accepted() {
     drop(cloud);
 }
 
-/// What should happen to a request tagged `tagpeer-managed=true` by hand:
-/// reported like any hand-made one, and nothing stuck. Ignored until
-/// `Peering::is_managed` also asks for a `tagpeer-link` that names the
-/// connection's own VPCs.
+/// Guards `Peering::is_managed`, which asks for a `tagpeer-link` naming the
+/// connection's own VPCs as well as `tagpeer-managed=true`: a request tagged
+/// managed by hand is reported like any hand-made one, and nothing is stuck.
 #[tokio::test]
-#[ignore = "known defect: a hand-tagged tagpeer-managed=true request holds its link pending for ever"]
 async fn a_request_tagged_managed_by_hand_is_reported_as_hand_made() {
     let (cloud, posing, world, seoul) = posing_request().await;
     let said = status(&world, &seoul);

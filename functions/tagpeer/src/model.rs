@@ -144,9 +144,17 @@ pub struct PeeringDns {
 }
 
 impl Peering {
-    /// Made by tagpeer: it carries `tagpeer-managed=true`.
+    /// Made by tagpeer: it carries `tagpeer-managed=true` and a `tagpeer-link`
+    /// that names its own two VPCs. A request made by hand with tagpeer's tags
+    /// copied onto it is hand-made, and reported as such.
     pub fn is_managed(&self) -> bool {
+        let (a, b) = if self.requester <= self.accepter {
+            (&self.requester, &self.accepter)
+        } else {
+            (&self.accepter, &self.requester)
+        };
         self.tags.get(intent::MANAGED).is_some_and(|v| v == "true")
+            && self.link_tag() == Some(format!("{a}+{b}").as_str())
     }
 
     /// Which request for its link this was (`tagpeer-attempt`, 1 when absent).

@@ -809,6 +809,8 @@ fn a_vpc_at_its_peering_quota_gets_no_new_link_and_keeps_the_ones_it_has() {
     // The link that stands keeps its place, even when c now comes first.
     world.vpcs[1].endpoint = ep(OSAKA, "vpc-0000000e");
     world.peerings[0].accepter = ep(OSAKA, "vpc-0000000e");
+    let renamed = LinkKey::new(seoul(), ep(OSAKA, "vpc-0000000e")).to_string();
+    world.peerings[0].tags.insert(crate::intent::LINK.into(), renamed);
     world
         .vpc_mut(&seoul())
         .unwrap()
