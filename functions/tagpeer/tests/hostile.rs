@@ -528,10 +528,15 @@ fn dedup(items: &[&str]) -> Vec<String> {
     out
 }
 
-/// An error message names its key and the item at fault, quoted.
+/// An error message names its key and the item at fault, quoted (cut to
+/// its first `QUOTED_MAX` characters, so that the reason fits after it).
 fn names(msg: &str, key: &str, item: &str) -> Result<(), TestCaseError> {
     prop_assert!(msg.starts_with(&format!("{key}: ")), "{msg}");
-    prop_assert!(msg.contains(&format!("{item:?}")), "{msg} does not name {item:?}");
+    prop_assert!(msg.contains(&tagpeer::error::quoted(item)), "{msg} does not name {item:?}");
+    if item.chars().count() > tagpeer::error::QUOTED_MAX {
+        let head: String = item.chars().take(tagpeer::error::QUOTED_MAX).collect();
+        prop_assert!(msg.contains(&format!("{head:?}…")), "{msg} does not cut {item:?}");
+    }
     Ok(())
 }
 
