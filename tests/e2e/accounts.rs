@@ -92,6 +92,7 @@ async fn a_link_across_accounts_is_made_by_both_deployments_and_taken_down_by_bo
     assert!(routes_via_peering(&world, &their_vpc).is_empty());
     assert!(world.peerings.iter().all(|p| !p.state.is_live()), "{:?}", world.peerings);
     assert_eq!(status(&world, &seed.seoul()), "", "nothing left to say");
+    assert_eq!(tagpeer::invariants::violations(&world, ours.deployment()), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -118,6 +119,7 @@ async fn without_the_accepters_consent_nothing_is_requested_until_it_is_given() 
     let live: Vec<_> = world.peerings.iter().filter(|p| p.state == PeeringState::Active).collect();
     assert_eq!(live.len(), 1, "{:?}", world.peerings);
     assert!(status(&world, &seed.seoul()).contains("ready via"), "{}", status(&world, &seed.seoul()));
+    assert_eq!(tagpeer::invariants::violations(&world, ours.deployment()), Vec::<String>::new());
 }
 
 #[tokio::test]

@@ -51,7 +51,9 @@ async fn plan_and_status_follow_the_link_from_tag_to_ready() {
     cloud.run_chain(Delivery { role: Role::Requester, region: SEOUL.into(), event }).await;
     assert_eq!(stdout(&tagpeer(&endpoint, &["plan"])), "nothing to do\n");
     let status = stdout(&tagpeer(&endpoint, &["status"]));
-    let pcx = cloud.observe().await.peerings[0].id.clone();
+    let world = cloud.observe().await;
+    assert_eq!(tagpeer::invariants::violations(&world, cloud.deployment()), Vec::<String>::new());
+    let pcx = world.peerings[0].id.clone();
     assert_eq!(status.lines().count(), 3, "{status}");
     assert!(status.contains(&format!("{SEOUL}/{}", seed.seoul_vpc)) && status.contains(&format!("ready via {pcx}")));
     assert!(status.contains(&format!("172.31.0.0/16 -> {pcx}")) && status.contains(&format!("10.0.0.0/16 -> {pcx}")));

@@ -46,6 +46,7 @@ async fn a_vpc_at_its_peering_quota_gets_no_new_link_and_says_so() {
         "{s}"
     );
     assert!(s.contains("ready via"), "the link within the quota is made: {s}");
+    assert_eq!(tagpeer::invariants::violations(&world, cloud.deployment()), Vec::<String>::new());
     assert_eq!(mutations(&cloud.sweep().await), Vec::<String>::new(), "a sweep agrees and changes nothing");
 }
 
@@ -68,6 +69,7 @@ async fn a_full_route_table_refuses_a_new_link_before_any_request() {
         seed.osaka_vpc, seed.seoul_route_table, seed.seoul_vpc
     );
     assert_eq!(status(&world, &seed.seoul()), format!("error: {expect}"));
+    assert_eq!(tagpeer::invariants::violations(&world, cloud.deployment()), Vec::<String>::new());
     assert!(
         lines.iter().any(|l| l["level"] == "WARN" && l["detail"].as_str().is_some_and(|d| d.contains(&expect))),
         "a log line says it: {lines:#?}"
