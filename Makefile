@@ -12,7 +12,7 @@ PORT ?= 4566
 FUNCTIONS := -p tagpeer-requester -p tagpeer-accepter -p tagpeer-router -p tagpeer-provisioner
 LOCALCLOUD := PYTHONPATH=tests $(VENV)/bin/python -m localcloud
 
-.PHONY: help venv functions demo local test lint fmt build deploy clean
+.PHONY: help venv functions demo local test lint fmt build deploy clean bench
 
 help:
 	@echo "make demo   the seed scenario (Seoul <-> Osaka) told on the local cloud, from one AWS CLI tag command"
@@ -21,6 +21,7 @@ help:
 	@echo "make lint   formatting, clippy, cfn-lint and checkov only"
 	@echo "make build  the Lambda artifacts: cargo lambda build --release --arm64"
 	@echo "make deploy build and deploy a stack to each of REGIONS (the SAM CLI, your AWS credentials)"
+	@echo "make bench  measure artifacts, cold starts, API calls, a mesh under throttling; write BENCHMARKS.md"
 
 # The Python virtual environment: moto's server and cfn-lint, pinned whole.
 venv: $(STAMP)
@@ -86,6 +87,30 @@ fmt:
 build: venv
 	rustup target add $(LAMBDA_TARGET)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(FUNCTIONS)
+
+# `make bench`: the figures in BENCHMARKS.md (tests/localcloud/bench.py). Each
+# profile of BENCH_PROFILES is built for arm64 with cargo lambda (the zips) and
+# for this machine with cargo (the binaries the local cloud runs), in a target
+# directory of its own, one job at a time: aws-sdk-ec2 alone takes ~8 GB of
+# compiler memory. BENCH_ARGS go to the script (--cold-runs N, --mesh N, --big N,
+# --no-throttle, --out FILE).
+BENCH_TARGET_DIR ?= $(HOME)/.cache/tagpeer-bench-target
+BENCH_JOBS ?= 1
+BENCH_PROFILES ?= release release-baseline
+BENCH_ARGS ?=
+
+bench: venv
+	rustup target add $(LAMBDA_TARGET)
+	set -e; start=$$(date +%s); profiles=""; \
+	for p in $(BENCH_PROFILES); do \
+		if [ "$$p" = release ]; then sel=--release; else sel="--profile $$p"; fi; \
+		PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CARGO_TARGET_DIR="$(BENCH_TARGET_DIR)" CARGO_BUILD_JOBS=$(BENCH_JOBS) \
+			cargo lambda build $$sel --arm64 --output-format zip --lambda-dir "$(BENCH_TARGET_DIR)/lambda-$$p" $(FUNCTIONS); \
+		CARGO_TARGET_DIR="$(BENCH_TARGET_DIR)" CARGO_BUILD_JOBS=$(BENCH_JOBS) cargo build --quiet --locked $$sel $(FUNCTIONS); \
+		profiles="$$profiles --profile $$p=$(BENCH_TARGET_DIR)/$$p,$(BENCH_TARGET_DIR)/lambda-$$p"; \
+	done; \
+	PYTHONPATH=tests $(VENV)/bin/python -m localcloud.bench $$profiles \
+		--build-seconds "$$(( $$(date +%s) - start )) s of builds" --json "$(BENCH_TARGET_DIR)/bench.json" $(BENCH_ARGS)
 
 # Deploying to AWS: the SAM CLI, in a virtual environment of its own (its pins
 # are not moto's), builds the template's functions with cargo lambda build
