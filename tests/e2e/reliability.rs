@@ -75,7 +75,11 @@ async fn vpc(sdk: &SdkConfig, region: &str, cidr: &str, name: &str) -> Endpoint 
 /// one run to the next: a VPC by its region and range, a route table by its
 /// VPC (and `main`), a connection by the VPCs it joins, a gateway by its kind.
 /// Connections that ended (deleted, rejected…) are history, not state, and
-/// are left out; `tagpeer-requested-at` (a clock reading) too.
+/// are left out; `tagpeer-requested-at` (a clock reading) too. Between two
+/// VPCs of one region the requester is the one with the smaller id, which
+/// changes from run to run: so a connection is named by its two VPCs in order
+/// of name, and lists in tags whose order follows the ids (a status's parts,
+/// a link's two ends) are sorted.
 fn normalized(world: &World) -> String {
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     for v in &world.vpcs {
@@ -87,7 +91,9 @@ fn normalized(world: &World) -> String {
     };
     let live: Vec<_> = world.peerings.iter().filter(|p| p.state.is_live()).collect();
     for p in &live {
-        let name = format!("<pcx {}+{}>", name_of(&names, &p.requester), name_of(&names, &p.accepter));
+        let mut ends = [name_of(&names, &p.requester), name_of(&names, &p.accepter)];
+        ends.sort();
+        let name = format!("<pcx {}+{}>", ends[0], ends[1]);
         names.insert(p.id.to_string(), name);
     }
     let clean = |text: &str| -> String {
@@ -110,7 +116,7 @@ fn normalized(world: &World) -> String {
     };
     let mut lines = Vec::new();
     for v in &world.vpcs {
-        let tags: Vec<String> = v.tags.iter().map(|(k, val)| format!("{k}={}", clean(val))).collect();
+        let tags: Vec<String> = v.tags.iter().map(|(k, val)| format!("{k}={}", sorted(&clean(val), "; "))).collect();
         lines.push(format!("vpc {} {:?} {:?} [{}]", name_of(&names, &v.endpoint), v.ipv4, v.ipv6, tags.join(", ")));
     }
     for t in &world.route_tables {
@@ -135,12 +141,29 @@ fn normalized(world: &World) -> String {
             .tags
             .iter()
             .filter(|(k, _)| k.as_str() != tagpeer::intent::REQUESTED_AT)
-            .map(|(k, v)| format!("{k}={}", clean(v)))
+            .map(|(k, v)| match k.as_str() {
+                tagpeer::intent::LINK => format!("{k}={}", sorted(&clean(v), "+")),
+                "Name" => format!("{k}={}", sorted(&clean(v), " ")),
+                _ => format!("{k}={}", clean(v)),
+            })
             .collect();
-        lines.push(format!("{} {} dns={:?} [{}]", clean(p.id.as_str()), p.state.code(), p.dns, tags.join(", ")));
+        // Each side's DNS option, by the side's name.
+        let mut dns = [
+            format!("{}={}", name_of(&names, &p.requester), p.dns.requester),
+            format!("{}={}", name_of(&names, &p.accepter), p.dns.accepter),
+        ];
+        dns.sort();
+        lines.push(format!("{} {} dns {dns:?} [{}]", clean(p.id.as_str()), p.state.code(), tags.join(", ")));
     }
     lines.sort();
     lines.join("\n")
+}
+
+/// `text`'s parts between `separator`s, sorted.
+fn sorted(text: &str, separator: &str) -> String {
+    let mut parts: Vec<&str> = text.split(separator).collect();
+    parts.sort_unstable();
+    parts.join(separator)
 }
 
 /// The successful mutating calls the functions made, in order: "Action region".
