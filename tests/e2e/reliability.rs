@@ -277,10 +277,19 @@ async fn crash_at_every_step(scenario: Scenario) {
     for k in 1..=n {
         let end = run(&cloud, &sdk, scenario, &json!({"crash_after": k}), &json!({})).await;
         let counters = &end.faults["counters"];
-        assert_eq!(counters["mutating_calls"], json!(k), "exactly {k} went through: {:?}", end.calls);
-        let last = end.calls.get(k - 1).cloned().unwrap_or_default();
-        let refused = counters["refused_after_crash"].as_u64().unwrap_or_default();
-        let faults = format!("crash after mutating call {k} of {n} ({last}); {refused} calls refused after it");
+        let made = counters["mutating_calls"].as_u64().unwrap_or_default() as usize;
+        // A run's status writes depend on how its steps interleave, so a run
+        // may make fewer calls than the clean one did: then it never crashes.
+        let faults = if counters["crashed"] == json!(true) {
+            // (Fewer when the k-th, refused to others while it ran, then failed at moto.)
+            assert!(made <= k, "at most {k} went through: {:?}", end.calls);
+            let last = end.calls.get(k - 1).cloned().unwrap_or_default();
+            let refused = counters["refused_after_crash"].as_u64().unwrap_or_default();
+            format!("crash after mutating call {k} of {n} ({last}); {refused} calls refused after it")
+        } else {
+            assert!(made < k, "no crash, so fewer than {k} calls: {:?}", end.calls);
+            format!("crash after mutating call {k} of {n}: not reached, this run made {made}")
+        };
         judge("crash", scenario, faults, &end, &expected, &mut failures);
     }
     assert!(failures.is_empty(), "{} of {n} crash points failed:\n{}", failures.len(), failures.join("\n\n"));
