@@ -110,7 +110,7 @@ bench: venv
 		profiles="$$profiles --profile $$p=$(BENCH_TARGET_DIR)/$$p,$(BENCH_TARGET_DIR)/lambda-$$p"; \
 	done; \
 	PYTHONPATH=tests $(VENV)/bin/python -m localcloud.bench $$profiles \
-		--build-seconds "$$(( $$(date +%s) - start )) s of builds" --json "$(BENCH_TARGET_DIR)/bench.json" $(BENCH_ARGS)
+		--build-seconds "$$(( $$(date +%s) - start ))" --json "$(BENCH_TARGET_DIR)/bench.json" $(BENCH_ARGS)
 
 # Deploying to AWS: the SAM CLI, in a virtual environment of its own (its pins
 # are not moto's), builds the template's functions with cargo lambda build

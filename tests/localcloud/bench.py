@@ -604,6 +604,10 @@ def section_artifacts(report: dict, profiles: list) -> str:
     for label in labels:
         out.append(f"- **{label}**: {_profile_settings(label)}")
     out.append("")
+    if len(labels) == 1:
+        out.append(f"Only `{labels[0]}` was measured in this run; `make bench` measures `release-baseline` "
+                   f"(Cargo's defaults: {_profile_settings('release-baseline')}) beside it by default.")
+        out.append("")
     out.append("Zip: `cargo lambda build --release --arm64 --output-format zip` (with `--profile` for the others), "
                "the file Lambda receives; unzipped: the `bootstrap` inside it. The x86_64 binary is the same "
                "code built for this machine, the one the cold starts run.")
@@ -953,6 +957,8 @@ def section_mesh(report: dict) -> str:
     rows = []
     bound_s = 0.0
     bound_at = ""
+    floor_s = 0.0
+    floor_at = ""
     for key in sorted(set(by) | set(need), key=lambda k: (k[1], k[0])):
         region, action = key
         b = _bucket(faults, action, region) if action != "PutEvents" else None
@@ -963,6 +969,8 @@ def section_mesh(report: dict) -> str:
             t_actual = max(0.0, (by[key] - thr[key] - cap) / refill) if refill else 0.0
             if t > bound_s:
                 bound_s, bound_at = t, f"`{action}` in {region}"
+            if t_actual > floor_s:
+                floor_s, floor_at = t_actual, f"`{action}` in {region}: {by[key] - thr[key]} calls"
             size = f"{name}: {cap:g} + {refill:g}/s"
             tb, ta = f"{t:.1f} s", f"{t_actual:.1f} s"
         else:
@@ -980,12 +988,17 @@ def section_mesh(report: dict) -> str:
                        "bound (necessary)", "floor (calls admitted)"], rows))
     out.append("")
     if bound_at:
-        out.append(f"**The throttle's bound for this mesh: {bound_s:.1f} s** (the slowest bucket, {bound_at}; "
-                   "the buckets refill side by side, and a link's steps follow one another, so the true floor is "
-                   "a little higher). Measured: "
-                   f"{m['total_s']:.1f} s. The difference is the reads (each invocation observes every region, "
-                   "and every one of those calls takes a token from the describe buckets, which are shared with "
-                   "every other invocation in that region), the retries' backoff, and moto's own speed.")
+        out.append(f"**The throttle's bound for this mesh: {bound_s:.1f} s**, set by the slowest bucket of the "
+                   f"necessary calls ({bound_at}; the buckets refill side by side, and a link's steps follow one "
+                   "another, so the true floor is a little higher). The calls tagpeer made set a higher floor, "
+                   f"**{floor_s:.1f} s** ({floor_at}): every invocation observes every region, so each describe "
+                   "bucket of a region pays one token per invocation anywhere, and the reads, not the writes, are "
+                   f"what the throttle would hold back first. Measured here: **{m['total_s']:.0f} s**, "
+                   + ("with no call throttled: on this machine the local cloud, one process per function and "
+                      "region and moto answering describes over hundreds of connections, is slower than the "
+                      "throttle, so the time is the busiest process's, not the buckets'."
+                      if not throttled else
+                      f"with {len(throttled)} calls throttled and retried."))
     out.append("")
     return "\n".join(out)
 
@@ -1036,6 +1049,15 @@ def _load(report: dict) -> str:
             " (more than the CPUs means the figures of time include waiting for a CPU)")
 
 
+def _builds(text: str) -> str:
+    """`make bench` passes the builds' seconds; a run by hand may say what it built and how."""
+    if not text:
+        return ""
+    if text.isdigit():
+        return f"; the builds before them: {int(text) / 60:.0f} min (every profile, arm64 and x86_64, one job)"
+    return f"; {text}"
+
+
 def render(report: dict, profiles: list) -> str:
     m = report["machine"]
     minutes = report["seconds"] / 60
@@ -1050,8 +1072,7 @@ def render(report: dict, profiles: list) -> str:
         ["toolchain", f"{m['rustc']}; {m['cargo-lambda']}"],
         ["local cloud", f"moto {m['moto']} on Python {m['python']}, loopback only"],
         ["load", _load(report)],
-        ["run", f"{minutes:.0f} min for the measurements" + (f", after {report['build_seconds']}"
-                                                             if report.get("build_seconds") else "")],
+        ["run", f"{minutes:.0f} min of measurements" + _builds(report.get("build_seconds", ""))],
     ]))
     out.append("")
     out.append("To reproduce: `make bench` from a clone (it needs `cargo`, `rustup` and `python3`, like `make test`; "
@@ -1059,13 +1080,38 @@ def render(report: dict, profiles: list) -> str:
                "with cargo-lambda and for x86_64 with cargo, in a target directory of its own, "
                "`BENCH_TARGET_DIR`, one job at a time, `BENCH_JOBS`; then measures). From nothing the builds take "
                "the better part of an hour on a 2-core machine (`aws-sdk-ec2` is most of it), the measurements "
-               "about ten minutes. `make bench BENCH_PROFILES=release` measures the committed profile alone.")
+               "a quarter of an hour (most of it the mesh). `make bench BENCH_PROFILES=release` measures the committed profile alone.")
     out.append("")
     out.append(section_artifacts(report, profiles))
     out.append(section_link(report))
     out.append(section_mesh(report))
     out.append(section_idle(report))
     return "\n".join(out).rstrip() + "\n"
+
+
+def measure_profile(report: dict, label: str, bin_dir: Path, cold_runs: int, workflow: bool) -> None:
+    """Item 1 for one profile, on the seed; with `workflow`, item 2 and the seed's idle sweep too."""
+    log(f"profile {label}: binaries in {bin_dir}")
+    prof = {"binaries": {f: (bin_dir / f).stat().st_size if (bin_dir / f).exists() else None for f in FUNCTIONS}}
+    load = [os.getloadavg()[0]]
+    with Cloud(bin_dir, [SEOUL, OSAKA]) as cloud:
+        log(f"profile {label}: the seed's link")
+        link = seed_link(cloud)
+        seed = link["seed"]
+        if workflow:
+            log("idle sweep of the seed")
+            report["idle"] = [idle_sweep(cloud, "the seed", 1)]
+        pids = cloud.function_pids()
+        prof["workflow_hwm"] = {f"{k[0]} {k[1]}": vm_hwm_kb(p) for k, p in pids.items()}
+        log(f"profile {label}: {cold_runs} cold starts of each function")
+        prof["cold"] = cold_starts(cloud, bin_dir, seed, cold_runs)
+        load.append(os.getloadavg()[0])
+        if workflow:
+            report["seed_up"] = link["up"]
+            log("the seed's link, torn down")
+            report["seed_down"] = seed_teardown(cloud, seed)
+    prof["load"] = load
+    report["profiles"][label] = prof
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1081,7 +1127,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--build-seconds", default="", help="how long the builds took, for the report")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--from-json", type=Path,
-                        help="measure nothing: render the figures of an earlier --json, with the zips read again")
+                        help="render the figures of an earlier --json, with the zips read again, measuring only "
+                             "item 1 for the profiles it lacks")
     args = parser.parse_args(argv)
 
     profiles = []
@@ -1091,6 +1138,11 @@ def main(argv: list[str] | None = None) -> None:
         profiles.append((label, Path(bin_dir), Path(lambda_dir)))
     if args.from_json:
         report = json.loads(args.from_json.read_text())
+        for label, bin_dir, _ in profiles:
+            if label not in report["profiles"]:  # item 1 for a profile built since
+                measure_profile(report, label, bin_dir, args.cold_runs, workflow=False)
+        if args.json:
+            args.json.write_text(json.dumps(report, default=str))
         for label, _, lambda_dir in profiles:
             report["profiles"][label]["artifacts"] = artifacts(lambda_dir)
         text = render(report, profiles)
@@ -1102,28 +1154,7 @@ def main(argv: list[str] | None = None) -> None:
 
     # 1 and 2: the seed, per profile (the workflow figures from the first).
     for n, (label, bin_dir, lambda_dir) in enumerate(profiles):
-        log(f"profile {label}: artifacts in {lambda_dir}, binaries in {bin_dir}")
-        prof = {"binaries": {f: (bin_dir / f).stat().st_size if (bin_dir / f).exists() else None
-                             for f in FUNCTIONS}}
-        load = [os.getloadavg()[0]]
-        with Cloud(bin_dir, [SEOUL, OSAKA]) as cloud:
-            log(f"profile {label}: the seed's link")
-            link = seed_link(cloud)
-            seed = link["seed"]
-            if n == 0:
-                log("idle sweep of the seed")
-                report["idle"] = [idle_sweep(cloud, "the seed", 1)]
-            pids = cloud.function_pids()
-            prof["workflow_hwm"] = {k: vm_hwm_kb(p) for k, p in pids.items()}
-            log(f"profile {label}: {args.cold_runs} cold starts of each function")
-            prof["cold"] = cold_starts(cloud, bin_dir, seed, args.cold_runs)
-            load.append(os.getloadavg()[0])
-            if n == 0:
-                report["seed_up"] = link["up"]
-                log("the seed's link, torn down")
-                report["seed_down"] = seed_teardown(cloud, seed)
-        prof["load"] = load
-        report["profiles"][label] = prof
+        measure_profile(report, label, bin_dir, args.cold_runs, workflow=n == 0)
 
     label, bin_dir, _ = profiles[0]
     regions3 = [SEOUL, OSAKA, TOKYO]
