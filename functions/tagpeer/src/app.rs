@@ -263,7 +263,23 @@ impl App {
             );
         }
 
-        for action in plan::statuses(&world, &assessment, &self.config.region, &focus, &failures) {
+        // Statuses say how things stand now, not as this invocation first
+        // read them: a region's functions run side by side (a sweep starts
+        // them all), and a status computed from an older read would undo a
+        // newer one. So when there is a status to write, read again first; an
+        // idle sweep writes none and reads nothing more.
+        let region = &self.config.region;
+        let mut writes = plan::statuses(&world, &assessment, region, &focus, &failures);
+        if !writes.is_empty() {
+            match self.ec2.observe_deployment(&self.config.deployment).await {
+                Ok(now) => {
+                    let assessment = plan::assess(&now, &self.config.deployment);
+                    writes = plan::statuses(&now, &assessment, region, &focus, &failures);
+                }
+                Err(e) => tracing::warn!(function, error = %e, "reading again before the status failed"),
+            }
+        }
+        for action in writes {
             let result = self.ec2.apply(&action).await;
             report.changes.push(change(&action, &result));
             log_change(function, report.changes.last().expect("just pushed"));
