@@ -28,7 +28,10 @@ async fn a_vpc_at_its_peering_quota_gets_no_new_link_and_says_so() {
     let value = format!("{OSAKA}/{} {OSAKA}/{}", seed.osaka_vpc, second.vpc_id);
     tag_vpc(&cloud.sdk, &seed.seoul(), PEERS, Some(&value)).await;
     let event = tag_change_event(&cloud.sdk, &seed.seoul(), &[PEERS]).await;
-    cloud.run_chain(Delivery { role: Role::Requester, region: SEOUL.into(), event }).await;
+    // (Every test of this file captures its logs: tracing caches per call site
+    // whether anyone listens, and a test that never listens beside one that
+    // does would make the other's capture miss lines.)
+    let (_, lines) = with_logs(cloud.run_chain(Delivery { role: Role::Requester, region: SEOUL.into(), event })).await;
     cloud.sweep().await;
 
     let world = cloud.observe().await;
@@ -46,6 +49,10 @@ async fn a_vpc_at_its_peering_quota_gets_no_new_link_and_says_so() {
         "{s}"
     );
     assert!(s.contains("ready via"), "the link within the quota is made: {s}");
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN" && l["detail"].as_str().is_some_and(|d| d.contains("over quota"))),
+        "a log line says it: {lines:#?}"
+    );
     assert_eq!(tagpeer::invariants::violations(&world, cloud.deployment()), Vec::<String>::new());
     assert_eq!(mutations(&cloud.sweep().await), Vec::<String>::new(), "a sweep agrees and changes nothing");
 }
