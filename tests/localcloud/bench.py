@@ -726,18 +726,26 @@ def _per_action(calls: list[dict], minimum: dict) -> tuple[str, dict]:
     return _table(["action", "requester", "accepter", "router", "all", "errors"], rows), summary
 
 
+def _owned(invocations: list[dict], calls: list[dict]) -> dict[int, list]:
+    """The calls each invocation's process made (index into `invocations` -> calls)."""
+    ends: dict[str, list] = defaultdict(list)
+    for n, e in enumerate(invocations):
+        ends[e.get("caller", "")].append(((e.get("calls") or [0, 0])[1], e.get("time", 0), n))
+    for v in ends.values():
+        v.sort()
+    owned: dict[int, list] = defaultdict(list)
+    for c in calls:
+        later = [end for end in ends.get(c.get("caller", ""), []) if end[0] >= c.get("seq", 0)]
+        if later:
+            owned[later[0][2]].append(c)
+    return owned
+
+
 def _invocation_rows(invocations: list[dict], calls: list[dict]) -> str:
     """One row an invocation, with the calls its process made. A process runs one invocation at a time,
     and the local cloud notes the last call recorded when each invocation ended (`calls`), so a call of
     that process belongs to the first of its invocations that ended at or after it."""
-    ends: dict[str, list] = defaultdict(list)
-    for n, e in enumerate(invocations):
-        ends[e.get("caller", "")].append(((e.get("calls") or [0, 0])[1], e.get("time", 0), n))
-    owned: dict[int, list] = defaultdict(list)
-    for c in calls:
-        later = sorted(end for end in ends.get(c.get("caller", ""), []) if end[0] >= c.get("seq", 0))
-        if later:
-            owned[later[0][2]].append(c)
+    owned = _owned(invocations, calls)
     rows = []
     for n, e in enumerate(invocations):
         fn = _caller_function(e.get("caller", ""))
@@ -902,9 +910,13 @@ def section_mesh(report: dict) -> str:
     throttle_on = bool(m.get("throttle"))
     out.append(f"{n} VPCs, {n // len(regions)} a region ({', '.join(regions)}), each with its own `10.N.0.0/16` and "
                "its main route table, all tagged `tagpeer:mesh = bench` by the harness one after the other; then "
-               "the local cloud settles (every event and everything that follows from it), and, while some VPC is "
-               "not ready with all its peers, the schedule fires (a sweep of every function in every region) and "
-               "the cloud settles again.")
+               "the local cloud settles (every event and everything that follows from it), and, while some link is "
+               "not done, the schedule fires (a sweep of every function in every region, as `Schedule` would every "
+               "10 minutes) and the cloud settles again. A link is done when an active connection tagpeer made "
+               "joins its two VPCs and every route table of each side routes the other's range through it; the "
+               "harness checks with two describes a region (the status tags cannot tell: a tag value holds 256 "
+               "characters, a few links' worth). Time runs from the first tag to the check that finds every link "
+               "done.")
     out.append("")
     if throttle_on:
         out.append("**The throttle is on** (`POST /_local/faults {\"throttle\": true}`): a token bucket per "
@@ -918,6 +930,12 @@ def section_mesh(report: dict) -> str:
                    "not AWS's limits; the bound below is what the throttle would set.")
     out.append("")
     ok = m["converged"]
+    owned = _owned(m["invocations"], m["calls"])
+    sweep_writes = Counter(c["action"] for n, e in enumerate(m["invocations"])
+                           if e.get("detail_type") == "Scheduled Event"
+                           for c in owned.get(n, []) if not c["action"].startswith(READ_ONLY))
+    swept = (", ".join(f"`{a}` x{k}" for a, k in sorted(sweep_writes.items())) + " (made by the sweeps: what the "
+             "events left undone)") if sweep_writes else "nothing: the events did it all"
     busy: Counter = Counter()
     count: Counter = Counter()
     for e in m["invocations"]:
@@ -941,6 +959,7 @@ def section_mesh(report: dict) -> str:
         ["throttled calls", f"{len(throttled)}" + (f" ({len(throttled) / len(calls) * 100:.0f}% of calls)"
                                                     if calls else "")],
         ["busiest function process", busiest],
+        ["left to the sweeps", swept],
     ]))
     out.append("")
     out.append("The local cloud runs one process per function and region, as the template's functions would run "
@@ -951,6 +970,15 @@ def section_mesh(report: dict) -> str:
                + ("No call was throttled: the calls never came fast enough to empty a bucket." if not throttled
                   else f"{len(throttled)} calls were throttled and retried."))
     out.append("")
+    if sweep_writes.get("CreateVpcPeeringConnection"):
+        out.append(f"{sweep_writes['CreateVpcPeeringConnection']} links were requested only by the sweep. A "
+                   "link's request is made by the requester side's region (the smaller `(account, region, "
+                   "vpc-id)`); when that side was tagged first and the other side, in another region, joined the "
+                   "group later, the second tag is an event in the second region only, whose requester plans "
+                   "for its own region and leaves the request to the first. No event reaches the first region, "
+                   "so the link waits for the schedule (10 minutes by default). Which links wait depends on the "
+                   "order the tags land in, so the count varies from run to run.")
+        out.append("")
     by = Counter((c["region"], c["action"]) for c in calls)
     thr = Counter((c["region"], c["action"]) for c in throttled)
     need = mesh_necessary(m["vpcs"])
