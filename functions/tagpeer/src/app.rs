@@ -113,6 +113,10 @@ pub fn parse_regions(list: &str) -> Result<Vec<Region>, ConfigError> {
     Ok(regions)
 }
 
+/// How many times a function writes statuses and checks them again before it
+/// leaves the rest to the next event or sweep.
+const STATUS_ROUNDS: usize = 3;
+
 /// One function: its configuration and the clients it builds once.
 #[derive(Clone, Debug)]
 pub struct App {
@@ -264,27 +268,40 @@ impl App {
         }
 
         // Statuses say how things stand now, not as this invocation first
-        // read them: a region's functions run side by side (a sweep starts
-        // them all), and a status computed from an older read would undo a
-        // newer one. So when there is a status to write, read again first; an
-        // idle sweep writes none and reads nothing more.
+        // read them. A region's functions run side by side (a sweep starts
+        // them all) and EC2 tags have no compare-and-set, so a status computed
+        // from an older read could undo a newer one. So a function that has a
+        // status to write reads again first, writes, and reads once more to
+        // check that what it wrote still holds, writing again if not: then the
+        // last status written is always the one its writer checked against
+        // what stands. An idle sweep writes none and reads nothing more.
         let region = &self.config.region;
         let mut writes = plan::statuses(&world, &assessment, region, &focus, &failures);
-        if !writes.is_empty() {
-            match self.ec2.observe_deployment(&self.config.deployment).await {
+        for _ in 0..STATUS_ROUNDS {
+            if writes.is_empty() {
+                break;
+            }
+            let checked = match self.ec2.observe_deployment(&self.config.deployment).await {
                 Ok(now) => {
                     let assessment = plan::assess(&now, &self.config.deployment);
                     writes = plan::statuses(&now, &assessment, region, &focus, &failures);
+                    true
                 }
-                Err(e) => tracing::warn!(function, error = %e, "reading again before the status failed"),
+                Err(e) => {
+                    tracing::warn!(function, error = %e, "reading again before the status failed");
+                    false
+                }
+            };
+            for action in &writes {
+                let result = self.ec2.apply(action).await;
+                report.changes.push(change(action, &result));
+                log_change(function, report.changes.last().expect("just pushed"));
+                if let Err(e) = result {
+                    first_error.get_or_insert(e);
+                }
             }
-        }
-        for action in writes {
-            let result = self.ec2.apply(&action).await;
-            report.changes.push(change(&action, &result));
-            log_change(function, report.changes.last().expect("just pushed"));
-            if let Err(e) = result {
-                first_error.get_or_insert(e);
+            if !checked {
+                break;
             }
         }
 
