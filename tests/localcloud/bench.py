@@ -620,9 +620,15 @@ def section_artifacts(report: dict, profiles: list) -> str:
             a = p["artifacts"].get(f, {})
             b0 = base["artifacts"].get(f, {})
             rows.append([SHORT[f], label, _kib(a.get("zip")) + (_pct(b0.get("zip"), a.get("zip")) if label != labels[0] else ""),
-                         _mib(a.get("binary")), _mib(p["binaries"].get(f))])
+                         _mib(a.get("binary")),
+                         _mib(p["binaries"].get(f)) + (_pct(base["binaries"].get(f), p["binaries"].get(f))
+                                                       if label != labels[0] else "")])
     out.append(_table(["function", "profile", "arm64 zip", "arm64 bootstrap", "x86_64 binary"], rows))
     out.append("")
+    if any(report["profiles"][label]["artifacts"].get(f, {}).get("zip") is None for label in labels for f in FUNCTIONS):
+        out.append("`-`: not built for this run (the builds of this run were made by hand, one at a time, and "
+                   "time ran out before that one).")
+        out.append("")
     runs = len(next(iter(base["cold"].values()), []))
     out.append(f"Cold starts on this machine (x86_64), {runs} each, median (min-max). Each is a new process behind "
                "the local cloud's Lambda Runtime API (`tests/localcloud/runtime.py`): **init** is from spawning "
