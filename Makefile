@@ -65,6 +65,9 @@ test: lint functions
 	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_patterns.py
 	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_runtime.py
 	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_faults.py
+	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_peering.py
+	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_cloudtrail.py
+	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_iam.py
 	cargo test --workspace --locked
 
 # `make reliability`: the crash points, lost/doubled/shuffled events, errors and

@@ -7,7 +7,8 @@ One endpoint on loopback that AWS SDKs and the AWS CLI use through
   own), except EventBridge `PutEvents`, which goes to the local event buses.
 - For the calls made through it, it emits the events AWS would emit: "Tag
   Change on Resource" for VPC tag changes and "AWS API Call via CloudTrail" for
-  every EC2 call that changes something.
+  every EC2 call that changes something (or fails to), in the call's region,
+  when a trail of the deployed template records that region (awsevents.py).
 - Each region's bus routes events through the rules of `infra-template/`
   itself, evaluated for that region, with EventBridge's pattern semantics, to
   the real function binaries (one warm process per function and region,
@@ -15,7 +16,8 @@ One endpoint on loopback that AWS SDKs and the AWS CLI use through
 - Every API call is recorded: service, action, region, account, caller, outcome.
 
 Control interface (`/_local/...`): POST settle, POST schedule, GET events,
-GET calls, POST reset, POST faults. See DESIGN.md and the README.
+GET calls, POST reset, POST faults, GET/POST clock, GET/POST lifecycle, GET/POST
+trail. See DESIGN.md and the README.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from . import awsevents, patterns, runtime, template
+from . import ec2rules  # route races and the DNS prerequisite, as EC2 answers them (ec2rules.py)
+from . import iam as iam_
 from . import faults
+from . import peering as peering_  # peering connections as AWS runs them (peering.py)
 from .faults import Call, Faults
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -98,13 +103,17 @@ class Record:
 
 class LocalCloud:
     def __init__(self, port: int, template_path: Path, bin_dir: Path, regions: list[str], log_level: str = "info",
-                 verbose: bool = False):
+                 verbose: bool = False, template_params: dict[str, str] | None = None):
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
         self.regions = regions
         self.verbose = verbose
         self.record = Record()
         self.faults = Faults()
+        # The cloud's clock (POST /_local/clock) and the peering connections AWS would hold, with
+        # their lifecycle (POST /_local/lifecycle): peering.py.
+        self.clock = peering_.Clock()
+        self.peering = peering_.Peerings(self, self.clock)
         # Deliveries held back while `events.shuffle` is on: (event, region, rule, target).
         self.held: list[tuple] = []
         # The access keys of the function processes (faults tell their calls apart).
@@ -116,9 +125,15 @@ class LocalCloud:
         self.moto = None
         self.moto_port = 0
         self.functions: dict[tuple[str, str], runtime.Function] = {}
-        params = {"Regions": ",".join(regions), "LogLevel": log_level}
+        params = {"Regions": ",".join(regions), "LogLevel": log_level, **(template_params or {})}
         tpl = template.load(str(template_path))
         self.stacks = {r: template.stack(tpl, r, DEFAULT_ACCOUNT, params) for r in regions}
+        # The template's CloudTrail trails: which (account, region) CloudTrail events exist for
+        # (awsevents.Trails; GET/POST /_local/trail). EC2's answers where moto forgives (ec2rules.py).
+        self.trails = awsevents.Trails(tpl, regions, DEFAULT_ACCOUNT, params)
+        self.ec2_rules = ec2rules.Ec2Rules(self)
+        # IAM as deployed (iam.py): each function's key acts as its template role.
+        self.iam = iam_.Iam(tpl, params, regions, iam_.CloudLookup(self))
         self.bin_dir = bin_dir
         self.server: ThreadingHTTPServer | None = None
 
@@ -169,6 +184,7 @@ class LocalCloud:
                 )
                 self.functions[(region, logical_id)] = f
                 self.function_callers.add(env["AWS_ACCESS_KEY_ID"])
+                self.iam.add_function(env["AWS_ACCESS_KEY_ID"], DEFAULT_ACCOUNT, region, logical_id, fn.name)
         threading.Thread(target=self._release_held, daemon=True, name="shuffle").start()
         for f in self.functions.values():
             f.start()
@@ -277,18 +293,26 @@ class LocalCloud:
     def invoke(self, region: str, logical_id: str, event: dict, rule_name: str) -> None:
         """Asynchronous invocation, as EventBridge does it: retried twice on error."""
         fn = self.functions[(region, logical_id)]
+        down = {"errorType": "crashed", "errorMessage": "crashed (crash_after)"}
+
+        def admit() -> dict | None:
+            # Asked again once a process is free, under the lock the crash's kill takes: an
+            # invocation that waited for a process while the crash happened fails at once too.
+            return down if self.faults.down() else None
+
         for attempt in range(1 + ASYNC_RETRIES):
-            if self.faults.down():
-                # After crash_after's last call the functions are down: the invocation
-                # fails at once, and so do Lambda's retries of it.
+            first_call = self.record.last_call_seq() + 1
+            started = time.time()
+            result = None if self.faults.down() else fn.invoke(event, admit=admit)
+            if result is None or result.error is down:
+                # After crash_after's last call the functions are down (their processes that
+                # were in flight killed, see _kill_functions): the invocation fails at once,
+                # and so do Lambda's retries of it.
                 self.record.event(region=region, rule=rule_name, target=fn.name, function=logical_id,
                                   caller=fn.env["AWS_ACCESS_KEY_ID"], source=event.get("source"),
                                   detail_type=event.get("detail-type"), attempt=attempt + 1, outcome="error",
                                   error="crashed (crash_after)", calls=[], event=event)
                 continue
-            first_call = self.record.last_call_seq() + 1
-            started = time.time()
-            result = fn.invoke(event)
             last_call = self.record.last_call_seq()
             outcome = "ok" if result.ok else "error"
             self.record.event(
@@ -335,6 +359,9 @@ class LocalCloud:
         self.record.clear()
         self.tag_versions.clear()
         self.faults.set({})
+        self.iam.forget_sessions()  # moto forgot the temporary keys it gave (iam.py)
+        self.peering.reset()  # no connections, the clock back to real time; the lifecycle stays
+        self.trails.reset()  # the trails as deployed (POST /_local/trail undone)
 
     # ------------------------------------------------------------ AWS calls
 
@@ -346,6 +373,11 @@ class LocalCloud:
             return resp.status, resp.getheaders(), resp.read()
         finally:
             conn.close()
+
+    def resource_tags(self, resource_id: str, region: str, account: str) -> dict[str, str]:
+        """A resource's tags as `account` sees them in `region`: a peering connection's own tags there
+        (AWS keeps them per account and region, peering.py), anything else's from moto."""
+        return self.peering.resource_tags(resource_id, region, account)
 
     def vpc_tags(self, vpc_id: str, region: str, access_key: str, account: str | None) -> dict[str, str]:
         body = f"Action=DescribeTags&Version=2016-11-15&Filter.1.Name=resource-id&Filter.1.Value.1={vpc_id}".encode()
@@ -362,13 +394,25 @@ class LocalCloud:
         return {i.get("key", ""): i.get("value", "") for i in items if isinstance(i, dict)}
 
     def after_ec2(self, action: str, params: dict[str, str], region: str, account: str, access_key: str,
-                  user_agent: str, response: bytes, moto_account: str | None) -> None:
-        """The events AWS emits for a successful EC2 call."""
+                  user_agent: str, response: bytes, moto_account: str | None, status: int = 200) -> None:
+        """The events AWS emits for an EC2 call: its CloudTrail record, in its own region, when a trail
+        of the deployment records that region (failed calls too); tag changes of a VPC."""
         if action.startswith(awsevents.READ_ONLY_PREFIXES):
             return
-        request_id = str(uuid.uuid4())
-        self.put(awsevents.cloudtrail(action, account, region, access_key, user_agent, params, response, request_id),
-                 region)
+        caller_account = ec2rules.caller_account(access_key, account)
+        if self.trails.covers(caller_account, region):
+            error = None
+            if status != 200:
+                code, message = ec2rules.error_of(response)
+                error = (code or f"HTTP {status}", message, status)
+            iam = getattr(self, "iam", None)
+            principal = iam.principal(access_key) if iam is not None else None
+            self.put(awsevents.cloudtrail(action, caller_account, region, access_key, user_agent, params,
+                                          response if status == 200 else None, str(uuid.uuid4()),
+                                          at=awsevents.cloud_time(self), principal=principal, error=error),
+                     region)
+        if status != 200:
+            return
         if action in ("CreateTags", "DeleteTags"):
             keys = [t["key"] for t in awsevents.tag_items(params)]
             for resource in awsevents.indexed(params, "ResourceId"):
@@ -376,7 +420,8 @@ class LocalCloud:
                     continue
                 self.tag_versions[resource] = self.tag_versions.get(resource, 0) + 1
                 tags = self.vpc_tags(resource, region, access_key, moto_account)
-                self.put(awsevents.tag_change(account, region, resource, keys, tags, self.tag_versions[resource]),
+                self.put(awsevents.tag_change(account, region, resource, keys, tags, self.tag_versions[resource],
+                                              at=awsevents.cloud_time(self)),
                          region)
 
     def put_events(self, body: bytes, region: str, account: str) -> tuple[int, bytes]:
@@ -409,6 +454,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args) -> None:  # quiet
         pass
+
+    def date_time_string(self, timestamp=None) -> str:
+        # Every answer's Date header (IMF-fixdate, as AWS sends it) is the cloud's clock (peering.py).
+        return peering_.imf_date(self.cloud.clock.now() if timestamp is None else timestamp)
+
+    def handle_one_request(self) -> None:
+        # A function process killed mid-call (the crash fault, a timeout) resets its connection:
+        # not worth a traceback. (moto hanging up shows as RemoteDisconnected: still reported.)
+        try:
+            super().handle_one_request()
+        except (ConnectionResetError, BrokenPipeError) as e:
+            if isinstance(e, http.client.RemoteDisconnected):
+                raise
+            self.close_connection = True
 
     def _reply(self, status: int, body: bytes, headers: list | None = None, content_type: str | None = None) -> None:
         self.send_response(status)
@@ -463,14 +522,21 @@ class _Handler(BaseHTTPRequestHandler):
         function = access_key in cloud.function_callers
         if service == "events" and target == "AWSEvents.PutEvents":
             call = Call("events", "PutEvents", region, account, access_key, function)
+            if self._iam_refused(call, body, target):  # IAM as deployed (iam.py)
+                return None
             fault = cloud.faults.before(call)
             if fault.fails:
                 return self._refuse(call, fault)
             status, out = cloud.put_events(body, region, account)
             cloud.faults.after(call, fault, status)
             cloud.record.call(service="events", action="PutEvents", region=region, account=account,
-                              caller=access_key, status=status, error=None if status == 200 else "Malformed")
-            return self._reply(status, out, content_type="application/x-amz-json-1.1")
+                              caller=access_key, status=status, error=None if status == 200 else "Malformed",
+                              **fault.record())
+            try:
+                return self._reply(status, out, content_type="application/x-amz-json-1.1")
+            finally:
+                if fault.kill:  # crash_after's k-th call, answered: now the crash
+                    self._kill_functions()
 
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
         if moto_account:
@@ -478,6 +544,8 @@ class _Handler(BaseHTTPRequestHandler):
         params = awsevents.form(body) if service == "ec2" or (service in ("sts", "iam") and body) else {}
         action = params.get("Action") or (target.split(".")[-1] if target else f"{method} {self.path.split('?')[0]}")
         call = Call(service or "unknown", action, region, account, access_key, function, params)
+        if self._iam_refused(call, body, target):  # IAM as deployed (iam.py)
+            return None
         fault = cloud.faults.before(call)
         if fault.latency_ms:
             time.sleep(fault.latency_ms / 1000)
@@ -485,7 +553,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._refuse(call, fault)
         status = 0
         try:
-            status, resp_headers, out = cloud.forward(method, self.path, headers, body)
+            if service == "ec2":
+                # Peering connections as AWS runs them (peering.py): an error of AWS's answered here
+                # instead of moto, or moto's answer rewritten (states, tags per account and region).
+                status, resp_headers, out = cloud.peering.call(
+                    action, params, region, account, access_key,
+                    # then EC2's own refusals where moto forgives (ec2rules.py), then moto
+                    lambda: cloud.ec2_rules.call(action, params, region, account, access_key,
+                                                 lambda: cloud.forward(method, self.path, headers, body)))
+            else:
+                status, resp_headers, out = cloud.forward(method, self.path, headers, body)
         finally:
             cloud.faults.after(call, fault, status)
         error = None
@@ -500,18 +577,47 @@ class _Handler(BaseHTTPRequestHandler):
                     error = f"HTTP {status}"
         cloud.record.call(service=service or "unknown", action=action, region=region, account=account,
                           caller=access_key, status=status, error=error, **fault.record())
-        if service == "ec2" and status == 200:
+        if service == "sts":  # the keys of a role a function assumed act as that role (iam.py)
+            cloud.iam.observe(service, action, access_key, params, status, out)
+        if service == "ec2" and (status == 200 or (400 <= status < 600 and error)):  # failed calls too (CloudTrail)
             try:
                 cloud.after_ec2(action, params, region, account, access_key, self.headers.get("User-Agent", ""), out,
-                                moto_account)
+                                moto_account, status)
             except Exception as e:  # an event we failed to build must not fail the call
                 print(f"localcloud: no event for {action}: {e!r}", file=sys.stderr, flush=True)
-        self._reply(status, out, resp_headers)
+        try:
+            self._reply(status, out, resp_headers)
+        finally:
+            if fault.kill:  # crash_after's k-th call, answered: now the crash
+                self._kill_functions()
+
+    def _kill_functions(self) -> None:
+        """The crash (crash_after): every function process with an invocation in flight is killed,
+        as Lambda kills a runtime (runtime.py: Runtime.ExitError, the process restarted)."""
+        self.cloud.faults.note_killed(runtime.kill_in_flight(self.cloud.functions.values()))
+
+    def _iam_refused(self, call: Call, body: bytes, target: str) -> bool:
+        """A function's call its template role does not allow is answered as AWS answers it (iam.py),
+        never reaches moto, and is recorded with `denied`: what was refused and why."""
+        try:
+            refusal = self.cloud.iam.check(call.service, call.action, call.region, call.caller, call.params, body,
+                                           target)
+        except Exception as e:  # noqa: BLE001 - a bug in the check must not take the endpoint down
+            print(f"localcloud iam: cannot check {call.action}: {e!r}", file=sys.stderr, flush=True)
+            return False
+        if refusal is None:
+            return False
+        self.cloud.record.call(service=call.service, action=call.action, region=call.region, account=call.account,
+                               caller=call.caller, status=refusal.status, error=refusal.code, denied=refusal.record)
+        self._reply(refusal.status, refusal.body, content_type=refusal.content_type)
+        return True
 
     def _refuse(self, call: Call, fault) -> None:
         """An injected fault answers the call instead of moto: an EC2 error, or a closed connection."""
         self.cloud.record.call(service=call.service, action=call.action, region=call.region, account=call.account,
                                caller=call.caller, status=fault.status, error=fault.code, **fault.record())
+        if fault.kill:  # a mutating call after the crash, sent before the kill landed: the caller dies too
+            self._kill_functions()
         if fault.code == faults.CONNECTION:
             # No answer at all: the client sees the connection close mid-request.
             self.close_connection = True
@@ -542,6 +648,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(200, cloud.faults.state())
             if method == "GET" and path == "/_local/faults":
                 return self._json(200, cloud.faults.state())
+            if path == "/_local/clock" and method in ("GET", "POST"):  # peering.py: Clock
+                return self._json(200, cloud.clock.set(json.loads(body or b"null")) if method == "POST"
+                                  else cloud.clock.state())
+            if path == "/_local/lifecycle" and method in ("GET", "POST"):  # peering.py: Lifecycle
+                return self._json(200, cloud.peering.lifecycle.set(json.loads(body or b"{}")) if method == "POST"
+                                  else cloud.peering.lifecycle.state())
+            if path == "/_local/trail" and method in ("GET", "POST"):  # awsevents.Trails: CloudTrail as deployed
+                return self._json(200, cloud.trails.set(json.loads(body or b"{}")) if method == "POST"
+                                  else cloud.trails.state())
             return self._json(404, {"error": f"no {method} {path}"})
         except (ValueError, json.JSONDecodeError) as e:
             return self._json(400, {"error": str(e)})
@@ -558,10 +673,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--regions", default=",".join(DEFAULT_REGIONS))
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--verbose", action="store_true", help="print the functions' log lines")
+    parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
+                        help="a template parameter, as `sam deploy --parameter-overrides` takes it (repeatable), "
+                             "e.g. CreateTrail=false: no trail, so no CloudTrail events")
+    parser.add_argument("--lifecycle", metavar="JSON", default=None,
+                        help='peering connections\' intermediate states, as POST /_local/lifecycle takes them '
+                             '(default: AWS\'s timing), e.g. \'{"instant": true}\'')
     args = parser.parse_args(argv)
+    try:
+        lifecycle = peering_.parse_lifecycle(args.lifecycle) if args.lifecycle else None
+    except ValueError as e:  # json.JSONDecodeError is one
+        parser.error(f"--lifecycle: {e}")
 
+    template_params = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--param {item!r}: NAME=VALUE")
+        template_params[name] = value
     cloud = LocalCloud(args.port, args.template, args.bin_dir, [r for r in args.regions.split(",") if r],
-                       args.log_level, args.verbose)
+                       args.log_level, args.verbose, template_params)
+    if lifecycle is not None:
+        cloud.peering.lifecycle.set(lifecycle)
     stopping = threading.Event()
 
     def stop(*_):

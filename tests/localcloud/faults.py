@@ -36,11 +36,15 @@
   (`{"actions": {"CreateRoute": {"capacity": 2, "refill": 0}}}`).
 - `crash_after`: k. The function processes' k-th successful mutating call (an
   EC2 action but Describe/Get/List/Search, or EventBridge PutEvents) goes
-  through; every later mutating call of a function is answered by closing the
-  connection, and every later invocation of a function fails at once (the
-  function is down; Lambda's retries of it fail too), until the faults are set
-  again. Calls of anyone else (the tests' own SDK, the AWS CLI) neither count
-  nor fail.
+  through and its answer is sent to the caller; then every function process
+  with an invocation in flight is killed (SIGKILL of its process group, as
+  Lambda kills a runtime on a timeout or when it runs out of memory), so that
+  each of those invocations ends at once with Runtime.ExitError and its process
+  is restarted (runtime.py). Until the faults are set again the functions are
+  down: every later invocation of a function fails at once (Lambda's retries of
+  it too), and a mutating call of a function that still arrives (one sent before
+  the kill landed) is answered by closing the connection. Calls of anyone else
+  (the tests' own SDK, the AWS CLI) neither count nor fail.
 - `events`: deliveries of events from a rule to a function: each is dropped
   with probability `drop`, else delivered a second time with probability
   `duplicate`; with `shuffle`, deliveries are held and handed out one at a
@@ -48,8 +52,9 @@
   (`POST /_local/schedule`) are not subject to it.
 
 Every injected fault is recorded on the call in `GET /_local/calls`
-(`injected`: the code; `throttled`: true; `crashed`: true; `latency_ms`) and on
-the event in `GET /_local/events` (outcome `dropped` or `duplicated`).
+(`injected`: the code; `throttled`: true; `crashed`: true; `latency_ms`;
+`crash_point`: true on crash_after's k-th call) and on the event in
+`GET /_local/events` (outcome `dropped` or `duplicated`).
 """
 
 from __future__ import annotations
@@ -159,6 +164,10 @@ class Decision:
         self.throttled = False
         self.crashed = False
         self.admitted = False  # a function's mutating call, counted toward crash_after once answered
+        # The function processes are to be killed once this call is answered: crash_after's
+        # k-th call (`crash_point`), or a call refused after the crash (a race with the kill).
+        self.kill = False
+        self.crash_point = False
 
     @property
     def fails(self) -> bool:
@@ -175,6 +184,8 @@ class Decision:
             out["throttled"] = True
         if self.crashed:
             out["crashed"] = True
+        if self.crash_point:
+            out["crash_point"] = True
         return out
 
 
@@ -395,6 +406,7 @@ class Faults:
                 "crashed": False,
                 "refused_after_crash": 0,
                 "invocations_refused": 0,
+                "killed": 0,
                 "latency_ms": 0,
                 "events_dropped": 0,
                 "events_duplicated": 0,
@@ -464,7 +476,10 @@ class Faults:
         with self.lock:
             counted = call.function and call.mutating
             if counted and self.crash_after is not None and self.admitted >= self.crash_after:
+                # Refused while the k-th call is still unanswered too (it may yet fail and give
+                # its place back); only once the crash has happened is the caller killed.
                 d.code, d.crashed = CONNECTION, True
+                d.kill = self.counters["mutating_calls"] >= self.crash_after
                 self.counters["crashed"] = True
                 self.counters["refused_after_crash"] += 1
                 return d
@@ -501,13 +516,20 @@ class Faults:
             return True
 
     def after(self, call: Call, decision: Decision, status: int) -> None:
-        """Counts a function's successful mutating call; after the `crash_after`-th, the crash."""
+        """Counts a function's successful mutating call; the `crash_after`-th is the crash point:
+        `decision.kill` says to kill the function processes once its answer is sent."""
         if not decision.admitted:
             return
         with self.lock:
             if 200 <= status < 300:
                 self.counters["mutating_calls"] += 1
-                if self.crash_after is not None and self.counters["mutating_calls"] >= self.crash_after:
+                if self.crash_after is not None and self.counters["mutating_calls"] == self.crash_after:
                     self.counters["crashed"] = True
+                    decision.kill = decision.crash_point = True
             else:
                 self.admitted -= 1
+
+    def note_killed(self, processes: int) -> None:
+        """Counts the function processes killed by the crash."""
+        with self.lock:
+            self.counters["killed"] += processes

@@ -28,6 +28,13 @@ specification (runtime-api.zip):
 * The process dies mid-invocation: the invocation fails with Runtime.ExitError and the process is
   restarted before the caller gets the answer. No answer by the deadline: the process is killed
   and restarted, and the invocation fails with Sandbox.Timedout.
+* `Function.kill_in_flight()` (and `kill_in_flight(functions)`) SIGKILLs the process group of
+  every process with an invocation in flight, as Lambda does when a runtime runs out of memory:
+  each of those invocations ends at once with Runtime.ExitError ("Runtime exited with error:
+  signal: killed") and its process is restarted. `invoke(..., admit=)` is the gate the local
+  cloud's crash fault uses: checked just before the event is handed to a process, under the lock
+  kill_in_flight takes, so an invocation either runs on a process the kill will find or never
+  reaches a process at all.
 
 The process runs in LAMBDA_TASK_ROOT (the command's directory, unless env names another), in its
 own process group, with an environment made of the given env plus the variables Lambda reserves.
@@ -64,7 +71,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-__all__ = ["Function", "Invocation"]
+__all__ = ["Function", "Invocation", "kill_in_flight"]
 
 API_PREFIX = "/2018-06-01/runtime"
 ACCOUNT_ID = "123456789012"
@@ -278,6 +285,7 @@ class _Sandbox:
         self.init_error: dict | None = None
         self.served = 0
         self.closed = False
+        self.killed = False  # kill_in_flight() sent SIGKILL (counted once)
         self._closing = False
         self.stderr_tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.stdout_tail: deque[str] = deque(maxlen=TAIL_LINES)
@@ -548,13 +556,21 @@ def _describe_exit(status: int) -> str:
 
 
 def _exit_error_message(request_id: str, status: int | None) -> str:
+    # Lambda's words, as its logs show them: "Runtime exited with error: exit status 129"
+    # (AWS re:Post Knowledge Center on Lambda's Runtime.ExitError,
+    # repost.aws/knowledge-center/lambda-runtime-error); a signal by its description in lower
+    # case, "signal: killed" for SIGKILL, as out-of-memory kills read (Sparticuz/chromium
+    # issue #43) and "signal: segmentation fault" (awslabs/aws-lambda-cpp issue #30).
     if status is None or status == 0:
         reason = "Runtime exited without providing a reason"
     elif status < 0:
         try:
-            reason = f"Runtime exited with error: signal: {signal.Signals(-status).name}"
+            description = signal.strsignal(-status)
         except ValueError:
-            reason = f"Runtime exited with error: signal: {-status}"
+            description = None
+        if not description or description.startswith("Unknown signal"):
+            description = f"signal {-status}"
+        reason = f"Runtime exited with error: signal: {description.lower()}"
     else:
         reason = f"Runtime exited with error: exit status {status}"
     return f"RequestId: {request_id} Error: {reason}"
@@ -600,7 +616,7 @@ class _Worker:
         if sandbox.wait_warm(self.fn.init_timeout) is not None:
             self.retire(sandbox)  # the next invocation initialises again and reports why
 
-    def invoke(self, payload: bytes, timeout: float) -> Invocation:
+    def invoke(self, payload: bytes, timeout: float, admit: Callable[[], dict | None] | None = None) -> Invocation:
         request_id = str(uuid.uuid4())
         sandbox = self.sandbox
         if sandbox is None or sandbox.closed or sandbox.exit_status() is not None:
@@ -618,10 +634,16 @@ class _Worker:
                 return Invocation(request_id, False, error=error)
 
         record = _Record(request_id, payload, int((time.time() + timeout) * 1000))
+        with sandbox.lock:
+            # Under the lock kill_in_flight() takes: a refused invocation never reaches the
+            # process, an admitted one is in flight before a kill can look for it.
+            refusal = admit() if admit is not None else None
+            if refusal is None:
+                sandbox.current = record
+        if refusal is not None:
+            return Invocation(request_id, False, error=refusal)
         init_ms = sandbox.init_duration_ms if sandbox.served == 0 else None
         sandbox.served += 1
-        with sandbox.lock:
-            sandbox.current = record
         t0 = time.monotonic()
         sandbox.events.put(record)
 
@@ -673,6 +695,11 @@ class _Worker:
         if not self.fn._stopping:
             self.restart()
         return Invocation(request_id, False, None, error, duration, init_ms, logs)
+
+
+def kill_in_flight(functions) -> int:
+    """Function.kill_in_flight() for each of `functions`; the number of processes killed."""
+    return sum(fn.kill_in_flight() for fn in functions)
 
 
 class Function:
@@ -801,8 +828,14 @@ class Function:
 
     # -- invoking ------------------------------------------------------------------------------
 
-    def invoke(self, event: object, timeout: float | None = None) -> Invocation:
-        """Run one invocation on a free process (waiting for one) and return its outcome."""
+    def invoke(
+        self, event: object, timeout: float | None = None, *, admit: Callable[[], dict | None] | None = None
+    ) -> Invocation:
+        """Run one invocation on a free process (waiting for one) and return its outcome.
+
+        `admit`, when given, is called once a process is free, just before the event is handed over:
+        None lets the invocation run; an error document ({"errorType", "errorMessage"}) fails it at
+        once, without the process ever seeing it."""
         # Any JSON value; bytes are sent as they are (an already-serialised event).
         payload = bytes(event) if isinstance(event, (bytes, bytearray)) else json.dumps(event).encode()
         if len(payload) > MAX_REQUEST_BYTES:
@@ -819,9 +852,31 @@ class Function:
             except queue.Empty:
                 continue
         try:
-            return worker.invoke(payload, limit)
+            return worker.invoke(payload, limit, admit)
         finally:
             self._free.put(worker)
+
+    def kill_in_flight(self) -> int:
+        """SIGKILL the process group of every process with an invocation in flight (handed over and
+        not yet answered), as Lambda kills a runtime that runs out of memory. Each such invocation
+        ends at once with Runtime.ExitError and its process is restarted (by the invocation, as for
+        any process that dies mid-invocation). Idle processes are left alone. Returns how many
+        processes were killed (a process already killed is not counted again)."""
+        killed = 0
+        for worker in list(self._workers):
+            sandbox = worker.sandbox
+            if sandbox is None:
+                continue
+            with sandbox.lock:
+                record = sandbox.current
+                if record is None or record.done.is_set() or sandbox.closed or sandbox.killed:
+                    continue
+                if sandbox.exit_status() is not None:
+                    continue  # already dead: its invocation is ending on its own
+                sandbox.killed = True
+                sandbox.signal_group(signal.SIGKILL)
+                killed += 1
+        return killed
 
     # -- introspection -------------------------------------------------------------------------
 

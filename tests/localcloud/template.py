@@ -294,3 +294,208 @@ def stack(template: dict, region: str, account: str, params: dict[str, str], sta
             )
         )
     return Stack(region=region, account=account, functions=functions, rules=rules)
+
+
+# ------------------------------------------------------------------------ IAM
+#
+# For iam.py: the roles the template makes and the policy documents attached to
+# each, resolved for one region and account as CloudFormation would create
+# them, so that the local cloud evaluates the template's own policies.
+
+# AWS managed policies a role of the template may attach, by ARN. Only what
+# they grant that the local cloud can meet: AWSLambdaBasicExecutionRole grants
+# CloudWatch Logs only ("AWSLambdaBasicExecutionRole", AWS Managed Policy
+# Reference), which the local cloud does not serve.
+AWS_MANAGED_POLICIES = {
+    f"arn:{PARTITION}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream",
+                                                      "logs:PutLogEvents"], "Resource": "*"}],
+    },
+}
+
+
+@dataclass
+class Role:
+    logical_id: str
+    name: str
+    arn: str
+    present: bool  # its Condition holds in this stack
+    # (where the document comes from, the policy document), in the template's order.
+    policies: list[tuple[str, dict]] = field(default_factory=list)
+    # Managed policy ARNs that are neither the template's own nor in AWS_MANAGED_POLICIES.
+    unknown_managed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Iam:
+    roles: dict[str, Role]
+    function_roles: dict[str, str]  # function logical id -> role logical id
+
+
+def iam(template: dict, region: str, account: str, params: dict[str, str], stack_name: str = "tagpeer") -> Iam:
+    """The template's roles in `region` and `account`, each with every policy document attached to it:
+    inline `Policies`, `ManagedPolicyArns` (the template's AWS::IAM::ManagedPolicy by !Ref, or an AWS
+    managed policy), and AWS::IAM::ManagedPolicy / AWS::IAM::Policy resources that name the role in
+    `Roles`. A function without `Role` gets the role SAM makes for it (AWSLambdaBasicExecutionRole and
+    the function's own `Policies` documents)."""
+    ev = _Evaluator(template, region, account, params, stack_name)
+    resources = template.get("Resources") or {}
+
+    def present(res: dict) -> bool:
+        return "Condition" not in res or ev.condition(res["Condition"])
+
+    managed: dict[str, tuple[str, dict]] = {}  # ARN -> (logical id, document)
+    for logical_id, res in resources.items():
+        if res.get("Type") == "AWS::IAM::ManagedPolicy" and present(res):
+            props = ev.eval(res.get("Properties") or {})
+            managed[ev.ref(logical_id)] = (logical_id, props.get("PolicyDocument") or {})
+
+    roles: dict[str, Role] = {}
+    for logical_id, res in resources.items():
+        if res.get("Type") != "AWS::IAM::Role":
+            continue
+        props = ev.eval(res.get("Properties") or {})
+        name = props.get("RoleName") or ev.resource_name(logical_id)
+        path = "/" + "/".join(x for x in str(props.get("Path", "/")).split("/") if x) + "/"
+        path = "/" if path == "//" else path
+        role = Role(logical_id, name, f"arn:{PARTITION}:iam::{account}:role{path}{name}", present(res))
+        for p in props.get("Policies") or []:
+            role.policies.append((f"{logical_id}/{p.get('PolicyName', '?')}", p.get("PolicyDocument") or {}))
+        for arn in props.get("ManagedPolicyArns") or []:
+            if arn in managed:
+                role.policies.append((managed[arn][0], managed[arn][1]))
+            elif arn in AWS_MANAGED_POLICIES:
+                role.policies.append((arn.rsplit("/", 1)[-1], AWS_MANAGED_POLICIES[arn]))
+            else:
+                role.unknown_managed.append(arn)
+        roles[logical_id] = role
+
+    # Policies that attach themselves to roles (`Roles`: role names, by !Ref).
+    by_name = {r.name: r for r in roles.values()}
+    for logical_id, res in resources.items():
+        if res.get("Type") not in ("AWS::IAM::ManagedPolicy", "AWS::IAM::Policy") or not present(res):
+            continue
+        props = ev.eval(res.get("Properties") or {})
+        for name in props.get("Roles") or []:
+            if name in by_name:
+                by_name[name].policies.append((logical_id, props.get("PolicyDocument") or {}))
+
+    function_roles: dict[str, str] = {}
+    globals_fn = (template.get("Globals") or {}).get("Function") or {}
+    for logical_id, res in resources.items():
+        if res.get("Type") not in ("AWS::Serverless::Function", "AWS::Lambda::Function") or not present(res):
+            continue
+        raw = _merge(globals_fn, res.get("Properties") or {}).get("Role")
+        if isinstance(raw, dict) and "Fn::GetAtt" in raw:
+            target = raw["Fn::GetAtt"]
+            target = target if isinstance(target, list) else target.split(".", 1)
+            if target[0] in roles:
+                function_roles[logical_id] = target[0]
+                continue
+        if raw is not None:
+            arn = ev.eval(raw)
+            match = next((r.logical_id for r in roles.values() if r.arn == arn), None)
+            if match is None:
+                raise TemplateError(f"{logical_id}: role {arn} is not a role of the template")
+            function_roles[logical_id] = match
+            continue
+        # SAM's own role for a function without `Role` ("AWS::Serverless::Function", Policies).
+        sam = Role(f"{logical_id}Role", ev.resource_name(f"{logical_id}Role"),
+                   f"arn:{PARTITION}:iam::{account}:role/{ev.resource_name(logical_id + 'Role')}", True)
+        basic = f"arn:{PARTITION}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+        sam.policies.append(("AWSLambdaBasicExecutionRole", AWS_MANAGED_POLICIES[basic]))
+        policies = ev.eval(res.get("Properties") or {}).get("Policies") or []
+        for i, p in enumerate(policies if isinstance(policies, list) else [policies]):
+            if isinstance(p, dict) and "Statement" in p:
+                sam.policies.append((f"{logical_id}/Policies/{i}", p))
+            elif isinstance(p, str) and p in managed:
+                sam.policies.append(managed[p])
+            elif isinstance(p, str) and p in AWS_MANAGED_POLICIES:
+                sam.policies.append((p.rsplit("/", 1)[-1], AWS_MANAGED_POLICIES[p]))
+            else:  # a SAM policy template or a managed policy this reader does not know
+                sam.unknown_managed.append(json.dumps(p, default=str) if not isinstance(p, str) else p)
+        roles[sam.logical_id] = sam
+        function_roles[logical_id] = sam.logical_id
+    return Iam(roles=roles, function_roles=function_roles)
+
+
+# --------------------------------------------------------------- CloudTrail
+#
+# For awsevents.py: the trails the template makes in a stack, as CloudTrail
+# would run them. "AWS API Call via CloudTrail" reaches EventBridge only while
+# a trail with logging on records the call (EventBridge User Guide, "Events
+# from AWS services": "To record events with a detail-type value of AWS API
+# Call via CloudTrail, a CloudTrail trail with logging enabled is required";
+# awsdocs/amazon-eventbridge-user-guide, doc_source/eb-service-event.md).
+
+
+@dataclass
+class Trail:
+    logical_id: str
+    name: str
+    region: str  # the trail's home region: the stack's
+    multi_region: bool  # IsMultiRegionTrail: it records every region of the account
+    logging: bool  # IsLogging
+    # It records write management events: EventSelectors (default: all management events,
+    # ReadWriteType All) or AdvancedEventSelectors that keep eventCategory Management with
+    # readOnly not only true. (AWS::CloudTrail::Trail, CloudFormation User Guide; CloudTrail
+    # User Guide, "Logging management events".)
+    writes: bool
+
+    def covers(self, region: str) -> bool:
+        """Whether a write call made in `region` (of this trail's account) is recorded."""
+        return self.logging and self.writes and (self.multi_region or region == self.region)
+
+
+def _flag(value: Any, default: bool) -> bool:
+    if value is None or value is _NO_VALUE:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() == "true"
+
+
+def _records_writes(props: dict) -> bool:
+    advanced = props.get("AdvancedEventSelectors")
+    if advanced:
+        for selector in advanced:
+            fields = {f.get("Field"): f for f in selector.get("FieldSelectors") or []}
+            category = fields.get("eventCategory") or {}
+            if "Management" not in (category.get("Equals") or []):
+                continue
+            read_only = fields.get("readOnly") or {}
+            if [str(v).lower() for v in read_only.get("Equals") or []] == ["true"]:
+                continue
+            return True
+        return False
+    selectors = props.get("EventSelectors")
+    if not selectors:
+        return True  # a trail without selectors logs every management event
+    return any(_flag(s.get("IncludeManagementEvents"), True) and s.get("ReadWriteType", "All") in ("All", "WriteOnly")
+               for s in selectors)
+
+
+def trails(template: dict, region: str, account: str, params: dict[str, str], stack_name: str = "tagpeer") -> list[Trail]:
+    """The AWS::CloudTrail::Trail resources the template creates in `region` (their Condition holds), with the
+    properties that decide what they record. Only those properties are evaluated (the trail's bucket and key
+    are CloudFormation's business)."""
+    ev = _Evaluator(template, region, account, params, stack_name)
+    found = []
+    for logical_id, res in (template.get("Resources") or {}).items():
+        if res.get("Type") != "AWS::CloudTrail::Trail":
+            continue
+        if "Condition" in res and not ev.condition(res["Condition"]):
+            continue
+        raw = res.get("Properties") or {}
+        props = {k: ev.eval(raw[k]) for k in ("TrailName", "IsLogging", "IsMultiRegionTrail", "EventSelectors",
+                                                "AdvancedEventSelectors") if k in raw}
+        found.append(Trail(
+            logical_id=logical_id,
+            name=str(props.get("TrailName") or ev.resource_name(logical_id)),
+            region=region,
+            multi_region=_flag(props.get("IsMultiRegionTrail"), False),
+            logging=_flag(props.get("IsLogging"), False),  # required by CloudFormation; absent: not logging
+            writes=_records_writes(props),
+        ))
+    return found

@@ -33,7 +33,6 @@ from localcloud import faults as fl  # noqa: E402
 REPO = Path(__file__).resolve().parents[2]
 SEOUL, OSAKA = "ap-northeast-2", "ap-northeast-3"
 TESTER = "123456789012-tester"
-ROUTER = f"123456789012-tagpeer-router-{SEOUL}"  # the key the cloud gives Seoul's router process
 
 
 class Clock:
@@ -256,7 +255,32 @@ def test_crash_after_lets_no_more_than_k_through_when_calls_overlap():
 def test_crash_after_zero_stops_the_first_call():
     f = fl.Faults()
     f.set({"crash_after": 0})
-    assert f.before(call("CreateRoute", function=True)).crashed
+    d = f.before(call("CreateRoute", function=True))
+    assert d.crashed and d.kill, "the crash is at once: the caller is killed"
+
+
+def test_the_kth_answered_call_is_the_crash_point_and_kills():
+    f = fl.Faults()
+    f.set({"crash_after": 2})
+    first = f.before(call("CreateRoute", function=True))
+    f.after(call("CreateRoute", function=True), first, 200)
+    assert not first.kill and not first.crash_point
+    second = f.before(call("CreateTags", function=True))
+    held = f.before(call("DeleteRoute", function=True))  # while the second is unanswered
+    assert held.crashed and not held.kill, "refused, but the crash has not happened: nobody is killed"
+    assert not f.down()
+    f.after(call("CreateTags", function=True), second, 200)
+    assert second.kill and second.crash_point and not second.fails, "answered, then the functions are killed"
+    assert second.record() == {"crash_point": True}
+    assert f.down()
+    late = f.before(call("CreateRoute", function=True))  # sent before the kill landed
+    assert late.crashed and late.kill and not late.crash_point
+    f.note_killed(3)
+    f.note_killed(0)
+    counters = f.state()["counters"]
+    assert (counters["killed"], counters["mutating_calls"], counters["refused_after_crash"]) == (3, 2, 2), counters
+    f.set({"crash_after": 2})
+    assert f.state()["counters"]["killed"] == 0, "reset with the faults"
 
 
 def test_event_copies_dropped_and_doubled_with_a_seed():
@@ -432,13 +456,20 @@ def test_endpoint_throttles_per_action_and_not_by_default():
     assert state["counters"]["throttled"] == 1 and state["faults"]["throttle"]["mutating"]["capacity"] == 1
 
 
+def key_of(c: lc.LocalCloud, region: str, logical_id: str) -> str:
+    """The access key a function process calls the cloud with."""
+    return c.functions[(region, logical_id)].env["AWS_ACCESS_KEY_ID"]
+
+
 def test_crash_after_tells_the_functions_from_everyone_else():
     c = cloud()
-    assert ROUTER in c.function_callers
+    router = key_of(c, SEOUL, "RouterFunction")
+    assert router in c.function_callers
     vpc = ec2().create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
     local("/_local/faults", {"crash_after": 2})
-    fn = ec2(key=ROUTER)
-    tag = lambda client, n: client.create_tags(Resources=[vpc], Tags=[{"Key": "t", "Value": str(n)}])  # noqa: E731
+    fn = ec2(key=router)
+    # tagpeer-status: the one key the functions' role may write on a VPC.
+    tag = lambda client, n: client.create_tags(Resources=[vpc], Tags=[{"Key": "tagpeer-status", "Value": str(n)}])  # noqa: E731,E501
     tag(ec2(), 0)  # the test's own: not counted
     tag(fn, 1)
     fn.describe_vpcs()  # a read: not counted
@@ -448,8 +479,8 @@ def test_crash_after_tells_the_functions_from_everyone_else():
     assert fn.describe_vpcs()["Vpcs"], "reads still work"
     tag(ec2(), 4)  # so do everyone else's writes
     tags = {t["Key"]: t["Value"] for t in ec2().describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"]}
-    assert tags["t"] == "4"
-    events = boto3.client("events", region_name=SEOUL, endpoint_url=c.endpoint, aws_access_key_id=ROUTER,
+    assert tags["tagpeer-status"] == "4"
+    events = boto3.client("events", region_name=SEOUL, endpoint_url=c.endpoint, aws_access_key_id=router,
                           aws_secret_access_key="local",
                           config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
     put = lambda: events.put_events(Entries=[{"Source": "tagpeer", "DetailType": "Nothing", "Detail": "{}"}])  # noqa
@@ -469,10 +500,96 @@ def test_crash_after_tells_the_functions_from_everyone_else():
     assert down == [(n, "error", "crashed (crash_after)") for n in (1, 2, 3)], down
     _, calls = local("/_local/calls")
     assert [(c["action"], c["caller"]) for c in calls if c.get("crashed")] == \
-        [("CreateTags", ROUTER), ("PutEvents", ROUTER)]
+        [("CreateTags", router), ("PutEvents", router)]
     local("/_local/faults", {})
     tag(fn, 5)
     put()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _wait_until(predicate, limit: float = 10.0) -> bool:
+    end = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_the_crash_kills_the_functions_in_flight_and_they_restart():
+    c = cloud()
+    provisioner, accepter = c.functions[(SEOUL, "ProvisionerFunction")], c.functions[(OSAKA, "AccepterFunction")]
+    before = {"provisioner": set(provisioner.pids), "accepter": set(accepter.pids)}
+    hold = 30_000  # the accepter's reads take 30 s: its invocation is in flight when the crash comes
+    local("/_local/faults", {"crash_after": 1, "latency": [
+        {"action": "Describe*", "caller": key_of(c, OSAKA, "AccepterFunction"), "ms": hold}]})
+    detail = json.loads((REPO / "events" / "peering-requested.json").read_text())["detail"]
+    tester = lambda region: boto3.client("events", region_name=region, endpoint_url=c.endpoint,  # noqa: E731
+                                         aws_access_key_id=TESTER, aws_secret_access_key="local")
+    t0 = time.monotonic()
+    tester(OSAKA).put_events(
+        Entries=[{"Source": "tagpeer", "DetailType": "Peering Requested", "Detail": json.dumps(detail)}])
+    in_flight = lambda fn: any(w.sandbox is not None and w.sandbox.current is not None  # noqa: E731
+                               for w in fn._workers)
+    assert _wait_until(lambda: in_flight(accepter)), "the accepter never got its event"
+    # The provisioner's first mutating call (CreateVpc) is the crash point: it is made, its
+    # answer is sent, then every function process in flight is killed, the provisioner's and the
+    # accepter's alike.
+    network = {"region": SEOUL, "name": "crash-test", "cidr": "10.42.0.0/16", "subnets": 2}
+    entry = {"Source": "tagpeer", "DetailType": "Network Requested", "Detail": json.dumps(network)}
+    tester(SEOUL).put_events(Entries=[entry])
+    local("/_local/settle", {})
+    elapsed = time.monotonic() - t0
+    assert elapsed < hold / 1000, f"settled after {elapsed:.1f} s: the accepter was not killed"
+    _, state = local("/_local/faults")
+    counters = state["counters"]
+    assert counters["crashed"] and counters["mutating_calls"] == 1, counters
+    assert counters["killed"] >= 2, counters
+    _, seen = local("/_local/events")
+
+    def attempts(logical_id):
+        return [(e["attempt"], e["outcome"], e["error"]) for e in seen if e.get("function") == logical_id]
+
+    for logical_id in ("ProvisionerFunction", "AccepterFunction"):
+        got = attempts(logical_id)
+        assert len(got) == 3, (logical_id, got)
+        (_, outcome, error), *retries = got
+        assert outcome == "error" and error["errorType"] == "Runtime.ExitError", (logical_id, error)
+        assert "signal: killed" in error["errorMessage"], error
+        assert retries == [(n, "error", "crashed (crash_after)") for n in (2, 3)], (logical_id, retries)
+    # The call was made in AWS and answered; the process died before its next step.
+    _, calls = local("/_local/calls")
+    provisioner_key = key_of(c, SEOUL, "ProvisionerFunction")
+    mine = [x for x in calls if x["caller"] == provisioner_key]
+    point = [x for x in mine if x.get("crash_point")]
+    assert [(x["action"], x["status"]) for x in point] == [("CreateVpc", 200)], mine
+    assert all(x.get("crashed") for x in mine if x["seq"] > point[0]["seq"] and not x["action"].startswith(
+        fl.READ_ONLY_PREFIXES)), "a mutating call that raced the kill is refused"
+    vpcs = ec2().describe_vpcs(Filters=[{"Name": "tag:tagpeer-network", "Values": ["crash-test"]}])["Vpcs"]
+    vpcs = [v for v in vpcs if v["CidrBlock"] == "10.42.0.0/16"]  # (moto may ignore the filter)
+    assert len(vpcs) == 1, vpcs
+    subnets = ec2().describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
+    assert [s for s in subnets if s["VpcId"] == vpcs[0]["VpcId"]] == [], "no step after the crash point"
+    # Each killed process was restarted before its invocation returned.
+    for name, fn in (("provisioner", provisioner), ("accepter", accepter)):
+        assert not any(_alive(p) for p in before[name] - set(fn.pids)), name
+        assert len(fn.pids) == fn.concurrency and set(fn.pids) != before[name], (name, before[name], fn.pids)
+    # The faults cleared, the restarted provisioner resumes the network where the crash left it.
+    local("/_local/faults", {})
+    tester(SEOUL).put_events(Entries=[entry])
+    local("/_local/settle", {})
+    _, seen = local("/_local/events")
+    last = [e for e in seen if e.get("function") == "ProvisionerFunction"][-1]
+    assert (last["attempt"], last["outcome"]) == (1, "ok"), last
+    subnets = ec2().describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["Subnets"]
+    assert len([s for s in subnets if s["VpcId"] == vpcs[0]["VpcId"]]) == 2, subnets
 
 
 def test_events_delivered_twice_or_dropped():

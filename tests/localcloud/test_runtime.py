@@ -579,6 +579,84 @@ def test_stop_during_invocation():
         assert not _alive(pid) and fn.pids == []
 
 
+def test_kill_in_flight_ends_busy_invocations_at_once_and_restarts_them():
+    # Two of three processes run an invocation that would sleep ten minutes (and time out after
+    # 30 s); the third is idle. kill_in_flight() ends both at once with Runtime.ExitError and
+    # leaves the idle one alone; both processes are restarted before their invocations return.
+    with function(concurrency=3, timeout=30) as fn, _tempdir() as jdir:
+        results = {}
+
+        def call(tag):
+            results[tag] = fn.invoke({"journal": jdir, "tag": tag, "sleep": 600})
+
+        threads = [threading.Thread(target=call, args=(tag,), daemon=True) for tag in ("a", "b")]
+        for t in threads:
+            t.start()
+        assert _wait_until(lambda: len(_journal(jdir)) == 2), "the events never arrived"
+        busy = {pid for _, _, pid in _journal(jdir)}
+        idle = set(fn.pids) - busy
+        assert len(busy) == 2 and len(idle) == 1
+        assert fn.kill_in_flight() == 2
+        assert fn.kill_in_flight() == 0, "a process already killed is not counted again"
+        for t in threads:
+            t.join(20)  # the safety net: only the kill lets them return before 30 s
+        assert not any(t.is_alive() for t in threads)
+        for tag, result in results.items():
+            assert not result.ok and result.error["errorType"] == "Runtime.ExitError", (tag, result.error)
+            assert "signal: killed" in result.error["errorMessage"], result.error
+            assert result.duration_ms < 20000, result.duration_ms
+        assert [what for what, _, _ in _journal(jdir)] == ["start", "start"], "neither finished"
+        assert not any(_alive(p) for p in busy)
+        assert idle <= set(fn.pids) and len(fn.pids) == 3, "restarted; the idle process untouched"
+        assert all(w.sandbox.warm.is_set() for w in fn._workers)
+        assert rt.kill_in_flight([fn]) == 0, "nothing in flight"
+        after = fn.invoke({"tag": "after"})
+        assert after.ok and after.response == {"tag": "after"}
+
+
+def test_admit_refuses_an_invocation_before_it_reaches_a_process():
+    with function() as fn, _tempdir() as jdir:
+        pid = fn.pids[0]
+        refusal = {"errorType": "Down", "errorMessage": "not now"}
+        refused = fn.invoke({"journal": jdir, "tag": "no"}, admit=lambda: refusal)
+        assert not refused.ok and refused.error is refusal and refused.logs == []
+        assert _journal(jdir) == [], "the process never saw it"
+        admitted = fn.invoke({"journal": jdir, "tag": "yes"}, admit=lambda: None)
+        assert admitted.ok and admitted.init_duration_ms is not None, "still the process's first invocation"
+        assert [tag for _, tag, _ in _journal(jdir)] == ["yes", "yes"] and fn.pids == [pid]
+
+
+def test_admit_is_asked_once_a_process_is_free_so_a_kill_leaves_no_gap():
+    # One process, busy; a second invocation waits for it. The crash comes (the gate closes, then
+    # the busy process is killed): the waiting invocation is refused once the restarted process is
+    # free, and never runs on it.
+    with function(concurrency=1, timeout=30) as fn, _tempdir() as jdir:
+        down = threading.Event()
+        refusal = {"errorType": "Down", "errorMessage": "crashed"}
+        admit = lambda: refusal if down.is_set() else None  # noqa: E731
+        results = {}
+
+        def call(tag):
+            results[tag] = fn.invoke({"journal": jdir, "tag": tag, "sleep": 600}, admit=admit)
+
+        first = threading.Thread(target=call, args=("first",), daemon=True)
+        first.start()
+        assert _wait_until(lambda: len(_journal(jdir)) == 1), "the first event never arrived"
+        second = threading.Thread(target=call, args=("second",), daemon=True)
+        second.start()
+        time.sleep(0.1)  # let the second one queue for the process (it would wait ten minutes)
+        down.set()
+        assert fn.kill_in_flight() == 1
+        first.join(20)
+        second.join(20)
+        assert not first.is_alive() and not second.is_alive()
+        assert results["first"].error["errorType"] == "Runtime.ExitError", results["first"].error
+        assert results["second"].error is refusal, results["second"].error
+        assert [tag for _, tag, _ in _journal(jdir)] == ["first"]
+        down.clear()
+        assert fn.invoke({"tag": "later"}, admit=admit).ok
+
+
 def _expect_start_failure(env, *needles, **kwargs):
     try:
         with function(env=env, **kwargs):
