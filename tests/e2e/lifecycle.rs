@@ -149,8 +149,31 @@ async fn dns_on_sets_the_peers_side_once_active() {
     let seed = build_seed(&sdk, "10.0.0.0/16").await;
     tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&format!("{OSAKA}/{}", seed.osaka_vpc))).await;
     cloud.settle();
-    // Turned on once the link is up: the tag change alone does it, no sweep.
+    // Turned on once the link is up. Seoul's VPC was made as the seed makes it,
+    // without DNS hostnames: AWS would refuse the option, so tagpeer sets
+    // nothing and says why.
     tag_vpc(&sdk, &seed.seoul(), DNS, Some("on")).await;
+    cloud.settle();
+    let world = observe(&sdk).await;
+    let pcx = world.peerings.iter().find(|p| p.state.is_live()).expect("a connection");
+    assert_eq!((pcx.dns.requester, pcx.dns.accepter), (false, false));
+    let status = world.vpc(&seed.seoul()).unwrap().status().unwrap_or_default().to_owned();
+    assert!(
+        status.ends_with(&format!(
+            "ready via {}, but no DNS resolution: {SEOUL}/{} needs DNS hostnames and DNS resolution on",
+            pcx.id, seed.seoul_vpc
+        )),
+        "{status}"
+    );
+    assert!(cloud.calls().iter().all(|c| c["action"] != json!("ModifyVpcPeeringConnectionOptions")));
+    // The person turns DNS hostnames on: CloudTrail's record of it alone does the rest, no sweep.
+    ec2(&sdk, SEOUL)
+        .modify_vpc_attribute()
+        .vpc_id(&seed.seoul_vpc)
+        .enable_dns_hostnames(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(true).build())
+        .send()
+        .await
+        .expect("ModifyVpcAttribute");
     cloud.settle();
     let world = observe(&sdk).await;
     let pcx = world.peerings.iter().find(|p| p.state.is_live()).expect("a connection");
@@ -165,4 +188,86 @@ async fn dns_on_sets_the_peers_side_once_active() {
     assert_eq!(set_in, [OSAKA], "set once, in the accepter's region");
     // An option that needs nothing else changes nothing else.
     assert!(cloud.calls().iter().all(|c| c["action"] != json!("DeleteRoute")));
+}
+
+/// A request nobody accepts expires after 7 days, on the cloud's clock, and is
+/// asked again; the functions read the time from the cloud, not the machine:
+/// the new request's `tagpeer-requested-at` is a week ahead of the machine's clock.
+#[tokio::test]
+async fn a_request_left_pending_expires_after_a_week_and_is_asked_again() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let seed = build_seed(&sdk, "10.0.0.0/16").await;
+    // The accepter never hears of the request: it waits, pending.
+    cloud.faults(&json!({"drop": [{"detail-type": "Peering Requested", "count": 1}]}));
+    tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&format!("{OSAKA}/{}", seed.osaka_vpc))).await;
+    cloud.settle();
+    let pending = |w: &World| w.peerings.iter().any(|p| p.state == tagpeer::model::PeeringState::PendingAcceptance);
+    let world = observe_until(&sdk, "pending acceptance", pending).await;
+    let first = world.peerings.iter().find(|p| p.state.is_live()).expect("a request").clone();
+
+    let week = 7 * 24 * 60 * 60;
+    cloud.advance_clock(week + 60);
+    let world = observe(&sdk).await;
+    let expired = world.peering(&first.id).expect("AWS still shows it");
+    assert_eq!(expired.state, tagpeer::model::PeeringState::Expired);
+
+    cloud.schedule();
+    let world = observe(&sdk).await;
+    assert_eq!(tagpeer::invariants::violations(&world, &deployment()), Vec::<String>::new());
+    let second = world.peerings.iter().find(|p| p.state.is_live()).expect("asked again");
+    assert_ne!(second.id, first.id);
+    assert_eq!(second.attempt(), 2);
+    assert!(
+        second.requested_at() >= first.requested_at() + week,
+        "requested at the cloud's time: {} then {}",
+        first.requested_at(),
+        second.requested_at()
+    );
+    assert_seed_converged(&world, &seed, &deployment());
+}
+
+/// A person rejects the request in the accepter's region: CloudTrail records it
+/// there only, and Osaka's requester asks again for Seoul, with no sweep.
+#[tokio::test]
+async fn a_reject_in_the_accepters_region_is_asked_again_from_there_with_no_sweep() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let seed = build_seed(&sdk, "10.0.0.0/16").await;
+    cloud.faults(&json!({"drop": [{"detail-type": "Peering Requested", "count": 1}]}));
+    tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&format!("{OSAKA}/{}", seed.osaka_vpc))).await;
+    cloud.settle();
+    let first = observe(&sdk).await.peerings[0].id.clone();
+    // AWS lists the request in Osaka a moment after it is made.
+    let osaka = ec2(&sdk, OSAKA);
+    let started = std::time::Instant::now();
+    while osaka.describe_vpc_peering_connections().send().await.unwrap().vpc_peering_connections().is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "listed in Osaka");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    osaka
+        .reject_vpc_peering_connection()
+        .vpc_peering_connection_id(first.as_str())
+        .send()
+        .await
+        .expect("RejectVpcPeeringConnection");
+    cloud.settle();
+    let world = observe(&sdk).await;
+    let again = world.peerings.iter().find(|p| p.state.is_live()).expect("asked again");
+    assert_ne!(again.id, first);
+    let requested_by: Vec<String> = cloud
+        .calls()
+        .iter()
+        .filter(|c| c["action"] == json!("CreateVpcPeeringConnection") && c["error"].is_null())
+        .map(|c| format!("{} {}", c["caller"].as_str().unwrap_or_default(), c["region"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        requested_by,
+        [
+            format!("123456789012-tagpeer-requester-{SEOUL} {SEOUL}"),
+            format!("123456789012-tagpeer-requester-{OSAKA} {SEOUL}")
+        ],
+        "Osaka's requester asked again, in Seoul"
+    );
+    assert_seed_converged(&world, &seed, &deployment());
 }

@@ -33,6 +33,9 @@ async fn one_tag_change_through_the_endpoint_drives_the_whole_chain_in_order() {
     tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&peers_value(&seed))).await;
     cloud.settle();
 
+    // With AWS's timing and no sweep: the accepter waited for the request to
+    // leave `initiating-request` and to show in Osaka, the routers for the
+    // connection to leave `provisioning`.
     assert_seed_converged(&observe(&sdk).await, &seed, &deployment());
     let all = chain(&cloud);
     let took = |detail_type: &str| {

@@ -362,6 +362,7 @@ impl Cloud {
                     deployment: deployment.clone(),
                     event_bus: "default".into(),
                     reader_role: Some(READER_ROLE.into()),
+                    wait: std::time::Duration::from_secs(5),
                 };
                 let app = App::new(&sdk, config, EventSink::Collect(outbox.clone()));
                 functions.push(Function { role, region: region.to_string(), app, outbox });
@@ -518,6 +519,20 @@ pub fn deployment() -> Deployment {
 }
 
 /// The deployment as it stands, read through `sdk`'s endpoint.
+/// Reads the deployment until `ready` holds of it (AWS moves a connection
+/// through its states on its own time), every 100 ms for at most 20 s.
+pub async fn observe_until(sdk: &SdkConfig, what: &str, ready: impl Fn(&World) -> bool) -> World {
+    let started = Instant::now();
+    loop {
+        let world = observe(sdk).await;
+        if ready(&world) {
+            return world;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{what}: not within 20 s: {world:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn observe(sdk: &SdkConfig) -> World {
     let regions = deployment().regions;
     Ec2::new(sdk, &regions).observe(&regions).await.expect("observing")

@@ -26,6 +26,12 @@ pub fn bin_dir() -> PathBuf {
     }
 }
 
+/// AWS's intermediate states, shortened so that `make test` keeps its budget:
+/// a fraction of a second each still makes every one of them observable, and
+/// the functions wait for each.
+pub const TEST_LIFECYCLE: &str =
+    r#"{"initiating_s": 0.3, "visibility_s": 0.6, "provisioning_s": 0.3, "deleting_s": 0.3}"#;
+
 /// A running local cloud.
 pub struct LocalCloud {
     child: Child,
@@ -38,6 +44,11 @@ impl LocalCloud {
     /// and waits for its `ready` line. The function binaries must be built
     /// (`make test` builds them first).
     pub fn start() -> Self {
+        Self::start_with(&["--lifecycle", TEST_LIFECYCLE])
+    }
+
+    /// [`LocalCloud::start`] with more arguments for `python -m localcloud`.
+    pub fn start_with(args: &[&str]) -> Self {
         let python = repo_root().join(".venv/bin/python");
         assert!(python.exists(), "{} is missing: run `make venv` first", python.display());
         for f in ["tagpeer-requester", "tagpeer-accepter", "tagpeer-router"] {
@@ -48,6 +59,7 @@ impl LocalCloud {
         let mut child = Command::new(&python)
             .args(["-m", "localcloud", "--port", &port.to_string(), "--bin-dir"])
             .arg(bin_dir())
+            .args(args)
             .env("PYTHONPATH", repo_root().join("tests"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -140,6 +152,20 @@ impl LocalCloud {
     /// "events_reordered"}}`.
     pub fn get_faults(&self) -> Value {
         let (status, body) = self.request("GET", "/_local/faults", "");
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// POST /_local/lifecycle: how long connections stay in AWS's intermediate states.
+    pub fn lifecycle(&self, spec: &Value) -> Value {
+        let (status, body) = self.request("POST", "/_local/lifecycle", &spec.to_string());
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// POST /_local/clock `{"advance_s": seconds}`: moves the cloud's clock forward.
+    pub fn advance_clock(&self, seconds: u64) -> Value {
+        let (status, body) = self.request("POST", "/_local/clock", &format!(r#"{{"advance_s": {seconds}}}"#));
         assert_eq!(status, 200, "{body}");
         body
     }

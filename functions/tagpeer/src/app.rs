@@ -16,7 +16,7 @@ use crate::events::{
 };
 use crate::ids::{AccountId, Endpoint, PeeringId, Region};
 use crate::model::World;
-use crate::plan::{self, Action, Deployment, LinkKey, Role};
+use crate::plan::{self, Action, Deployment, Focus, LinkKey, Role};
 
 /// What a function reads from its environment.
 #[derive(Clone, Debug)]
@@ -33,6 +33,10 @@ pub struct Config {
     /// `TAGPEER_READER_ROLE`: the name (without its `-REGION` suffix) of the
     /// role tagpeer assumes to read an allowed account's VPCs.
     pub reader_role: Option<String>,
+    /// `TAGPEER_WAIT_SECONDS` (default 30): how long an invocation waits for
+    /// a connection AWS still has in an intermediate state before it leaves
+    /// the step to Lambda's retry and the sweep. Below the function's timeout.
+    pub wait: std::time::Duration,
 }
 
 fn env_var(name: &str) -> Option<String> {
@@ -78,12 +82,23 @@ impl Config {
         };
         deployment.quotas.peerings_per_vpc = quota("TAGPEER_MAX_PEERINGS_PER_VPC", deployment.quotas.peerings_per_vpc)?;
         deployment.quotas.routes_per_table = quota("TAGPEER_MAX_ROUTES_PER_TABLE", deployment.quotas.routes_per_table)?;
+        deployment.quotas.outstanding_requests =
+            quota("TAGPEER_MAX_OUTSTANDING_REQUESTS", deployment.quotas.outstanding_requests)?;
         Ok(Self {
             role,
             region,
             deployment,
             event_bus: env_var("TAGPEER_EVENT_BUS").unwrap_or_else(|| "default".to_owned()),
             reader_role: env_var("TAGPEER_READER_ROLE"),
+            wait: std::time::Duration::from_secs_f64(match env_var("TAGPEER_WAIT_SECONDS") {
+                None => DEFAULT_WAIT_SECONDS,
+                Some(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && (0.0..=600.0).contains(s))
+                    .ok_or(ConfigError::Seconds { var: "TAGPEER_WAIT_SECONDS", value: v })?,
+            }),
         })
     }
 }
@@ -112,6 +127,9 @@ pub fn parse_regions(list: &str) -> Result<Vec<Region>, ConfigError> {
     }
     Ok(regions)
 }
+
+/// How long an invocation waits on AWS by default (see [`Config::wait`]).
+pub const DEFAULT_WAIT_SECONDS: f64 = 30.0;
 
 /// How many times a function writes statuses and checks them again before it
 /// leaves the rest to the next event or sweep.
@@ -183,6 +201,10 @@ impl App {
     /// Handles one event. Bad input is logged and answered with an error,
     /// without a change; failed AWS calls are logged, written to the status and
     /// answered with an error, so that Lambda retries and the sweep follows up.
+    ///
+    /// The steps: decode the trigger into a focus; observe; act (plan and
+    /// apply) and, while a step waits on AWS, wait and act again; report what
+    /// became ready; write the statuses; send the events.
     pub async fn handle(&self, payload: &Value) -> Result<Report, HandlerError> {
         let function = self.config.role.name();
         let trigger = match Trigger::decode(payload) {
@@ -192,52 +214,161 @@ impl App {
                 return Err(e.into());
             }
         };
-        let mut report = Report { function, trigger: trigger.kind(), ..Report::default() };
+        let mut run =
+            Run { report: Report { function, trigger: trigger.kind(), ..Report::default() }, ..Run::default() };
         let Some(focus) = trigger.focus() else {
-            report.ignored = Some("no tagpeer: tag changed".to_owned());
-            tracing::info!(function, trigger = report.trigger, ignored = report.ignored.as_deref(), "nothing to do");
-            return Ok(report);
+            run.report.ignored = Some("no tagpeer: tag changed".to_owned());
+            tracing::info!(
+                function,
+                trigger = run.report.trigger,
+                ignored = run.report.ignored.as_deref(),
+                "nothing to do"
+            );
+            return Ok(run.report);
         };
 
-        let mut world = self.ec2.observe_deployment(&self.config.deployment).await.map_err(|e| {
-            tracing::error!(function, trigger = report.trigger, error = %e, "observe failed");
-            HandlerError::Observe(e)
-        })?;
+        let before = self.observe(&run.report).await?;
+        let world = self.act_until_settled(before.clone(), &focus, &mut run).await;
         let assessment = plan::assess(&world, &self.config.deployment);
-        let actions = plan::plan(&world, &assessment, self.config.role, &self.config.region, &focus);
-
-        // Apply in order; after a failure, the rest of that link's steps wait
-        // (routes go before their connection does).
-        let mut failures: BTreeMap<LinkKey, String> = BTreeMap::new();
-        let mut first_error: Option<AwsError> = None;
-        let before = world.clone();
-        for action in &actions {
-            let link = action.link().expect("planned link actions name their link");
-            if failures.contains_key(link) {
-                continue;
+        self.announce_ready(&before, &world, &assessment, &focus, &mut run.report);
+        log_outcomes(function, &run.report);
+        self.write_statuses(world, assessment, &focus, &mut run).await;
+        if !run.report.events.is_empty() {
+            if let Err(e) = self.events.send(&self.config.region, &run.report.events).await {
+                tracing::error!(function, error = %e, "sending events failed");
+                run.first_error.get_or_insert(e);
             }
-            let result = self.ec2.apply(action).await;
-            report.changes.push(change(action, &result));
-            log_change(function, report.changes.last().expect("just pushed"));
-            match result {
-                Ok(created) => {
-                    plan::apply(&mut world, action, created.as_ref());
-                    if let Some(event) = announce(&world, action, created.as_ref()) {
-                        report.events.push(event);
-                    }
-                    if let Action::DeletePeering { peering, .. } = action {
-                        report.events.push(outcome(&world, &assessment, action, LINK_REMOVED, Some(peering), None));
-                    }
-                }
+        }
+
+        let report = run.report;
+        tracing::info!(
+            function,
+            trigger = report.trigger,
+            changes = report.changes.len(),
+            failed = report.failed(),
+            events = report.events.len(),
+            "done"
+        );
+        match (run.first_error, run.still_waiting) {
+            (Some(first), _) => {
+                Err(HandlerError::Apply { failed: report.failed(), attempted: report.changes.len(), first })
+            }
+            (None, Some(waited)) => Err(HandlerError::StillWaiting(waited)),
+            (None, None) => Ok(report),
+        }
+    }
+
+    async fn observe(&self, report: &Report) -> Result<World, HandlerError> {
+        self.ec2.observe_deployment(&self.config.deployment).await.map_err(|e| {
+            tracing::error!(function = report.function, trigger = report.trigger, error = %e, "observe failed");
+            HandlerError::Observe(e)
+        })
+    }
+
+    /// Plans and applies this role's actions; while one of its steps waits on
+    /// AWS (a connection still `initiating-request` or `provisioning`, or not
+    /// yet visible in this region), waits for it, up to the configured
+    /// [`Config::wait`], reads again and acts again. A step still waiting then
+    /// is the invocation's error ([`HandlerError::StillWaiting`]), so that
+    /// Lambda hands the event back a little later and the sweep follows up.
+    async fn act_until_settled(&self, mut world: World, focus: &Focus, run: &mut Run) -> World {
+        let function = self.config.role.name();
+        let deadline = tokio::time::Instant::now() + self.config.wait;
+        let mut pause = FIRST_PAUSE;
+        loop {
+            let assessment = plan::assess(&world, &self.config.deployment);
+            let actions = plan::plan(&world, &assessment, self.config.role, &self.config.region, focus);
+            let mut awaited = self.apply(&mut world, &assessment, &actions, run).await;
+            let assessment = plan::assess(&world, &self.config.deployment);
+            awaited.extend(
+                plan::awaiting(&world, &assessment, self.config.role, &self.config.region, focus)
+                    .into_iter()
+                    .map(|a| format!("{} is {}", a.peering, a.state.code())),
+            );
+            if awaited.is_empty() {
+                run.still_waiting = None;
+                return world;
+            }
+            let waited = awaited.join(", ");
+            if tokio::time::Instant::now() + pause > deadline {
+                tracing::warn!(function, waiting = %waited, "still waiting for AWS; Lambda's retry or the sweep follows up");
+                run.still_waiting = Some(waited);
+                return world;
+            }
+            tracing::info!(function, waiting = %waited, pause_ms = pause.as_millis() as u64, "waiting for AWS");
+            run.still_waiting = Some(waited);
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(MAX_PAUSE);
+            match self.ec2.observe_deployment(&self.config.deployment).await {
+                Ok(now) => world = now,
                 Err(e) => {
-                    report.events.push(outcome(&world, &assessment, action, LINK_FAILED, None, Some(&e)));
-                    failures.insert(link.clone(), e.to_string());
-                    first_error.get_or_insert(e);
+                    tracing::warn!(function, error = %e, "reading again while waiting failed");
+                    run.first_error.get_or_insert(e);
+                    return world;
                 }
             }
         }
-        for (key, side, peering) in plan::newly_ready(&before, &world, &assessment, &self.config.region, &focus) {
-            let (requester, accepter) = ends(&world, &assessment, &key);
+    }
+
+    /// Applies `actions` in order; after a failure, the rest of that link's
+    /// steps wait (routes go before their connection does). Returns the steps
+    /// that found their connection not yet visible in their region: AWS lists
+    /// a new connection in the accepter's region a moment after it is made.
+    async fn apply(
+        &self,
+        world: &mut World,
+        assessment: &plan::Assessment,
+        actions: &[Action],
+        run: &mut Run,
+    ) -> Vec<String> {
+        let function = self.config.role.name();
+        let mut not_visible = Vec::new();
+        for action in actions {
+            let link = action.link().expect("planned link actions name their link");
+            if run.failures.contains_key(link) {
+                continue;
+            }
+            let result = self.ec2.apply(action).await;
+            if let (Action::AcceptPeering { peering, region, .. }, Err(e)) = (action, &result) {
+                if e.is(NOT_FOUND) {
+                    tracing::info!(function, peering = %peering, region = %region, "not yet visible here");
+                    not_visible.push(format!("{peering} is not yet visible in {region}"));
+                    continue;
+                }
+            }
+            run.report.changes.push(change(action, &result));
+            log_change(function, run.report.changes.last().expect("just pushed"));
+            match result {
+                Ok(created) => {
+                    plan::apply(world, action, created.as_ref());
+                    if let Some(event) = announce(world, action, created.as_ref()) {
+                        run.report.events.push(event);
+                    }
+                    if let Action::DeletePeering { peering, .. } = action {
+                        run.report.events.push(outcome(world, assessment, action, LINK_REMOVED, Some(peering), None));
+                    }
+                }
+                Err(e) => {
+                    run.report.events.push(outcome(world, assessment, action, LINK_FAILED, None, Some(&e)));
+                    run.failures.insert(link.clone(), e.to_string());
+                    run.first_error.get_or_insert(e);
+                }
+            }
+        }
+        not_visible
+    }
+
+    /// "Link Ready" for each link in focus whose side in this region became ready.
+    fn announce_ready(
+        &self,
+        before: &World,
+        after: &World,
+        assessment: &plan::Assessment,
+        focus: &Focus,
+        report: &mut Report,
+    ) {
+        for (key, side, peering) in plan::newly_ready(before, after, assessment, &self.config.region, focus) {
+            let (requester, accepter) = ends(after, assessment, &key);
             report.events.push(Outgoing {
                 detail_type: LINK_READY,
                 detail: Detail::Outcome(OutcomeDetail {
@@ -252,31 +383,20 @@ impl App {
                 }),
             });
         }
-        for e in report.events.iter().filter(|e| matches!(e.detail, Detail::Outcome(_))) {
-            let Detail::Outcome(d) = &e.detail else { continue };
-            tracing::info!(
-                function,
-                outcome = e.detail_type,
-                link = %d.link,
-                side = %d.side,
-                peering = d.peering_connection_id.as_ref().map(|p| p.as_str()),
-                step = %d.step,
-                error_code = d.error_code.as_deref(),
-                message = d.message.as_deref(),
-                "outcome"
-            );
-        }
+    }
 
-        // Statuses say how things stand now, not as this invocation first
-        // read them. A region's functions run side by side (a sweep starts
-        // them all) and EC2 tags have no compare-and-set, so a status computed
-        // from an older read could undo a newer one. So a function that has a
-        // status to write reads again first, writes, and reads once more to
-        // check that what it wrote still holds, writing again if not: then the
-        // last status written is always the one its writer checked against
-        // what stands. An idle sweep writes none and reads nothing more.
+    /// Statuses say how things stand now, not as this invocation first read
+    /// them. A region's functions run side by side (a sweep starts them all)
+    /// and EC2 tags have no compare-and-set, so a status computed from an older
+    /// read could undo a newer one. So a function that has a status to write
+    /// reads again first, writes, and reads once more to check that what it
+    /// wrote still holds, writing again if not: then the last status written is
+    /// always the one its writer checked against what stands. An idle sweep
+    /// writes none and reads nothing more.
+    async fn write_statuses(&self, world: World, assessment: plan::Assessment, focus: &Focus, run: &mut Run) {
+        let function = self.config.role.name();
         let region = &self.config.region;
-        let mut writes = plan::statuses(&world, &assessment, region, &focus, &failures);
+        let mut writes = plan::statuses(&world, &assessment, region, focus, &run.failures);
         for _ in 0..STATUS_ROUNDS {
             if writes.is_empty() {
                 break;
@@ -284,7 +404,7 @@ impl App {
             let checked = match self.ec2.observe_deployment(&self.config.deployment).await {
                 Ok(now) => {
                     let assessment = plan::assess(&now, &self.config.deployment);
-                    writes = plan::statuses(&now, &assessment, region, &focus, &failures);
+                    writes = plan::statuses(&now, &assessment, region, focus, &run.failures);
                     true
                 }
                 Err(e) => {
@@ -294,36 +414,52 @@ impl App {
             };
             for action in &writes {
                 let result = self.ec2.apply(action).await;
-                report.changes.push(change(action, &result));
-                log_change(function, report.changes.last().expect("just pushed"));
+                run.report.changes.push(change(action, &result));
+                log_change(function, run.report.changes.last().expect("just pushed"));
                 if let Err(e) = result {
-                    first_error.get_or_insert(e);
+                    run.first_error.get_or_insert(e);
                 }
             }
             if !checked {
                 break;
             }
         }
+    }
+}
 
-        if !report.events.is_empty() {
-            if let Err(e) = self.events.send(&self.config.region, &report.events).await {
-                tracing::error!(function, error = %e, "sending events failed");
-                first_error.get_or_insert(e);
-            }
-        }
+/// What one invocation has done so far.
+#[derive(Default)]
+struct Run {
+    report: Report,
+    /// The errors met, by link: that link's later steps wait.
+    failures: BTreeMap<LinkKey, String>,
+    first_error: Option<AwsError>,
+    /// What a step still waited on when the invocation stopped waiting.
+    still_waiting: Option<String>,
+}
 
+/// AWS's code for a connection its region does not list (yet), compared
+/// case-insensitively (moto spells it `…ConnectionId…`).
+const NOT_FOUND: &str = "InvalidVpcPeeringConnectionID.NotFound";
+/// The first pause while a step waits on AWS; each later one doubles, up to [`MAX_PAUSE`].
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+const MAX_PAUSE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// One JSON line an outcome ("Link Ready", "Link Failed", "Link Removed").
+fn log_outcomes(function: &'static str, report: &Report) {
+    for e in &report.events {
+        let Detail::Outcome(d) = &e.detail else { continue };
         tracing::info!(
             function,
-            trigger = report.trigger,
-            changes = report.changes.len(),
-            failed = report.failed(),
-            events = report.events.len(),
-            "done"
+            outcome = e.detail_type,
+            link = %d.link,
+            side = %d.side,
+            peering = d.peering_connection_id.as_ref().map(|p| p.as_str()),
+            step = %d.step,
+            error_code = d.error_code.as_deref(),
+            message = d.message.as_deref(),
+            "outcome"
         );
-        match first_error {
-            None => Ok(report),
-            Some(first) => Err(HandlerError::Apply { failed: report.failed(), attempted: report.changes.len(), first }),
-        }
     }
 }
 
@@ -352,6 +488,14 @@ fn change(action: &Action, result: &Result<Option<crate::ids::PeeringId>, AwsErr
         Action::DeleteRoute { region, route_table, destination, .. } => {
             (region.to_string(), route_table.to_string(), Some(destination.to_string()))
         }
+        Action::SetRetry { vpc, last, .. } => (
+            vpc.region.to_string(),
+            vpc.vpc_id.to_string(),
+            Some(match last {
+                Some((attempt, _)) => format!("remembers request {attempt}"),
+                None => "forgets the retries".to_owned(),
+            }),
+        ),
         Action::SetStatus { vpc, status } => (
             vpc.region.to_string(),
             vpc.vpc_id.to_string(),
@@ -526,6 +670,7 @@ mod tests {
                 state: PeeringState::PendingAcceptance,
                 tags: Default::default(),
                 dns: Default::default(),
+                hidden_from_accepter: false,
             }],
             ..World::default()
         };

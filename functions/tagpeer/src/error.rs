@@ -100,6 +100,8 @@ pub enum ConfigError {
     Role(String),
     #[error("{var}: {value:?} is not a positive whole number")]
     Quota { var: &'static str, value: String },
+    #[error("{var}: {value:?} is not a number of seconds from 0 to 600")]
+    Seconds { var: &'static str, value: String },
 }
 
 /// Why an invocation did not finish its work.
@@ -111,4 +113,7 @@ pub enum HandlerError {
     Observe(AwsError),
     #[error("{failed} of {attempted} changes failed; the first: {first}")]
     Apply { failed: usize, attempted: usize, first: AwsError },
+    /// A step still waited on AWS when the invocation stopped waiting.
+    #[error("still waiting for AWS: {0}")]
+    StillWaiting(String),
 }

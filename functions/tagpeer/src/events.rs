@@ -22,7 +22,7 @@ pub const SCHEDULED: &str = "Scheduled Event";
 pub const API_CALL: &str = "AWS API Call via CloudTrail";
 
 /// The EC2 calls whose CloudTrail records tagpeer takes.
-pub const API_CALLS: [&str; 7] = [
+pub const API_CALLS: [&str; 8] = [
     "CreateTags",
     "DeleteTags",
     "AcceptVpcPeeringConnection",
@@ -30,6 +30,7 @@ pub const API_CALLS: [&str; 7] = [
     "RejectVpcPeeringConnection",
     "AssociateVpcCidrBlock",
     "DisassociateVpcCidrBlock",
+    "ModifyVpcAttribute",
 ];
 
 /// The detail of tagpeer's "Peering Requested" and "Peering Accepted" events.
@@ -213,7 +214,18 @@ struct ApiCallDetail {
     #[serde(default)]
     request_parameters: Value,
     #[serde(default)]
+    response_elements: Value,
+    #[serde(default)]
     error_code: Option<String>,
+}
+
+/// A field of a CloudTrail record's `responseElements`: EC2 records some
+/// answers flat, some wrapped in their `…Response` element.
+fn response_field<'v>(elements: &'v Value, key: &str) -> Option<&'v Value> {
+    elements.get(key).or_else(|| {
+        let object = elements.as_object()?;
+        object.iter().find(|(k, _)| k.ends_with("Response")).and_then(|(_, v)| v.get(key))
+    })
 }
 
 /// `{"items": [...]}`, CloudTrail's lists.
@@ -246,8 +258,21 @@ fn api_call(detail: &Value, account: AccountId) -> Result<Trigger, String> {
                 let id = params["vpcPeeringConnectionId"].as_str().unwrap_or_default();
                 Some(Focus::Peering(id.parse().map_err(|e: crate::error::IdError| e.to_string())?))
             }
-            _ => {
+            // DNS hostnames or resolution turned on or off: the DNS options
+            // of the VPC's links may follow (`tagpeer:dns` needs both on).
+            "ModifyVpcAttribute" => {
+                let dns = params.get("enableDnsHostnames").is_some() || params.get("enableDnsSupport").is_some();
                 let id = params["vpcId"].as_str().unwrap_or_default();
+                let vpc = vpc(id).ok_or_else(|| format!("{id:?} is not a VPC id"))?;
+                dns.then(|| Focus::Vpcs(vec![vpc]))
+            }
+            // `DisassociateVpcCidrBlock` names only the association; the VPC
+            // is in the answer. `AssociateVpcCidrBlock` names it in both.
+            _ => {
+                let id = params["vpcId"]
+                    .as_str()
+                    .or_else(|| response_field(&call.response_elements, "vpcId")?.as_str())
+                    .unwrap_or_default();
                 Some(Focus::Ranges(vec![vpc(id).ok_or_else(|| format!("{id:?} is not a VPC id"))?]))
             }
         }
@@ -448,12 +473,40 @@ mod tests {
             api_call_event("AssociateVpcCidrBlock", json!({"vpcId": "vpc-0123abcd", "cidrBlock": "10.1.0.0/16"}), None);
         assert!(matches!(Trigger::decode(&range).unwrap().focus(), Some(Focus::Ranges(v)) if v[0].to_string() == vpc));
 
+        // A disassociation names only the association: the VPC is in the answer,
+        // flat or inside its `…Response` element.
+        for response in [
+            json!({"requestId": "1", "vpcId": "vpc-0123abcd", "cidrBlockAssociation": {"associationId": "vpc-cidr-assoc-1"}}),
+            json!({"DisassociateVpcCidrBlockResponse": {"requestId": "1", "vpcId": "vpc-0123abcd"}}),
+        ] {
+            let mut gone =
+                api_call_event("DisassociateVpcCidrBlock", json!({"associationId": "vpc-cidr-assoc-1"}), None);
+            gone["detail"]["responseElements"] = response;
+            assert!(
+                matches!(Trigger::decode(&gone).unwrap().focus(), Some(Focus::Ranges(v)) if v[0].to_string() == vpc),
+                "{gone}"
+            );
+        }
+
         let failed = api_call_event(
             "AcceptVpcPeeringConnection",
             json!({"vpcPeeringConnectionId": "pcx-0123abcd"}),
             Some("InvalidStateTransition"),
         );
         assert_eq!(Trigger::decode(&failed).unwrap().focus(), None, "a failed call changed nothing");
+
+        let dns = api_call_event(
+            "ModifyVpcAttribute",
+            json!({"vpcId": "vpc-0123abcd", "enableDnsHostnames": {"value": true}}),
+            None,
+        );
+        assert!(matches!(Trigger::decode(&dns).unwrap().focus(), Some(Focus::Vpcs(v)) if v[0].to_string() == vpc));
+        let other = api_call_event(
+            "ModifyVpcAttribute",
+            json!({"vpcId": "vpc-0123abcd", "enableNetworkAddressUsageMetrics": {"value": true}}),
+            None,
+        );
+        assert_eq!(Trigger::decode(&other).unwrap().focus(), None, "only the DNS attributes matter");
 
         for (event, expect) in [
             (

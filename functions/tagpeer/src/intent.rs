@@ -34,6 +34,12 @@ pub const ATTEMPT: &str = "tagpeer-attempt";
 /// Written by tagpeer on the peering connections it makes: when, in Unix seconds.
 pub const REQUESTED_AT: &str = "tagpeer-requested-at";
 
+/// Written by tagpeer on a link's requester VPC while the link's requests keep
+/// ending: `tagpeer-retry/ACCOUNT/REGION/vpc-…` (the peer) = `ATTEMPT@UNIX`, the
+/// last request's number and time. AWS forgets ended connections after a few
+/// hours, their tags with them; the back-off must outlast them.
+pub const RETRY_PREFIX: &str = "tagpeer-retry/";
+
 /// Keys people write start with this; tagpeer's own keys start with `tagpeer-`.
 pub const INTENT_PREFIX: &str = "tagpeer:";
 

@@ -23,7 +23,7 @@ fn dns_options_follow_intent(world: &World, assessment: &Assessment, found: &mut
             world.peerings.iter().find(|p| p.is_managed() && p.state == PeeringState::Active && &LinkKey::of(p) == key);
         let Some(p) = kept else { continue };
         for (side, now) in [(&p.requester, p.dns.requester), (&p.accepter, p.dns.accepter)] {
-            let wanted = assessment.intent(key.other(side)).dns;
+            let wanted = assessment.intent(key.other(side)).dns && crate::plan::dns_blocked_by(world, key).is_none();
             if wanted != now {
                 found.push(format!("{key}: DNS resolution from {side}'s peer is {now}, asked {wanted}"));
             }

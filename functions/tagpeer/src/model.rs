@@ -16,9 +16,29 @@ pub struct Vpc {
     /// Associated IPv6 ranges.
     pub ipv6: Vec<IpNet>,
     pub tags: BTreeMap<String, String>,
+    /// Its DNS attributes, where they were read: only for the VPCs of links
+    /// that want DNS resolution (reading them costs a call each).
+    pub dns: Option<VpcDns>,
+}
+
+/// A VPC's DNS attributes. Resolving a peer's private DNS names across a
+/// peering needs both on, in both VPCs (VPC Peering Guide, "Enable DNS
+/// resolution for a VPC peering connection").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VpcDns {
+    /// `enableDnsHostnames`.
+    pub hostnames: bool,
+    /// `enableDnsSupport`.
+    pub support: bool,
 }
 
 impl Vpc {
+    /// Known not to meet DNS resolution's prerequisites (unknown counts as met:
+    /// AWS then says so itself).
+    pub fn lacks_dns(&self) -> bool {
+        self.dns.is_some_and(|d| !(d.hostnames && d.support))
+    }
+
     pub fn status(&self) -> Option<&str> {
         self.tags.get(intent::STATUS).map(String::as_str)
     }
@@ -134,6 +154,9 @@ pub struct Peering {
     /// Each side's `AllowDnsResolutionFromRemoteVpc`: whether the other VPC
     /// resolves this side's private DNS names.
     pub dns: PeeringDns,
+    /// Not yet listed in the accepter's region, as AWS does for a moment after
+    /// a request is made (an accept there would find no such connection).
+    pub hidden_from_accepter: bool,
 }
 
 /// The DNS options of a peering connection's two sides.

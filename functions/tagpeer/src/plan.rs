@@ -58,11 +58,14 @@ pub struct Quotas {
     pub peerings_per_vpc: usize,
     /// Routes per route table (AWS's default: 50).
     pub routes_per_table: usize,
+    /// Outstanding peering requests (not yet accepted) an account has made in
+    /// a region (AWS's default: 25).
+    pub outstanding_requests: usize,
 }
 
 impl Default for Quotas {
     fn default() -> Self {
-        Self { peerings_per_vpc: 50, routes_per_table: 50 }
+        Self { peerings_per_vpc: 50, routes_per_table: 50, outstanding_requests: 25 }
     }
 }
 
@@ -210,6 +213,14 @@ pub enum Problem {
     PeeringQuota {
         peer: Endpoint,
         vpc: Endpoint,
+        quota: usize,
+    },
+    /// The requester's account has as many requests awaiting acceptance in
+    /// its region as the quota allows; the link is requested once some are accepted.
+    RequestQuota {
+        peer: Endpoint,
+        account: AccountId,
+        region: Region,
         quota: usize,
     },
     /// A selected route table of `vpc` has no room for the link's routes.
@@ -368,7 +379,7 @@ pub fn assess(world: &World, deployment: &Deployment) -> Assessment {
     for link in admitted {
         let key = link.key.clone();
         let stands = !live_managed(world, &key).is_empty();
-        match room.admit(world, &out, &key, stands) {
+        match room.admit(world, &out, &link, stands) {
             Ok(()) => {
                 out.links.insert(key.clone(), link);
             }
@@ -408,6 +419,7 @@ fn consented(assessment: &Assessment, deployment: &Deployment, link: &DesiredLin
 /// What a link would take that a quota has no room for.
 enum Full {
     Peerings { vpc: Endpoint, quota: usize },
+    Requests { account: AccountId, region: Region, quota: usize },
     Routes { vpc: Endpoint, route_table: RouteTableId, needed: usize, quota: usize },
 }
 
@@ -416,6 +428,9 @@ impl Full {
         let peer = peer.clone();
         match self {
             Full::Peerings { vpc, quota } => Problem::PeeringQuota { peer, vpc: vpc.clone(), quota: *quota },
+            Full::Requests { account, region, quota } => {
+                Problem::RequestQuota { peer, account: account.clone(), region: region.clone(), quota: *quota }
+            }
             Full::Routes { vpc, route_table, needed, quota } => Problem::RouteQuota {
                 peer,
                 vpc: vpc.clone(),
@@ -427,34 +442,46 @@ impl Full {
     }
 }
 
-/// The room the quotas leave: live connections per VPC, routes per table.
+/// The room the quotas leave: live connections per VPC, requests awaiting
+/// acceptance per requesting account and region, routes per table.
 struct Room {
     quotas: Quotas,
     peerings: BTreeMap<Endpoint, usize>,
+    outstanding: BTreeMap<(AccountId, Region), usize>,
     routes: BTreeMap<RouteTableId, usize>,
 }
 
 impl Room {
     fn new(world: &World, quotas: Quotas) -> Self {
         let mut peerings: BTreeMap<Endpoint, usize> = BTreeMap::new();
+        let mut outstanding: BTreeMap<(AccountId, Region), usize> = BTreeMap::new();
         for p in world.peerings.iter().filter(|p| p.state.is_live()) {
             *peerings.entry(p.requester.clone()).or_default() += 1;
             *peerings.entry(p.accepter.clone()).or_default() += 1;
+            if matches!(p.state, PeeringState::InitiatingRequest | PeeringState::PendingAcceptance) {
+                *outstanding.entry((p.requester.account.clone(), p.requester.region.clone())).or_default() += 1;
+            }
         }
         let routes = world.route_tables.iter().map(|t| (t.id.clone(), t.routes.len())).collect();
-        Self { quotas, peerings, routes }
+        Self { quotas, peerings, outstanding, routes }
     }
 
     /// Takes the link's room, or says what is full. A link that stands is
     /// never refused (a quota must not take a working link down): it holds its
     /// connection already, and the router adds what routes fit.
-    fn admit(&mut self, world: &World, assessment: &Assessment, key: &LinkKey, stands: bool) -> Result<(), Full> {
+    fn admit(&mut self, world: &World, assessment: &Assessment, link: &DesiredLink, stands: bool) -> Result<(), Full> {
+        let key = &link.key;
         let sides = [(&key.a, &key.b), (&key.b, &key.a)];
+        let requests = (link.requester.account.clone(), link.requester.region.clone());
         if !stands {
             for (side, _) in sides {
                 if self.peerings.get(side).copied().unwrap_or(0) >= self.quotas.peerings_per_vpc {
                     return Err(Full::Peerings { vpc: side.clone(), quota: self.quotas.peerings_per_vpc });
                 }
+            }
+            if self.outstanding.get(&requests).copied().unwrap_or(0) >= self.quotas.outstanding_requests {
+                let (account, region) = requests;
+                return Err(Full::Requests { account, region, quota: self.quotas.outstanding_requests });
             }
         }
         let mut needs: Vec<(&RouteTableId, usize)> = Vec::new();
@@ -478,6 +505,7 @@ impl Room {
             for (side, _) in sides {
                 *self.peerings.entry(side.clone()).or_default() += 1;
             }
+            *self.outstanding.entry(requests).or_default() += 1;
         }
         for (table, needed) in needs {
             *self.routes.entry(table.clone()).or_default() += needed;
@@ -615,6 +643,13 @@ pub enum Action {
         vpc: Endpoint,
         status: Option<String>,
     },
+    /// The link's last request (its number and time), remembered on the
+    /// requester VPC's `tagpeer-retry/PEER` tag; `None` forgets it.
+    SetRetry {
+        link: LinkKey,
+        vpc: Endpoint,
+        last: Option<(u32, u64)>,
+    },
 }
 
 impl Action {
@@ -627,7 +662,8 @@ impl Action {
             | Action::ReplaceRoute { link, .. }
             | Action::DeleteRoute { link, .. }
             | Action::DeletePeering { link, .. }
-            | Action::SetDns { link, .. } => Some(link),
+            | Action::SetDns { link, .. }
+            | Action::SetRetry { link, .. } => Some(link),
             Action::SetStatus { .. } => None,
         }
     }
@@ -644,6 +680,8 @@ impl Action {
             Action::SetDns { .. } => "ModifyVpcPeeringConnectionOptions",
             Action::SetStatus { status: Some(_), .. } => "CreateTags",
             Action::SetStatus { status: None, .. } => "DeleteTags",
+            Action::SetRetry { last: Some(_), .. } => "CreateTags",
+            Action::SetRetry { last: None, .. } => "DeleteTags",
         }
     }
 }
@@ -675,6 +713,13 @@ impl fmt::Display for Action {
             }
             Action::SetStatus { vpc, status: None } => {
                 write!(f, "{name} in {}: {} tagpeer-status", vpc.region, vpc.vpc_id)
+            }
+            Action::SetRetry { link, vpc, last } => {
+                write!(f, "{name} in {}: {} {}", vpc.region, vpc.vpc_id, retry_key(link.other(vpc)))?;
+                match last {
+                    Some((attempt, at)) => write!(f, " = {}", retry_value(*attempt, *at)),
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -728,6 +773,44 @@ fn in_focus(focus: &Focus, key: &LinkKey, world: &World) -> bool {
     }
 }
 
+/// A connection that a role's next step for a link waits on: AWS still has it
+/// in an intermediate state, `initiating-request` (or not yet listed in the
+/// accepter's region) before it can be accepted, `provisioning` before it can
+/// be routed. The handler waits for it within the
+/// invocation instead of leaving the step to the sweep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Awaited {
+    pub link: LinkKey,
+    pub peering: PeeringId,
+    pub state: PeeringState,
+}
+
+/// What the actions of `role` in `region` for the links in `focus` wait on.
+pub fn awaiting(world: &World, assessment: &Assessment, role: Role, region: &Region, focus: &Focus) -> Vec<Awaited> {
+    let mut out = Vec::new();
+    for key in all_links(world, assessment) {
+        if !in_focus(focus, &key, world) || assessment.is_held(&key) || !assessment.links.contains_key(&key) {
+            continue;
+        }
+        let live = live_managed(world, &key);
+        let Some(kept) = live.first() else { continue };
+        let here = |vpc: &Endpoint| &vpc.region == region && assessment.is_mine(vpc);
+        let waits = match role {
+            Role::Requester => false,
+            Role::Accepter => {
+                here(&kept.accepter)
+                    && (kept.state == PeeringState::InitiatingRequest
+                        || (kept.state == PeeringState::PendingAcceptance && kept.hidden_from_accepter))
+            }
+            Role::Router => kept.state == PeeringState::Provisioning && (here(&key.a) || here(&key.b)),
+        };
+        if waits {
+            out.push(Awaited { link: key.clone(), peering: kept.id.clone(), state: kept.state.clone() });
+        }
+    }
+    out
+}
+
 /// The actions of `role` in `region` for the links in `focus`.
 pub fn plan(world: &World, assessment: &Assessment, role: Role, region: &Region, focus: &Focus) -> Vec<Action> {
     let mut actions = Vec::new();
@@ -738,7 +821,7 @@ pub fn plan(world: &World, assessment: &Assessment, role: Role, region: &Region,
         let desired = assessment.links.get(&key);
         let live = live_managed(world, &key);
         match role {
-            Role::Requester => plan_requester(world, assessment, &key, desired, &live, region, &mut actions),
+            Role::Requester => plan_requester(world, assessment, &key, desired, &live, region, focus, &mut actions),
             Role::Accepter => plan_accepter(assessment, &key, desired, &live, region, &mut actions),
             Role::Router => {
                 // A range changed, or a connection died: the other side's
@@ -768,6 +851,7 @@ pub fn plan(world: &World, assessment: &Assessment, role: Role, region: &Region,
     actions
 }
 
+#[allow(clippy::too_many_arguments)]
 fn plan_requester(
     world: &World,
     assessment: &Assessment,
@@ -775,9 +859,17 @@ fn plan_requester(
     desired: Option<&DesiredLink>,
     live: &[&Peering],
     region: &Region,
+    focus: &Focus,
     actions: &mut Vec<Action>,
 ) {
     let here = |vpc: &Endpoint| &vpc.region == region && assessment.is_mine(vpc);
+    // A sweep requests for its own region's VPCs: every region sweeps, and
+    // each request is made once. A focused change requests wherever in this
+    // account the link's requester is: the change may reach only the other
+    // side's region (a tag there, or a reject or delete made there, which
+    // CloudTrail records only in the region of the call), and every region's
+    // client is at hand.
+    let requests_for = |vpc: &Endpoint| here(vpc) || (assessment.is_mine(vpc) && !matches!(focus, Focus::All));
     // Connections to remove: all of them when the intent is gone, else every
     // duplicate beside the one kept. Each goes by the side that requested it.
     let doomed: &[&Peering] = match desired {
@@ -790,14 +882,14 @@ fn plan_requester(
     // that this side does not consent to is left to expire, not deleted.
     for peering in doomed.iter().filter(|p| here(&p.requester) || here(&p.accepter)) {
         let unconsented = desired.is_none()
-            && peering.state == PeeringState::PendingAcceptance
+            && matches!(peering.state, PeeringState::InitiatingRequest | PeeringState::PendingAcceptance)
             && !assessment.is_mine(&peering.requester);
         if !unconsented {
             teardown(world, assessment, key, peering, actions);
         }
     }
     if let Some(link) = desired {
-        if live.is_empty() && here(&link.requester) {
+        if live.is_empty() && requests_for(&link.requester) {
             if let Retry::Now { attempt } = retry(world, key) {
                 actions.push(Action::RequestPeering {
                     link: key.clone(),
@@ -805,9 +897,45 @@ fn plan_requester(
                     accepter: link.accepter().clone(),
                     attempt,
                 });
+                // A request whose end the next one would wait longer for
+                // than AWS keeps ended connections is remembered where it
+                // outlasts them.
+                if wait_after(attempt) >= ENDED_KEPT_FOR {
+                    let last = Some((attempt, world.observed_at));
+                    actions.push(Action::SetRetry { link: key.clone(), vpc: link.requester.clone(), last });
+                }
             }
         }
     }
+    // Forgotten once the link is active, or gone for good.
+    let done = match desired {
+        Some(_) => live.first().is_some_and(|p| p.state == PeeringState::Active),
+        None => live.is_empty(),
+    };
+    if done {
+        for vpc in [&key.a, &key.b] {
+            let remembers = world.vpc(vpc).is_some_and(|v| v.tags.contains_key(&retry_key(key.other(vpc))));
+            if remembers && here(vpc) {
+                actions.push(Action::SetRetry { link: key.clone(), vpc: vpc.clone(), last: None });
+            }
+        }
+    }
+}
+
+/// `tagpeer-retry/ACCOUNT/REGION/vpc-…`: where a VPC remembers its link to `peer`'s last request.
+pub fn retry_key(peer: &Endpoint) -> String {
+    format!("{}{peer}", intent::RETRY_PREFIX)
+}
+
+fn retry_value(attempt: u32, at: u64) -> String {
+    format!("{attempt}@{at}")
+}
+
+/// What `vpc` remembers of its link to `peer`: the last request's number and time.
+fn remembered(world: &World, vpc: &Endpoint, peer: &Endpoint) -> Option<(u32, u64)> {
+    let value = world.vpc(vpc)?.tags.get(&retry_key(peer))?;
+    let (attempt, at) = value.split_once('@')?;
+    Some((attempt.parse().ok()?, at.parse().ok()?))
 }
 
 /// The first retry of a link whose connection failed, was rejected, expired
@@ -815,6 +943,19 @@ fn plan_requester(
 /// before, up to [`RETRY_CAP`].
 pub const RETRY_BASE: u64 = 5 * 60;
 pub const RETRY_CAP: u64 = 24 * 60 * 60;
+/// How long AWS surely keeps showing an ended connection: a `failed` one, and
+/// within one account a `rejected` or `deleted` one, for 2 hours (longer, 2
+/// days, for some sides across accounts; VPC Peering Guide, "VPC peering
+/// connection lifecycle").
+pub const ENDED_KEPT_FOR: u64 = 2 * 60 * 60;
+
+/// How long after request `attempt` was made the next one waits, once it ended.
+fn wait_after(attempt: u32) -> u64 {
+    match attempt {
+        0 | 1 => 0,
+        n => RETRY_BASE.saturating_mul(1u64 << (n - 2).min(20)).min(RETRY_CAP),
+    }
+}
 
 /// When a link that has no live connection may be requested (again).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -822,10 +963,10 @@ pub enum Retry {
     Now {
         attempt: u32,
     },
-    /// The last request ended as `last`; the next one waits until `at`.
+    /// The last request ended as `last` (`None`: so long ago that AWS has
+    /// forgotten it); the next one waits until `at`.
     Later {
-        last: PeeringId,
-        state: PeeringState,
+        last: Option<(PeeringId, PeeringState)>,
         attempt: u32,
         at: u64,
     },
@@ -833,31 +974,37 @@ pub enum Retry {
 
 /// A link's first request goes at once, and so does the first retry (a
 /// connection deleted by hand comes back); the second retry waits
-/// [`RETRY_BASE`], and each one after twice as long. Nothing but the
-/// connections' own tags remembers the attempts.
+/// [`RETRY_BASE`], and each one after twice as long. The attempts are
+/// remembered on the ended connections' tags while AWS keeps them, and on the
+/// requester VPC's `tagpeer-retry/PEER` tag, which outlasts them.
 pub fn retry(world: &World, key: &LinkKey) -> Retry {
-    let last = world
+    let ended = world
         .peerings
         .iter()
         .filter(|p| p.is_managed() && !p.state.is_live() && &LinkKey::of(p) == key)
         .max_by_key(|p| (p.attempt(), p.requested_at()));
-    let Some(last) = last else { return Retry::Now { attempt: 1 } };
-    let attempt = last.attempt() + 1;
-    let wait = match last.attempt() {
-        0 | 1 => 0,
-        n => RETRY_BASE.saturating_mul(1u64 << (n - 2).min(20)).min(RETRY_CAP),
+    let from_connection = ended.map(|p| (p.attempt(), p.requested_at()));
+    let from_vpcs = [&key.a, &key.b].into_iter().filter_map(|v| remembered(world, v, key.other(v))).max();
+    let Some((last_attempt, requested_at)) = from_connection.max(from_vpcs) else {
+        return Retry::Now { attempt: 1 };
     };
-    let at = last.requested_at().saturating_add(wait);
+    let attempt = last_attempt + 1;
+    let at = requested_at.saturating_add(wait_after(last_attempt));
     if world.observed_at >= at {
         Retry::Now { attempt }
     } else {
-        Retry::Later { last: last.id.clone(), state: last.state.clone(), attempt, at }
+        let last = ended.filter(|p| p.attempt() == last_attempt).map(|p| (p.id.clone(), p.state.clone()));
+        Retry::Later { last, attempt, at }
     }
 }
 
 /// Routes through the connection on both sides first, then the connection.
 /// Another account's routes are its own deployment's to remove: while they
-/// can be seen, the connection waits for them.
+/// can be seen, the connection waits for them. Only the requester's account
+/// deletes the connection: it alone sees the connection's tags (each account
+/// sees only its own), which the delete is authorised by, and AWS lets only
+/// the requester's owner delete a request not yet accepted. The accepter's
+/// account removes its routes and leaves the connection to the requester's.
 fn teardown(world: &World, assessment: &Assessment, key: &LinkKey, peering: &Peering, actions: &mut Vec<Action>) {
     let mut theirs = 0;
     for table in &world.route_tables {
@@ -877,11 +1024,10 @@ fn teardown(world: &World, assessment: &Assessment, key: &LinkKey, peering: &Pee
             });
         }
     }
-    if theirs == 0 {
-        let owner = if assessment.is_mine(&peering.requester) { &peering.requester } else { &peering.accepter };
+    if theirs == 0 && assessment.is_mine(&peering.requester) {
         actions.push(Action::DeletePeering {
             link: key.clone(),
-            region: owner.region.clone(),
+            region: peering.requester.region.clone(),
             peering: peering.id.clone(),
         });
     }
@@ -900,6 +1046,7 @@ fn plan_accepter(
     // consented to (see `consented`), and only the connection kept for it.
     let (Some(_), Some(kept)) = (desired, live.first()) else { return };
     if kept.state == PeeringState::PendingAcceptance
+        && !kept.hidden_from_accepter
         && &kept.accepter.region == region
         && assessment.is_mine(&kept.accepter)
         && kept.link_tag() == Some(key.to_string().as_str())
@@ -929,6 +1076,26 @@ fn wanted_routes<'w>(
         })
         .map(|t| (t, ranges.clone()))
         .collect()
+}
+
+/// The VPC of `key` known to lack DNS hostnames or DNS resolution, which
+/// resolving names across the link needs in both (AWS refuses the option).
+pub fn dns_blocked_by<'w>(world: &'w World, key: &LinkKey) -> Option<&'w Endpoint> {
+    [&key.a, &key.b].into_iter().find_map(|e| world.vpc(e).filter(|v| v.lacks_dns()).map(|v| &v.endpoint))
+}
+
+/// The VPCs whose DNS attributes the planner needs: both sides of every link
+/// in which either side asks for DNS resolution (`tagpeer:dns=on`), where
+/// this deployment reads them (its own account).
+pub fn dns_reads(world: &World, deployment: &Deployment) -> BTreeSet<Endpoint> {
+    let assessment = assess(world, deployment);
+    let mut reads = BTreeSet::new();
+    for key in assessment.links.keys() {
+        if assessment.intent(&key.a).dns || assessment.intent(&key.b).dns {
+            reads.extend([&key.a, &key.b].into_iter().filter(|e| deployment.is_home(e)).cloned());
+        }
+    }
+    reads
 }
 
 /// The sides of a link a router works on: for its routes, and for its options.
@@ -984,7 +1151,7 @@ fn plan_router(
         // (`tagpeer:dns=on` there).
         if let Some(kept) = kept {
             let requester_side = &kept.requester == side;
-            let on = assessment.intent(key.other(side)).dns;
+            let on = assessment.intent(key.other(side)).dns && dns_blocked_by(world, key).is_none();
             let now = if requester_side { kept.dns.requester } else { kept.dns.accepter };
             if on != now {
                 actions.push(Action::SetDns {
@@ -1062,8 +1229,8 @@ pub enum LinkState {
     Requesting,
     /// The last request failed, was rejected, expired or was deleted; the next waits.
     Waiting {
-        last: PeeringId,
-        state: PeeringState,
+        /// `None` when AWS no longer shows it.
+        last: Option<(PeeringId, PeeringState)>,
         attempt: u32,
         seconds: u64,
     },
@@ -1104,8 +1271,8 @@ pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey, side: &
     let live = live_managed(world, key);
     let Some(kept) = live.first() else {
         return match retry(world, key) {
-            Retry::Later { last, state, attempt, at } if assessment.links.contains_key(key) => {
-                LinkState::Waiting { last, state, attempt, seconds: at.saturating_sub(world.observed_at) }
+            Retry::Later { last, attempt, at } if assessment.links.contains_key(key) => {
+                LinkState::Waiting { last, attempt, seconds: at.saturating_sub(world.observed_at) }
             }
             _ => LinkState::Requesting,
         };
@@ -1236,7 +1403,7 @@ pub fn side_of<'k>(action: &Action, key: &'k LinkKey, world: &World) -> &'k Endp
             .find(|t| &t.id == route_table && &t.vpc.region == region)
             .map(|t| named(&t.vpc))
             .unwrap_or_else(|| by_region(region)),
-        Action::SetStatus { vpc, .. } => named(vpc),
+        Action::SetStatus { vpc, .. } | Action::SetRetry { vpc, .. } => named(vpc),
     }
 }
 
@@ -1251,7 +1418,8 @@ pub fn apply(world: &mut World, action: &Action, created: Option<&PeeringId>) {
                     id: id.clone(),
                     requester: requester.clone(),
                     accepter: accepter.clone(),
-                    state: PeeringState::PendingAcceptance,
+                    // AWS answers a request with `initiating-request`.
+                    state: PeeringState::InitiatingRequest,
                     tags: [
                         (intent::MANAGED.to_owned(), "true".to_owned()),
                         (intent::LINK.to_owned(), link.to_string()),
@@ -1260,10 +1428,12 @@ pub fn apply(world: &mut World, action: &Action, created: Option<&PeeringId>) {
                     ]
                     .into(),
                     dns: Default::default(),
+                    hidden_from_accepter: false,
                 });
             }
         }
-        Action::AcceptPeering { peering, .. } => set_state(world, peering, PeeringState::Active),
+        // AWS answers an accept with `provisioning`; `active` comes later.
+        Action::AcceptPeering { peering, .. } => set_state(world, peering, PeeringState::Provisioning),
         Action::SetDns { peering, requester_side, on, .. } => {
             if let Some(p) = world.peerings.iter_mut().find(|p| &p.id == peering) {
                 if *requester_side {
@@ -1286,6 +1456,15 @@ pub fn apply(world: &mut World, action: &Action, created: Option<&PeeringId>) {
                 table.routes.retain(|r| &r.destination != destination);
             }
         }
+        Action::SetRetry { link, vpc, last } => {
+            if let Some(v) = world.vpc_mut(vpc) {
+                let key = retry_key(link.other(vpc));
+                match last {
+                    Some((attempt, at)) => v.tags.insert(key, retry_value(*attempt, *at)),
+                    None => v.tags.remove(&key),
+                };
+            }
+        }
         Action::SetStatus { vpc, status } => {
             if let Some(v) = world.vpc_mut(vpc) {
                 match status {
@@ -1295,6 +1474,23 @@ pub fn apply(world: &mut World, action: &Action, created: Option<&PeeringId>) {
             }
         }
     }
+}
+
+/// The world once AWS has finished what it was doing: a connection
+/// `initiating-request` is `pending-acceptance`, one `provisioning` is
+/// `active`. Returns whether anything moved.
+pub fn settle(world: &mut World) -> bool {
+    let mut moved = false;
+    for p in &mut world.peerings {
+        let next = match p.state {
+            PeeringState::InitiatingRequest => PeeringState::PendingAcceptance,
+            PeeringState::Provisioning => PeeringState::Active,
+            _ => continue,
+        };
+        p.state = next;
+        moved = true;
+    }
+    moved
 }
 
 fn set_state(world: &mut World, id: &PeeringId, state: PeeringState) {

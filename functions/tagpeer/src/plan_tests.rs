@@ -40,6 +40,7 @@ impl Builder {
             ipv4: vec![cidr],
             ipv6: vec![],
             tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            dns: None,
         });
         self.table(at, true)
     }
@@ -106,6 +107,7 @@ fn converge(world: &mut World) -> usize {
                 }
             }
         }
+        changed |= settle(world);
         if !changed {
             return round;
         }
@@ -141,10 +143,44 @@ fn the_seed_steps_follow_each_other_and_end_ready() {
     apply(&mut world, &request[0], Some(&pcx));
     assert!(plan_for(&world, Role::Requester, SEOUL, &Focus::All).is_empty(), "requested once");
 
+    // AWS answers the request with `initiating-request`: the accepter waits for it.
+    let a = assess(&world, &deployment());
+    assert!(plan_for(&world, Role::Accepter, OSAKA, &Focus::Link(link.clone())).is_empty());
+    assert_eq!(
+        awaiting(&world, &a, Role::Accepter, &region(OSAKA), &Focus::Link(link.clone())),
+        [Awaited { link: link.clone(), peering: pcx.clone(), state: PeeringState::InitiatingRequest }]
+    );
+    assert!(awaiting(&world, &a, Role::Accepter, &region(SEOUL), &Focus::All).is_empty(), "Seoul accepts nothing");
+    assert!(settle(&mut world));
+    // Pending, but not yet listed in Osaka: the accepter still waits, and makes no call AWS would refuse.
+    world.peerings[0].hidden_from_accepter = true;
+    assert!(plan_for(&world, Role::Accepter, OSAKA, &Focus::Link(link.clone())).is_empty());
+    assert_eq!(
+        awaiting(&world, &assess(&world, &deployment()), Role::Accepter, &region(OSAKA), &Focus::All)[0].state,
+        PeeringState::PendingAcceptance
+    );
+    world.peerings[0].hidden_from_accepter = false;
+    assert!(awaiting(&world, &assess(&world, &deployment()), Role::Accepter, &region(OSAKA), &Focus::All).is_empty());
+
     let accept = plan_for(&world, Role::Accepter, OSAKA, &Focus::Link(link.clone()));
     assert_eq!(accept, [Action::AcceptPeering { link: link.clone(), region: region(OSAKA), peering: pcx.clone() }]);
     assert!(plan_for(&world, Role::Accepter, SEOUL, &Focus::All).is_empty(), "only the accepter's region accepts");
     apply(&mut world, &accept[0], None);
+
+    // The accept's answer says `provisioning`: both routers wait for `active`.
+    let a = assess(&world, &deployment());
+    for r in [SEOUL, OSAKA] {
+        assert!(plan_for(&world, Role::Router, r, &Focus::Link(link.clone())).is_empty(), "no route yet in {r}");
+        assert_eq!(
+            awaiting(&world, &a, Role::Router, &region(r), &Focus::Link(link.clone())),
+            [Awaited { link: link.clone(), peering: pcx.clone(), state: PeeringState::Provisioning }]
+        );
+    }
+    assert!(
+        awaiting(&world, &a, Role::Requester, &region(SEOUL), &Focus::All).is_empty(),
+        "the requester waits on nothing"
+    );
+    assert!(settle(&mut world));
 
     let seoul_routes = plan_for(&world, Role::Router, SEOUL, &Focus::Link(link.clone()));
     assert_eq!(seoul_routes.len(), 2, "both Seoul route tables: {seoul_routes:?}");
@@ -308,6 +344,7 @@ fn connections_and_routes_tagpeer_did_not_make_are_never_touched() {
         state: PeeringState::PendingAcceptance,
         tags: BTreeMap::new(),
         dns: Default::default(),
+        hidden_from_accepter: false,
     });
     converge(&mut world);
     assert_eq!(world.peerings.len(), 1);
@@ -323,6 +360,7 @@ fn connections_and_routes_tagpeer_did_not_make_are_never_touched() {
         state: PeeringState::PendingAcceptance,
         tags: [(intent::MANAGED.to_owned(), "false".to_owned())].into(),
         dns: Default::default(),
+        hidden_from_accepter: false,
     };
     world.peerings.push(stranger.clone());
     converge(&mut world);
@@ -477,9 +515,11 @@ fn a_side_turns_ready_once_and_each_step_names_its_side() {
     let request = plan_for(&world, Role::Requester, SEOUL, &Focus::All);
     assert_eq!(side_of(&request[0], &link, &world), &seoul());
     apply(&mut world, &request[0], Some(&pcx));
+    settle(&mut world);
     let accept = plan_for(&world, Role::Accepter, OSAKA, &Focus::All);
     assert_eq!(side_of(&accept[0], &link, &world), &osaka());
     apply(&mut world, &accept[0], None);
+    settle(&mut world);
 
     let before = world.clone();
     let routes = plan_for(&world, Role::Router, OSAKA, &Focus::All);
@@ -555,6 +595,34 @@ fn dns_on_lets_this_vpc_resolve_the_peers_names_set_on_the_peers_side_in_its_reg
     broken.vpc_mut(&seoul()).unwrap().tags.insert(intent::DNS.into(), "on".into());
     broken.peerings[0].dns.accepter = false;
     assert!(invariants::violations(&broken, &deployment()).iter().any(|v| v.contains("DNS")));
+}
+
+#[test]
+fn dns_waits_for_dns_hostnames_and_resolution_in_both_vpcs_and_says_so() {
+    let mut world = seed(&[(PEERS, "ap-northeast-3/vpc-0000000b"), (intent::DNS, "on")]);
+    // Osaka's VPC was made without DNS hostnames (a new VPC's default).
+    world.vpc_mut(&seoul()).unwrap().dns = Some(crate::model::VpcDns { hostnames: true, support: true });
+    world.vpc_mut(&osaka()).unwrap().dns = Some(crate::model::VpcDns { hostnames: false, support: true });
+    assert_eq!(dns_reads(&world, &deployment()), [seoul(), osaka()].into(), "both sides' attributes are read");
+    converge(&mut world);
+    assert_eq!(world.peerings[0].dns, crate::model::PeeringDns::default(), "AWS would refuse the option");
+    assert!(invariants::violations(&world, &deployment()).is_empty());
+    let s = status(&world, &seoul());
+    assert!(
+        s.contains("ready via")
+            && s.contains(
+                "but no DNS resolution: ap-northeast-3/vpc-0000000b needs DNS hostnames and DNS resolution on"
+            ),
+        "{s}"
+    );
+    assert!(!status(&world, &osaka()).contains("DNS"), "Osaka asked for no DNS: {}", status(&world, &osaka()));
+    // Turned on: the option follows, and the status is plain again.
+    world.vpc_mut(&osaka()).unwrap().dns = Some(crate::model::VpcDns { hostnames: true, support: true });
+    converge(&mut world);
+    assert_eq!(world.peerings[0].dns, crate::model::PeeringDns { requester: false, accepter: true });
+    assert!(status(&world, &seoul()).ends_with(&format!("ready via {}", world.peerings[0].id)));
+    // Without any tagpeer:dns, nothing is read.
+    assert!(dns_reads(&seed_tagged(), &deployment()).is_empty());
 }
 
 #[test]
@@ -657,7 +725,7 @@ fn both_plans(world: &World, deployments: &[&Deployment]) -> Vec<(AccountId, Act
 fn converge_across(world: &mut World, deployments: &[&Deployment]) {
     for _ in 0..10 {
         let actions = both_plans(world, deployments);
-        if actions.is_empty() {
+        if actions.is_empty() && !settle(world) {
             return;
         }
         for (account, action) in actions {
@@ -733,6 +801,7 @@ fn a_request_the_accepters_deployment_does_not_allow_is_never_accepted() {
             assert!(!matches!(action, Action::AcceptPeering { .. } | Action::DeletePeering { .. }), "{action}");
             apply(&mut world, &action, None);
         }
+        settle(&mut world);
     }
     assert_eq!(world.peerings[0].state, PeeringState::PendingAcceptance);
 }
@@ -756,6 +825,75 @@ fn an_account_that_cannot_be_read_is_said_so_and_nothing_is_requested() {
 }
 
 #[test]
+fn a_reject_or_delete_heard_in_the_accepters_region_is_requested_again_from_there() {
+    let link = LinkKey::new(seoul(), osaka());
+    for state in [PeeringState::Rejected, PeeringState::Deleted] {
+        let mut world = seed_tagged();
+        let pcx: PeeringId = "pcx-0000abcd".parse().unwrap();
+        world.peerings.push(Peering {
+            id: pcx.clone(),
+            requester: seoul(),
+            accepter: osaka(),
+            state: state.clone(),
+            tags: [
+                (crate::intent::MANAGED.to_owned(), "true".to_owned()),
+                (crate::intent::LINK.to_owned(), link.to_string()),
+            ]
+            .into(),
+            dns: Default::default(),
+            hidden_from_accepter: false,
+        });
+        // CloudTrail records the call in Osaka only: Osaka's requester requests for Seoul.
+        assert_eq!(
+            plan_for(&world, Role::Requester, OSAKA, &Focus::Peering(pcx.clone())),
+            [Action::RequestPeering { link: link.clone(), requester: seoul(), accepter: osaka(), attempt: 2 }],
+            "{state:?}"
+        );
+        // A sweep requests only for its own region's VPCs, so two sweeps never both request.
+        assert!(plan_for(&world, Role::Requester, OSAKA, &Focus::All).is_empty());
+        assert_eq!(plan_for(&world, Role::Requester, SEOUL, &Focus::All).len(), 1);
+    }
+}
+
+#[test]
+fn across_accounts_a_teardown_from_the_accepters_side_leaves_the_delete_to_the_requesters_account() {
+    let ours = deployed(ACCOUNT, &[OTHER]);
+    let other = deployed(OTHER, &[ACCOUNT]);
+    let mut world = across(Some("*"));
+    converge_across(&mut world, &[&ours, &other]);
+    // The accepter withdraws consent: its deployment removes its routes, and
+    // never deletes the connection (its account sees none of the connection's
+    // tags, so AWS would refuse the delete), even once our routes are gone.
+    world.vpc_mut(&theirs()).unwrap().tags.remove(crate::intent::ACCEPT);
+    let a = assess(&world, &other);
+    let theirs_plan = plan(&world, &a, Role::Requester, &region(OSAKA), &Focus::All);
+    assert!(
+        !theirs_plan.is_empty() && theirs_plan.iter().all(|x| matches!(x, Action::DeleteRoute { .. })),
+        "{theirs_plan:?}"
+    );
+    for x in &theirs_plan {
+        apply(&mut world, x, None);
+    }
+    let seoul_tables: Vec<_> = world.route_tables.iter().filter(|t| t.vpc == seoul()).map(|t| t.id.clone()).collect();
+    for t in world.route_tables.iter_mut().filter(|t| seoul_tables.contains(&t.id)) {
+        t.routes.retain(|r| r.target == Target::Local);
+    }
+    for region_name in [SEOUL, OSAKA] {
+        let again = plan(&world, &assess(&world, &other), Role::Requester, &region(region_name), &Focus::All);
+        assert!(!again.iter().any(|x| matches!(x, Action::DeletePeering { .. })), "{again:?}");
+    }
+    // Ours, the requester's, deletes it.
+    let mine = plan(&world, &assess(&world, &ours), Role::Requester, &region(SEOUL), &Focus::All);
+    assert!(
+        mine.iter().any(|x| matches!(x, Action::DeletePeering { region: r, .. } if r == &region(SEOUL))),
+        "{mine:?}"
+    );
+    converge_across(&mut world, &[&ours, &other]);
+    assert_eq!(world.peerings[0].state, PeeringState::Deleted);
+    assert!(invariants::violations(&world, &ours).is_empty() && invariants::violations(&world, &other).is_empty());
+}
+
+#[test]
 fn across_accounts_the_connection_waits_for_the_other_accounts_routes_to_go() {
     let ours = deployed(ACCOUNT, &[OTHER]);
     let other = deployed(OTHER, &[ACCOUNT]);
@@ -774,7 +912,7 @@ fn across_accounts_the_connection_waits_for_the_other_accounts_routes_to_go() {
         apply(&mut world, x, None);
     }
     assert!(plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All).is_empty(), "waits");
-    // The other deployment takes its routes down and then the connection.
+    // The other deployment takes its routes down; then ours deletes the connection.
     converge_across(&mut world, &[&other, &ours]);
     assert_eq!(world.peerings[0].state, PeeringState::Deleted);
     assert!(world.route_tables.iter().all(|t| t.routes.iter().all(|r| !matches!(r.target, Target::Peering(_)))));
@@ -840,4 +978,107 @@ fn a_full_route_table_refuses_a_new_link_before_any_request_and_is_reported_on_a
     assert!(plan(&world, &a, Role::Router, &region(SEOUL), &Focus::All).is_empty(), "no route over the quota");
     let line = crate::status::render(&world, &a, &all_links(&world, &a), &BTreeMap::new(), &seoul()).unwrap();
     assert!(line.contains("but rtb-00000001 is full (1 routes, the quota)"), "{line}");
+}
+
+#[test]
+fn requests_awaiting_acceptance_stay_within_the_quota_in_canonical_order() {
+    let mut d = deployment();
+    d.quotas.outstanding_requests = 1;
+    // A mesh of three: two VPCs in Seoul, one in Osaka; Seoul requests all three links.
+    let (a, b) = (ep(SEOUL, "vpc-0000000a"), ep(SEOUL, "vpc-0000000d"));
+    let mut world = Builder::default()
+        .vpc(&a, "10.0.0.0/16", &[(MESH, "g")])
+        .vpc(&b, "10.1.0.0/16", &[(MESH, "g")])
+        .vpc(&osaka(), "172.31.0.0/16", &[(MESH, "g")])
+        .build();
+    let mut next = 0u32;
+    let mut rounds = 0;
+    loop {
+        rounds += 1;
+        assert!(rounds < 20, "no convergence: {world:#?}");
+        let assessment = assess(&world, &d);
+        let mut actions = Vec::new();
+        for role in [Role::Requester, Role::Accepter, Role::Router] {
+            for r in [SEOUL, OSAKA] {
+                actions.extend(plan(&world, &assessment, role, &region(r), &Focus::All));
+            }
+        }
+        let requests = actions.iter().filter(|x| matches!(x, Action::RequestPeering { .. })).count();
+        let outstanding = world
+            .peerings
+            .iter()
+            .filter(|p| matches!(p.state, PeeringState::InitiatingRequest | PeeringState::PendingAcceptance))
+            .count();
+        assert!(requests + outstanding <= 1, "at most one request awaits acceptance in Seoul: {actions:?}");
+        if rounds == 1 {
+            // The first link in canonical order goes first; the others wait, and say why.
+            assert!(
+                matches!(&actions[..], [Action::RequestPeering { link, .. }] if link == &LinkKey::new(a.clone(), b.clone()))
+            );
+            let line =
+                crate::status::render(&world, &assessment, &all_links(&world, &assessment), &BTreeMap::new(), &osaka())
+                    .unwrap();
+            assert!(line.contains("waiting for room: account 123456789012 has 1 peering requests awaiting acceptance in ap-northeast-2 (the quota)"), "{line}");
+        }
+        for r in [SEOUL, OSAKA] {
+            actions.extend(statuses(&world, &assessment, &region(r), &Focus::All, &BTreeMap::new()));
+        }
+        let moved = !actions.is_empty();
+        for action in actions {
+            let created = matches!(action, Action::RequestPeering { .. }).then(|| {
+                next += 1;
+                format!("pcx-{next:08x}").parse().unwrap()
+            });
+            apply(&mut world, &action, created.as_ref());
+        }
+        if !settle(&mut world) && !moved {
+            break;
+        }
+    }
+    assert_eq!(world.peerings.len(), 3, "every link, one at a time");
+    assert!(world.peerings.iter().all(|p| p.state == PeeringState::Active));
+    assert!(invariants::violations(&world, &d).is_empty(), "{:?}", invariants::violations(&world, &d));
+}
+
+#[test]
+fn the_back_off_outlasts_the_ended_connections_aws_forgets() {
+    let mut world = seed_tagged();
+    world.observed_at = 1_000_000;
+    let link = LinkKey::new(seoul(), osaka());
+    let request = |world: &World| plan_for(world, Role::Requester, SEOUL, &Focus::All);
+    // Requests 1 to 7, each rejected, each made as soon as it is due.
+    for n in 1..=7u32 {
+        let actions = request(&world);
+        assert!(
+            matches!(actions.first(), Some(Action::RequestPeering { attempt, .. }) if *attempt == n),
+            "request {n}: {actions:?}"
+        );
+        // From the request whose back-off outlasts AWS's memory, the VPC remembers it.
+        let remembers = actions.iter().any(|a| matches!(a, Action::SetRetry { last: Some((m, _)), .. } if *m == n));
+        assert_eq!(remembers, wait_after(n) >= ENDED_KEPT_FOR, "request {n}: {actions:?}");
+        for (i, a) in actions.iter().enumerate() {
+            apply(&mut world, a, Some(&format!("pcx-{:08x}", n * 10 + i as u32).parse().unwrap()));
+        }
+        world.peerings.iter_mut().filter(|p| p.state.is_live()).for_each(|p| p.state = PeeringState::Rejected);
+        world.observed_at += wait_after(n);
+    }
+    assert!(
+        world.vpc(&seoul()).unwrap().tags.contains_key(&retry_key(&osaka())),
+        "{:?}",
+        world.vpc(&seoul()).unwrap().tags
+    );
+    // Request 7 ended; AWS forgets it (and every ended one) after about two hours,
+    // well before request 8 is due (160 minutes after 7).
+    world.observed_at -= wait_after(7);
+    world.observed_at += ENDED_KEPT_FOR + 60;
+    world.peerings.clear();
+    assert_eq!(request(&world), [], "the back-off holds without the ended connections");
+    let a = assess(&world, &deployment());
+    assert_eq!(link_state(&world, &a, &link, &seoul()).to_string(), "request 7 ended; request 8 in 39 min");
+    world.observed_at += 39 * 60;
+    assert!(matches!(request(&world).first(), Some(Action::RequestPeering { attempt: 8, .. })));
+    // Once the link is active, the VPC forgets.
+    converge(&mut world);
+    assert!(!world.vpc(&seoul()).unwrap().tags.contains_key(&retry_key(&osaka())));
+    assert!(status(&world, &seoul()).contains("ready via"));
 }

@@ -454,6 +454,9 @@ pub struct Vpc {
     /// The primary range.
     pub cidr: Ipv4Net,
     pub tags: BTreeMap<String, String>,
+    /// `enableDnsHostnames`: off in a new VPC, and needed (with DNS resolution,
+    /// on by default) for `tagpeer:dns` to resolve names across a link.
+    pub dns_hostnames: bool,
 }
 
 /// A subnet of one of the network's VPCs (tagged or not).
@@ -559,6 +562,10 @@ pub enum ProvisionAction {
         gateway: Ref,
         vpc: Ref,
     },
+    /// `enableDnsHostnames` on, as `tagpeer:dns` needs.
+    EnableDnsHostnames {
+        vpc: Ref,
+    },
     CreateRouteTable {
         network: String,
         name: String,
@@ -588,6 +595,7 @@ impl ProvisionAction {
             Self::CreateSubnet { .. } => "CreateSubnet",
             Self::CreateInternetGateway { .. } => "CreateInternetGateway",
             Self::AttachInternetGateway { .. } => "AttachInternetGateway",
+            Self::EnableDnsHostnames { .. } => "ModifyVpcAttribute",
             Self::CreateRouteTable { .. } => "CreateRouteTable",
             Self::AssociateRouteTable { .. } => "AssociateRouteTable",
             Self::CreateDefaultRoute { .. } => "CreateRoute",
@@ -610,6 +618,7 @@ impl fmt::Display for ProvisionAction {
             }
             Self::CreateInternetGateway { name, .. } => write!(f, "create internet gateway {name}"),
             Self::AttachInternetGateway { gateway, vpc } => write!(f, "attach internet gateway {gateway} to VPC {vpc}"),
+            Self::EnableDnsHostnames { vpc } => write!(f, "turn DNS hostnames on in VPC {vpc}"),
             Self::CreateRouteTable { name, vpc, .. } => write!(f, "create route table {name} in VPC {vpc}"),
             Self::AssociateRouteTable { route_table, subnet } => {
                 write!(f, "associate route table {route_table} with subnet {subnet}")
@@ -772,6 +781,11 @@ pub fn design(request: &NetworkRequest, observed: &Observed, pool: &[Ipv4Net]) -
     // A default route through anything else is left as it is.
     if table.is_none_or(|t| t.default_route.is_none()) {
         push(ProvisionAction::CreateDefaultRoute { route_table: route_table.clone(), gateway: gateway.clone() });
+    }
+
+    // DNS hostnames before the intent, so that `tagpeer:dns` works on the link.
+    if !built.is_some_and(|v| v.dns_hostnames) {
+        push(ProvisionAction::EnableDnsHostnames { vpc: vpc.clone() });
     }
 
     if !request.peers.is_empty() {
@@ -943,7 +957,7 @@ mod tests {
                 ProvisionAction::CreateVpc { network, name, cidr } => {
                     let vpc = fresh("vpc");
                     let tags = [(NETWORK.to_owned(), network.clone()), ("Name".to_owned(), name.clone())].into();
-                    o.vpcs.push(Vpc { id: vpc.parse().unwrap(), cidr: *cidr, tags });
+                    o.vpcs.push(Vpc { id: vpc.parse().unwrap(), cidr: *cidr, tags, dns_hostnames: false });
                     o.taken.push(IpNet::V4(*cidr));
                     Some(vpc)
                 }
@@ -967,6 +981,10 @@ mod tests {
                     let g = o.gateways.iter_mut().find(|g| g.id == id(gateway)).unwrap();
                     assert_eq!(g.attached_to, None, "attaching an attached gateway");
                     g.attached_to = Some(id(vpc).parse().unwrap());
+                    None
+                }
+                ProvisionAction::EnableDnsHostnames { vpc } => {
+                    o.vpcs.iter_mut().find(|v| v.id.as_str() == id(vpc)).unwrap().dns_hostnames = true;
                     None
                 }
                 ProvisionAction::CreateRouteTable { vpc, .. } => {
@@ -1195,13 +1213,15 @@ mod tests {
                 "associate route table #6 with subnet #2",
                 "associate route table #6 with subnet #3",
                 "route 0.0.0.0/0 in route table #6 to internet gateway #4",
+                "turn DNS hostnames on in VPC #1",
                 "tag VPC #1 tagpeer:peers=ap-northeast-3/vpc-0123456789abcdef0",
             ]
         );
         let apis: Vec<&str> = actions.iter().map(ProvisionAction::api_name).collect();
         assert_eq!(apis[0], "CreateVpc");
         assert_eq!(apis[8], "CreateRoute");
-        assert_eq!(apis[9], "CreateTags");
+        assert_eq!(apis[9], "ModifyVpcAttribute");
+        assert_eq!(apis[10], "CreateTags");
     }
 
     #[test]
@@ -1263,6 +1283,7 @@ mod tests {
                 format!("create route table seoul-public in VPC {vpc}"),
                 "associate route table #1 with subnet subnet-00001002".to_owned(),
                 "route 0.0.0.0/0 in route table #1 to internet gateway igw-0000beef".to_owned(),
+                format!("turn DNS hostnames on in VPC {vpc}"),
                 format!("tag VPC {vpc} tagpeer:peers=ap-northeast-3/vpc-0123456789abcdef0"),
             ]
         );

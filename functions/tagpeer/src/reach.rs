@@ -1033,6 +1033,7 @@ mod tests {
                 state,
                 tags: BTreeMap::new(),
                 dns: Default::default(),
+                hidden_from_accepter: false,
             });
             self
         }

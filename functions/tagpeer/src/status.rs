@@ -57,6 +57,11 @@ impl fmt::Display for Problem {
                 "{}/{}: over quota: {}/{} already has {quota} peering connections",
                 peer.region, peer.vpc_id, vpc.region, vpc.vpc_id
             ),
+            Problem::RequestQuota { peer, account, region, quota } => write!(
+                f,
+                "{}/{}: waiting for room: account {account} has {quota} peering requests awaiting acceptance in {region} (the quota)",
+                peer.region, peer.vpc_id
+            ),
             Problem::RouteQuota { peer, vpc, route_table, needed, quota } => write!(
                 f,
                 "{}/{}: over quota: {route_table} of {} has no room for {needed} more routes ({quota} at most)",
@@ -80,15 +85,14 @@ impl fmt::Display for LinkState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LinkState::Requesting => f.write_str("requesting"),
-            LinkState::Waiting { last, state, attempt, seconds } => write!(
-                f,
-                "{last} {}; request {attempt} in {} min",
-                match state {
-                    crate::model::PeeringState::Deleted => "was deleted".to_owned(),
-                    other => format!("ended {}", other.code()),
-                },
-                seconds.div_ceil(60)
-            ),
+            LinkState::Waiting { last, attempt, seconds } => {
+                match last {
+                    Some((id, crate::model::PeeringState::Deleted)) => write!(f, "{id} was deleted")?,
+                    Some((id, state)) => write!(f, "{id} ended {}", state.code())?,
+                    None => write!(f, "request {} ended", attempt - 1)?,
+                }
+                write!(f, "; request {attempt} in {} min", seconds.div_ceil(60))
+            }
             LinkState::Pending(p) => write!(f, "pending acceptance ({p})"),
             LinkState::Routing { peering, missing, wanted } => {
                 write!(f, "active ({peering}), routes {}/{wanted} in place", wanted - missing)
@@ -123,7 +127,15 @@ pub fn render(
         assessment.problems.get(vpc).into_iter().flatten().map(|p| format!("error: {p}")).collect();
     for key in links.iter().filter(|k| k.has(vpc)) {
         let peer = key.other(vpc).relative_to(vpc);
-        let state = link_state(world, assessment, key, vpc);
+        let mut state = link_state(world, assessment, key, vpc).to_string();
+        if assessment.intent(vpc).dns {
+            if let Some(lacking) = crate::plan::dns_blocked_by(world, key) {
+                state.push_str(&format!(
+                    ", but no DNS resolution: {} needs DNS hostnames and DNS resolution on",
+                    lacking.relative_to(vpc)
+                ));
+            }
+        }
         match failures.get(key) {
             Some(error) => parts.push(format!("{peer}: {state}, last step failed: {error}")),
             None => parts.push(format!("{peer}: {state}")),

@@ -701,7 +701,7 @@ fn endpoint(region: &str, vpc: &str) -> Endpoint {
 /// A VPC with its main route table.
 fn vpc(world: &mut World, at: &Endpoint, cidr: &str, table: &str, tags: BTreeMap<String, String>) {
     let range: IpNet = cidr.parse().unwrap();
-    world.vpcs.push(Vpc { endpoint: at.clone(), ipv4: vec![range], ipv6: vec![], tags });
+    world.vpcs.push(Vpc { endpoint: at.clone(), ipv4: vec![range], ipv6: vec![], tags, dns: None });
     world.route_tables.push(RouteTable {
         id: table.parse().unwrap(),
         vpc: at.clone(),

@@ -27,9 +27,59 @@ macro_rules! all_items {
     };
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, by this machine's clock.
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The time as the cloud tells it. Every EC2 answer carries a `Date` header
+/// (RFC 7231), and tagpeer's decisions that depend on time (when a retry is
+/// due, `tagpeer-requested-at`) follow the cloud's clock, not the machine's:
+/// the one AWS keeps the connections' lifecycle by, and the one a local cloud
+/// can move forward. Until the first answer, the machine's clock stands in.
+#[derive(Clone, Debug, Default)]
+pub struct CloudClock {
+    /// The cloud's time at the last answer, and when, by this machine, it came.
+    last: Arc<Mutex<Option<(u64, std::time::Instant)>>>,
+}
+
+impl CloudClock {
+    /// Unix seconds, by the cloud.
+    pub fn now(&self) -> u64 {
+        match *self.last.lock().expect("clock lock") {
+            Some((secs, at)) => secs.saturating_add(at.elapsed().as_secs()),
+            None => unix_now(),
+        }
+    }
+
+    fn heard(&self, secs: u64) {
+        *self.last.lock().expect("clock lock") = Some((secs, std::time::Instant::now()));
+    }
+}
+
+/// Reads the `Date` header of every answer into the [`CloudClock`].
+#[derive(Debug)]
+struct DateHeader(CloudClock);
+
+impl ec2::config::Intercept for DateHeader {
+    fn name(&self) -> &'static str {
+        "tagpeer-cloud-clock"
+    }
+
+    fn read_after_transmit(
+        &self,
+        context: &ec2::config::interceptors::BeforeDeserializationInterceptorContextRef<'_>,
+        _: &ec2::config::RuntimeComponents,
+        _: &mut ec2::config::ConfigBag,
+    ) -> Result<(), ec2::error::BoxError> {
+        let date = context.response().headers().get("date");
+        let parsed =
+            date.and_then(|d| ec2::primitives::DateTime::from_str(d, ec2::primitives::DateTimeFormat::HttpDate).ok());
+        if let Some(secs) = parsed.and_then(|t| u64::try_from(t.secs()).ok()) {
+            self.0.heard(secs);
+        }
+        Ok(())
+    }
 }
 
 /// Sets a route call's destination, IPv4 or IPv6 (each route call has its own builder type).
@@ -73,6 +123,7 @@ pub async fn load_sdk_config() -> SdkConfig {
 #[derive(Clone, Debug)]
 pub struct Ec2 {
     clients: HashMap<Region, ec2::Client>,
+    clock: CloudClock,
     config: SdkConfig,
     /// The reader role's name in every other account, without its region
     /// suffix (`tagpeer-reader` → `arn:aws:iam::ACCOUNT:role/tagpeer-reader-REGION`).
@@ -84,14 +135,23 @@ impl Ec2 {
     /// One client per region, sharing the configuration's credentials,
     /// endpoint and retry settings.
     pub fn new(config: &SdkConfig, regions: &[Region]) -> Self {
+        let clock = CloudClock::default();
         let clients = regions
             .iter()
             .map(|r| {
-                let conf = ec2::config::Builder::from(config).region(ec2::config::Region::new(r.to_string())).build();
+                let conf = ec2::config::Builder::from(config)
+                    .region(ec2::config::Region::new(r.to_string()))
+                    .interceptor(DateHeader(clock.clone()))
+                    .build();
                 (r.clone(), ec2::Client::from_conf(conf))
             })
             .collect();
-        Self { clients, config: config.clone(), reader_role: None, readers: Default::default() }
+        Self { clients, clock, config: config.clone(), reader_role: None, readers: Default::default() }
+    }
+
+    /// The cloud's clock, as its answers tell it.
+    pub fn clock(&self) -> &CloudClock {
+        &self.clock
     }
 
     /// Reads other accounts through the role of this name (see [`Ec2::reader_arn`]).
@@ -150,6 +210,7 @@ impl Ec2 {
         let conf = ec2::config::Builder::from(&self.config)
             .region(sdk_region)
             .credentials_provider(ec2::config::SharedCredentialsProvider::new(provider))
+            .interceptor(DateHeader(self.clock.clone()))
             .build();
         let client = ec2::Client::from_conf(conf);
         self.readers.lock().expect("readers lock").insert(key, client.clone());
@@ -206,13 +267,20 @@ impl Ec2 {
     pub async fn observe(&self, regions: &[Region]) -> Result<World, AwsError> {
         let seen =
             self.in_every_region(regions, |client, region| async move { observe_region(&client, &region).await });
-        let mut world = World { observed_at: unix_now(), ..World::default() };
-        for (region, part) in seen.await? {
+        let seen = seen.await?;
+        let mut world = World { observed_at: self.clock.now(), ..World::default() };
+        let mut listed: BTreeSet<(PeeringId, Region)> = BTreeSet::new();
+        for (region, part) in seen {
             world.vpcs.extend(part.vpcs);
             world.route_tables.extend(part.route_tables);
             for peering in part.peerings {
+                listed.insert((peering.id.clone(), region.clone()));
                 world.merge_peering(peering, &region);
             }
+        }
+        for p in &mut world.peerings {
+            let region = p.accepter.region.clone();
+            p.hidden_from_accepter = regions.contains(&region) && !listed.contains(&(p.id.clone(), region));
         }
         Ok(world)
     }
@@ -225,7 +293,49 @@ impl Ec2 {
         if !reads.is_empty() {
             self.observe_remote(&mut world, reads).await;
         }
+        self.observe_dns(&mut world, deployment).await?;
         Ok(world)
+    }
+
+    /// The DNS attributes of the VPCs whose links ask for DNS resolution
+    /// ([`crate::plan::dns_reads`]): two `DescribeVpcAttribute` calls each,
+    /// made only when `tagpeer:dns` is on somewhere.
+    async fn observe_dns(&self, world: &mut World, deployment: &Deployment) -> Result<(), AwsError> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for vpc in crate::plan::dns_reads(world, deployment) {
+            let client = self.client(&vpc.region)?.clone();
+            tasks.spawn(async move {
+                let attribute = |name: ec2::types::VpcAttributeName| {
+                    let (client, id) = (client.clone(), vpc.vpc_id.to_string());
+                    async move { client.describe_vpc_attribute().vpc_id(id).attribute(name).send().await }
+                };
+                let (hostnames, support) = tokio::join!(
+                    attribute(ec2::types::VpcAttributeName::EnableDnsHostnames),
+                    attribute(ec2::types::VpcAttributeName::EnableDnsSupport),
+                );
+                let name = "DescribeVpcAttribute";
+                let hostnames = hostnames.map_err(|e| aws_error(name, &vpc.region, e))?;
+                let support = support.map_err(|e| aws_error(name, &vpc.region, e))?;
+                let on = |v: Option<&ec2::types::AttributeBooleanValue>| v.and_then(|v| v.value()).unwrap_or(false);
+                let dns = crate::model::VpcDns {
+                    hostnames: on(hostnames.enable_dns_hostnames()),
+                    support: on(support.enable_dns_support()),
+                };
+                Ok::<_, AwsError>((vpc, dns))
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (vpc, dns) = joined.map_err(|e| AwsError {
+                action: "DescribeVpcAttribute",
+                region: String::new(),
+                code: "TaskFailed".into(),
+                message: e.to_string(),
+            })??;
+            if let Some(v) = world.vpc_mut(&vpc) {
+                v.dns = Some(dns);
+            }
+        }
+        Ok(())
     }
 
     /// Runs `read` against every region's client, the regions side by side;
@@ -266,7 +376,7 @@ impl Ec2 {
                     .tags(tag(intent::MANAGED, "true"))
                     .tags(tag(intent::LINK, &link.to_string()))
                     .tags(tag(intent::ATTEMPT, &attempt.to_string()))
-                    .tags(tag(intent::REQUESTED_AT, &unix_now().to_string()))
+                    .tags(tag(intent::REQUESTED_AT, &self.clock.now().to_string()))
                     .tags(tag("Name", &format!("tagpeer {} {}", requester.vpc_id, accepter.vpc_id)))
                     .build();
                 let out = self
@@ -303,8 +413,15 @@ impl Ec2 {
                     .route_table_id(route_table.as_str())
                     .vpc_peering_connection_id(peering.as_str());
                 let call = to_destination!(call, destination);
-                call.send().await.map_err(|e| aws_error(name, region, e))?;
-                Ok(None)
+                match call.send().await.map_err(|e| aws_error(name, region, e)) {
+                    // Another invocation made it first (both routers route both
+                    // sides when a range changes); the next read judges it.
+                    Err(e) if e.is("RouteAlreadyExists") => {
+                        tracing::info!(route_table = %route_table, destination = %destination, "already routed");
+                        Ok(None)
+                    }
+                    other => other.map(|_| None),
+                }
             }
             Action::ReplaceRoute { region, route_table, destination, peering, .. } => {
                 let call = self
@@ -362,6 +479,28 @@ impl Ec2 {
                     .await
                     .map_err(|e| aws_error(name, &vpc.region, e))?;
                 Ok(None)
+            }
+            Action::SetRetry { link, vpc, last } => {
+                let key = crate::plan::retry_key(link.other(vpc));
+                let client = self.client(&vpc.region)?;
+                match last {
+                    Some((attempt, at)) => client
+                        .create_tags()
+                        .resources(vpc.vpc_id.as_str())
+                        .tags(tag(&key, &format!("{attempt}@{at}")))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(name, &vpc.region, e))
+                        .map(|_| None),
+                    None => client
+                        .delete_tags()
+                        .resources(vpc.vpc_id.as_str())
+                        .tags(Tag::builder().key(&key).build())
+                        .send()
+                        .await
+                        .map_err(|e| aws_error(name, &vpc.region, e))
+                        .map(|_| None),
+                }
             }
             Action::SetStatus { vpc, status: None } => {
                 self.client(&vpc.region)?
@@ -484,6 +623,7 @@ fn vpc(v: &ec2::types::Vpc, region: &Region) -> Option<Vpc> {
         ipv4,
         ipv6,
         tags: tags(v.tags()),
+        dns: None,
     })
 }
 
@@ -550,6 +690,7 @@ fn peering(p: &ec2::types::VpcPeeringConnection, seen_in: &Region) -> Option<Pee
         state: PeeringState::from_code(p.status().and_then(|s| s.code()).map(|c| c.as_str()).unwrap_or("unknown")),
         tags: tags(p.tags()),
         dns: PeeringDns { requester: dns_option(p.requester_vpc_info()), accepter: dns_option(p.accepter_vpc_info()) },
+        hidden_from_accepter: false,
     })
 }
 

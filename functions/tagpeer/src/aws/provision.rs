@@ -106,16 +106,29 @@ pub async fn observe(
         tokio::try_join!(all_vpcs(clients, &regions), zones(client, region), gateways(client, region))?;
 
     let mine = |tags: &BTreeMap<String, String>| tags.get(provision::NETWORK).is_some_and(|n| n == name);
-    let vpcs: Vec<provision::Vpc> = all
+    let mut vpcs: Vec<provision::Vpc> = all
         .iter()
         .filter(|v| &v.endpoint.region == region && mine(&v.tags))
         .filter_map(|v| match v.ipv4.first() {
-            Some(IpNet::V4(cidr)) => {
-                Some(provision::Vpc { id: v.endpoint.vpc_id.clone(), cidr: *cidr, tags: v.tags.clone() })
-            }
+            Some(IpNet::V4(cidr)) => Some(provision::Vpc {
+                id: v.endpoint.vpc_id.clone(),
+                cidr: *cidr,
+                tags: v.tags.clone(),
+                dns_hostnames: false,
+            }),
             _ => None,
         })
         .collect();
+    for vpc in &mut vpcs {
+        let out = client
+            .describe_vpc_attribute()
+            .vpc_id(vpc.id.as_str())
+            .attribute(ec2::types::VpcAttributeName::EnableDnsHostnames)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeVpcAttribute", region, e))?;
+        vpc.dns_hostnames = out.enable_dns_hostnames().and_then(|v| v.value()).unwrap_or(false);
+    }
     let ids: BTreeSet<VpcId> = vpcs.iter().map(|v| v.id.clone()).collect();
 
     let taken = all.iter().flat_map(|v| v.ipv4.iter().copied()).collect();
@@ -276,6 +289,17 @@ async fn step(
                 .await
                 .map_err(|e| aws_error(api, region, e))?;
             Ok((None, format!("attached {igw} to {vpc}")))
+        }
+        ProvisionAction::EnableDnsHostnames { vpc } => {
+            let vpc = id(vpc)?;
+            client
+                .modify_vpc_attribute()
+                .vpc_id(&vpc)
+                .enable_dns_hostnames(ec2::types::AttributeBooleanValue::builder().value(true).build())
+                .send()
+                .await
+                .map_err(|e| aws_error(api, region, e))?;
+            Ok((None, format!("turned DNS hostnames on in {vpc}")))
         }
         ProvisionAction::CreateRouteTable { network, name, vpc } => {
             let vpc = id(vpc)?;
