@@ -206,6 +206,15 @@ async fn one_request_builds_the_seed_network_and_the_same_again_builds_nothing()
         assert_eq!(census(&bed.sdk, SEOUL).await, after, "no new resource");
     }
     assert_eq!(network(&bed.sdk, SEOUL, "seoul").await.vpc, net.vpc);
+    // DNS hostnames on, which tagpeer:dns needs (a new VPC has them off).
+    let dns = ec2(&bed.sdk, SEOUL)
+        .describe_vpc_attribute()
+        .vpc_id(net.vpc.to_string())
+        .attribute(aws_sdk_ec2::types::VpcAttributeName::EnableDnsHostnames)
+        .send()
+        .await
+        .expect("DescribeVpcAttribute");
+    assert_eq!(dns.enable_dns_hostnames().and_then(|v| v.value()), Some(true));
 }
 
 #[tokio::test]
@@ -244,8 +253,8 @@ async fn a_build_cut_short_after_any_step_is_finished_by_the_next_delivery() {
         assert_eq!(census(&bed.sdk, SEOUL).await, quiet);
         k += 1;
     };
-    assert_eq!(steps, 10, "the seed's network is ten steps");
-    assert_eq!(census(&bed.sdk, SEOUL).await.vpcs, 1 + 9, "the default VPC and one VPC a cut");
+    assert_eq!(steps, 11, "the seed's network is ten steps, and DNS hostnames on");
+    assert_eq!(census(&bed.sdk, SEOUL).await.vpcs, 1 + 10, "the default VPC and one VPC a cut");
 }
 
 #[tokio::test]

@@ -31,7 +31,11 @@ async fn request_by_hand(cloud: &Cloud, from: &Endpoint, to: &Endpoint, tags: &[
         call = call.tag_specifications(spec.build());
     }
     let out = call.send().await.expect("CreateVpcPeeringConnection");
-    out.vpc_peering_connection().and_then(|p| p.vpc_peering_connection_id()).expect("an id").parse().unwrap()
+    let id: PeeringId =
+        out.vpc_peering_connection().and_then(|p| p.vpc_peering_connection_id()).expect("an id").parse().unwrap();
+    // AWS has it `initiating-request`, and not yet in the accepter's region, for a moment.
+    await_peering(&cloud.sdk, to.region.as_str(), id.as_str(), &["pending-acceptance"]).await;
+    id
 }
 
 /// "Peering Requested" for a connection, as tagpeer's requester would send it
@@ -206,9 +210,9 @@ async fn a_request_whose_intent_is_gone_is_not_accepted_when_its_event_comes_lat
     let (result, next) = cloud.deliver(&Delivery { role: Role::Requester, region: SEOUL.into(), event }).await;
     result.expect("requested");
     assert_eq!(next.len(), 1, "Peering Requested, held back: {next:?}");
-    let world = cloud.observe().await;
-    let pcx = world.peerings[0].id.clone();
-    assert_eq!(state(&world, &pcx), Some(PeeringState::PendingAcceptance));
+    let pcx = cloud.observe().await.peerings[0].id.clone();
+    await_peering(&cloud.sdk, OSAKA, pcx.as_str(), &["pending-acceptance"]).await;
+    assert_eq!(state(&cloud.observe().await, &pcx), Some(PeeringState::PendingAcceptance));
 
     // The intent goes; the event arrives afterwards.
     tag_vpc(&cloud.sdk, &seed.seoul(), PEERS, None).await;
@@ -285,6 +289,7 @@ async fn hand_made_routes_are_never_changed_and_a_conflict_is_reported_through_t
         .send()
         .await
         .expect("AcceptVpcPeeringConnection by hand");
+    await_peering(&cloud.sdk, OSAKA, hand.as_str(), &["active"]).await;
     add_route(&seoul_ec2, &seed.seoul_route_table, "10.88.0.0/16", &hand).await;
     let third_table = cloud.observe().await.route_tables_of(&third).next().unwrap().id.clone();
     add_route(&ec2(&cloud.sdk, OSAKA), third_table.as_str(), "10.0.0.0/16", &hand).await;

@@ -165,9 +165,12 @@ async fn a_rejected_request_is_asked_again_once_then_waits_and_says_so() {
     // The request reaches nobody who accepts: Osaka's owner rejects it by hand.
     cloud.deliver(&first).await.0.expect("requested");
     let osaka = ec2(&cloud.sdk, OSAKA);
+    let sdk = cloud.sdk.clone();
     let reject = |id: String| {
-        let osaka = osaka.clone();
+        let (osaka, sdk) = (osaka.clone(), sdk.clone());
         async move {
+            // As a person would: once AWS lists the request in Osaka.
+            await_peering(&sdk, OSAKA, &id, &["pending-acceptance"]).await;
             osaka.reject_vpc_peering_connection().vpc_peering_connection_id(id).send().await.expect("rejected");
         }
     };

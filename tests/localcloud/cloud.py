@@ -676,6 +676,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
                         help="a template parameter, as `sam deploy --parameter-overrides` takes it (repeatable), "
                              "e.g. CreateTrail=false: no trail, so no CloudTrail events")
+    parser.add_argument("--no-functions", action="store_true",
+                        help="AWS's endpoint alone: no function processes and no rules (events are recorded and "
+                             "delivered nowhere), for tests that run tagpeer's handlers in their own process")
     parser.add_argument("--lifecycle", metavar="JSON", default=None,
                         help='peering connections\' intermediate states, as POST /_local/lifecycle takes them '
                              '(default: AWS\'s timing), e.g. \'{"instant": true}\'')
@@ -695,6 +698,10 @@ def main(argv: list[str] | None = None) -> None:
                        args.log_level, args.verbose, template_params)
     if lifecycle is not None:
         cloud.peering.lifecycle.set(lifecycle)
+    if args.no_functions:
+        for stack in cloud.stacks.values():
+            stack.functions.clear()
+            stack.rules.clear()
     stopping = threading.Event()
 
     def stop(*_):

@@ -35,32 +35,37 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the repository").to_path_buf()
 }
 
-/// moto's server, started on a free loopback port and stopped on drop.
+/// AWS's EC2 and STS as the in-process tests meet them: moto's server behind
+/// the local cloud's endpoint, which answers as AWS does where moto does not
+/// (asynchronous peering states, tags per account and region, race errors,
+/// the quotas), with no function processes and no rules of its own: the tests
+/// run the handlers. Started on a free loopback port, stopped on drop.
 pub struct Moto {
     child: Child,
     pub endpoint: String,
 }
 
 impl Moto {
-    /// Starts `moto_server` from the repository's virtual environment (made by
-    /// `make venv`), or from `TAGPEER_MOTO_SERVER`.
+    /// Starts `python -m localcloud --no-functions` from the repository's
+    /// virtual environment (made by `make venv`), with the tests' short
+    /// lifecycle ([`local::TEST_LIFECYCLE`]).
     pub fn start() -> Self {
-        let server = std::env::var_os("TAGPEER_MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo_root().join(".venv/bin/moto_server"));
-        assert!(server.exists(), "{} is missing: run `make venv` first", server.display());
+        let python = repo_root().join(".venv/bin/python");
+        assert!(python.exists(), "{} is missing: run `make venv` first", python.display());
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new(&python)
+            .args(["-m", "localcloud", "--no-functions", "--port", &port.to_string()])
+            .args(["--lifecycle", local::TEST_LIFECYCLE])
+            .env("PYTHONPATH", repo_root().join("tests"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", server.display()));
+            .unwrap_or_else(|e| panic!("starting {}: {e}", python.display()));
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let started = Instant::now();
         while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "moto did not listen on {addr} within 60 s");
+            assert!(started.elapsed() < Duration::from_secs(60), "the endpoint did not listen on {addr} within 60 s");
             std::thread::sleep(Duration::from_millis(100));
         }
         Self { child, endpoint: format!("http://{addr}") }
@@ -529,6 +534,30 @@ pub async fn observe_until(sdk: &SdkConfig, what: &str, ready: impl Fn(&World) -
             return world;
         }
         assert!(started.elapsed() < Duration::from_secs(20), "{what}: not within 20 s: {world:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits, as a person would, until AWS shows `pcx` in `region` in one of
+/// `states` (`pending-acceptance` in the accepter's region: listed there and
+/// ready to accept; `active`: ready to route), every 100 ms for at most 20 s.
+pub async fn await_peering(sdk: &SdkConfig, region: &str, pcx: &str, states: &[&str]) {
+    let client = ec2(sdk, region);
+    let started = Instant::now();
+    loop {
+        let out = client.describe_vpc_peering_connections().send().await.expect("DescribeVpcPeeringConnections");
+        let state = out
+            .vpc_peering_connections()
+            .iter()
+            .find(|p| p.vpc_peering_connection_id() == Some(pcx))
+            .and_then(|p| p.status()?.code().map(|c| c.as_str().to_owned()));
+        if state.as_deref().is_some_and(|s| states.contains(&s)) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{pcx} in {region}: {state:?}, not {states:?} within 20 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
