@@ -366,7 +366,8 @@ def seed_teardown(cloud: Cloud, seed: dict) -> dict:
     calls = cloud.calls()[mark:]
     st = statuses(cloud, [SEOUL, OSAKA])
     peerings = cloud.ec2(SEOUL).describe_vpc_peering_connections()["VpcPeeringConnections"]
-    live = [p for p in peerings if p["Status"]["Code"] not in ("deleted", "rejected", "failed", "expired")]
+    # `deleting` is on its way: AWS takes a few seconds over an inter-region delete.
+    live = [p for p in peerings if p["Status"]["Code"] not in ("deleting", "deleted", "rejected", "failed", "expired")]
     tables = cloud.ec2(SEOUL).describe_route_tables()["RouteTables"] + cloud.ec2(OSAKA).describe_route_tables()[
         "RouteTables"]
     pcx_routes = sum(1 for t in tables for r in t.get("Routes", []) if r.get("VpcPeeringConnectionId"))

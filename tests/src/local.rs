@@ -148,8 +148,8 @@ impl LocalCloud {
     }
 
     /// GET /_local/faults: `{"faults": {...}, "counters": {"mutating_calls", "injected", "throttled",
-    /// "crashed", "refused_after_crash", "latency_ms", "events_dropped", "events_duplicated",
-    /// "events_reordered"}}`.
+    /// "crashed", "refused_after_crash", "invocations_refused", "killed", "latency_ms",
+    /// "events_dropped", "events_duplicated", "events_reordered"}}`.
     pub fn get_faults(&self) -> Value {
         let (status, body) = self.request("GET", "/_local/faults", "");
         assert_eq!(status, 200, "{body}");
