@@ -62,12 +62,7 @@ lint: venv $(CHECKOV)
 		-f infra-template/template.yaml --framework cloudformation --quiet --compact --skip-download
 
 test: lint functions
-	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_patterns.py
-	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_runtime.py
-	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_faults.py
-	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_peering.py
-	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_cloudtrail.py
-	PYTHONPATH=tests $(VENV)/bin/python tests/localcloud/test_iam.py
+	PYTHONPATH=tests $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/localcloud
 	cargo test --workspace --locked
 
 # `make reliability`: the crash points, lost/doubled/shuffled events, errors and

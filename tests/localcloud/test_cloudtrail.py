@@ -9,7 +9,7 @@ replaces an IPv6 route silently; it sets any peering option on any connection).
 The first tests need no cloud; the rest drive a real local cloud (moto's server, the
 real function binaries, which must be built: `make functions`) through boto3.
 
-Run with `PYTHONPATH=tests python3 tests/localcloud/test_cloudtrail.py` (or pytest).
+Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_cloudtrail.py` (`make test` runs them all).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 import urllib.request
 from pathlib import Path
 
@@ -523,25 +522,3 @@ def test_across_accounts_each_owner_sets_its_own_side():
 
 
 # ------------------------------------------------------------ runner without pytest
-
-def _main() -> int:
-    tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
-    failed = 0
-    t_all = time.monotonic()
-    for name, fn in tests:
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - report every failure
-            failed += 1
-            print(f"FAIL {name} ({time.monotonic() - t0:.2f}s)")
-            traceback.print_exc()
-        else:
-            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)")
-    print(f"total {time.monotonic() - t_all:.2f}s")
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

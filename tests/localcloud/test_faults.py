@@ -6,7 +6,7 @@ The first tests drive the Faults class alone, with a clock of their own (no
 timed assertions); the rest drive a real local cloud (moto's server, the real
 function binaries, which must be built: `make functions`) through boto3.
 
-Run with `PYTHONPATH=tests python3 tests/localcloud/test_faults.py` (or pytest).
+Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_faults.py` (`make test` runs them all).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 import urllib.request
 from pathlib import Path
 
@@ -634,25 +633,3 @@ def test_reset_clears_the_faults():
 
 
 # ------------------------------------------------------------ runner without pytest
-
-def _main() -> int:
-    tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
-    failed = 0
-    t_all = time.monotonic()
-    for name, fn in tests:
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - report every failure
-            failed += 1
-            print(f"FAIL {name} ({time.monotonic() - t0:.2f}s)")
-            traceback.print_exc()
-        else:
-            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)")
-    print(f"total {time.monotonic() - t_all:.2f}s")
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -9,7 +9,7 @@ boto3: the seed converges with the shipped template and nothing is refused, and 
 with one needed statement removed from a copy of the template fails with the refused call in
 /_local/calls.
 
-Run with `PYTHONPATH=tests python3 tests/localcloud/test_iam.py` (or pytest).
+Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_iam.py` (`make test` runs them all).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import re
 import sys
 import tempfile
 import time
-import traceback
 import urllib.request
 from pathlib import Path
 
@@ -666,25 +665,3 @@ def test_people_are_administrators_and_are_never_refused():
 
 
 # ------------------------------------------------------------ runner without pytest
-
-def _main() -> int:
-    tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
-    failed = 0
-    t_all = time.monotonic()
-    for name, fn in tests:
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - report every failure
-            failed += 1
-            print(f"FAIL {name} ({time.monotonic() - t0:.2f}s)")
-            traceback.print_exc()
-        else:
-            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)")
-    print(f"total {time.monotonic() - t_all:.2f}s")
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

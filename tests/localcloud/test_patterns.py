@@ -1,6 +1,6 @@
 """Tests for patterns.py (EventBridge event-pattern matching).
 
-Run with pytest, or without it: python3 tests/localcloud/test_patterns.py
+Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_patterns.py` (`make test` runs them all).
 """
 
 from __future__ import annotations
@@ -537,21 +537,3 @@ def test_valid_patterns_pass_validate():
 
 
 # ------------------------------------------------------------ runner without pytest
-
-def _main() -> int:
-    tests = [(name, fn) for name, fn in sorted(globals().items()) if name.startswith("test_") and callable(fn)]
-    failed = 0
-    for name, fn in tests:
-        try:
-            fn()
-        except Exception as e:  # noqa: BLE001 - report every failure
-            failed += 1
-            print(f"FAIL {name}: {type(e).__name__}: {e}")
-        else:
-            print(f"ok   {name}")
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -10,7 +10,7 @@ The cloud runs in-process with no functions (moto's server and the endpoint only
 need no built binaries; most walk the lifecycle by moving the cloud's clock (no sleeps), one lets
 real time do it with durations of a fraction of a second.
 
-Run with `PYTHONPATH=tests .venv/bin/python tests/localcloud/test_peering.py` (or pytest).
+Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_peering.py` (`make test` runs them all).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import email.utils
 import json
 import sys
 import time
-import traceback
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -546,26 +545,3 @@ def test_cloudtrail_sees_the_answer_the_client_got():  # the record cloud.after_
 
 
 # ------------------------------------------------------------------------ runner without pytest
-
-
-def _main() -> int:
-    tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
-    failed = 0
-    t_all = time.monotonic()
-    for name, fn in tests:
-        t0 = time.monotonic()
-        try:
-            fn()
-        except Exception:  # noqa: BLE001 - report every failure
-            failed += 1
-            print(f"FAIL {name} ({time.monotonic() - t0:.2f}s)")
-            traceback.print_exc()
-        else:
-            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)")
-    print(f"total {time.monotonic() - t_all:.2f}s")
-    print(f"{len(tests) - failed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

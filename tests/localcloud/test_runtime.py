@@ -1,6 +1,6 @@
 """Tests for runtime.py, against a tiny Python "function" speaking the Lambda Runtime API.
 
-Run with `python3 -m pytest tests/localcloud/test_runtime.py` or `python3 tests/localcloud/test_runtime.py`.
+Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_runtime.py` (`make test` runs them all).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 from contextlib import contextmanager
 
@@ -690,27 +689,3 @@ def test_start_fails_when_command_missing():
         assert "/nonexistent/bootstrap" in str(exc)
     else:
         raise AssertionError("start() should have failed")
-
-
-def _main() -> int:
-    tests = [(name, obj) for name, obj in globals().items() if name.startswith("test_") and callable(obj)]
-    passed = failed = 0
-    t_all = time.monotonic()
-    for name, test in tests:
-        t0 = time.monotonic()
-        try:
-            test()
-        except Exception:  # noqa: BLE001 - report every failure
-            failed += 1
-            print(f"FAIL {name} ({time.monotonic() - t0:.2f}s)")
-            traceback.print_exc()
-        else:
-            passed += 1
-            print(f"ok   {name} ({time.monotonic() - t0:.2f}s)")
-    print(f"total {time.monotonic() - t_all:.2f}s")
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())
