@@ -239,13 +239,8 @@ async fn a_reject_in_the_accepters_region_is_asked_again_from_there_with_no_swee
     cloud.settle();
     let first = observe(&sdk).await.peerings[0].id.clone();
     // AWS lists the request in Osaka a moment after it is made.
-    let osaka = ec2(&sdk, OSAKA);
-    let started = std::time::Instant::now();
-    while osaka.describe_vpc_peering_connections().send().await.unwrap().vpc_peering_connections().is_empty() {
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "listed in Osaka");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    osaka
+    await_peering(&sdk, OSAKA, first.as_str(), &["pending-acceptance"]).await;
+    ec2(&sdk, OSAKA)
         .reject_vpc_peering_connection()
         .vpc_peering_connection_id(first.as_str())
         .send()

@@ -1088,6 +1088,10 @@ pub fn dns_blocked_by<'w>(world: &'w World, key: &LinkKey) -> Option<&'w Endpoin
 /// in which either side asks for DNS resolution (`tagpeer:dns=on`), where
 /// this deployment reads them (its own account).
 pub fn dns_reads(world: &World, deployment: &Deployment) -> BTreeSet<Endpoint> {
+    // Most deployments ask for no DNS at all: then there is nothing to assess.
+    if !world.vpcs.iter().any(|v| v.tags.contains_key(intent::DNS)) {
+        return BTreeSet::new();
+    }
     let assessment = assess(world, deployment);
     let mut reads = BTreeSet::new();
     for key in assessment.links.keys() {
