@@ -391,7 +391,10 @@ def missing_links(cloud: Cloud, regions: list[str], vpcs: list[tuple[str, str, s
     for region in regions:
         client = cloud.ec2(region)
         for p in client.describe_vpc_peering_connections()["VpcPeeringConnections"]:
-            peerings[p["VpcPeeringConnectionId"]] = p
+            # The requester's region's view: only it carries the connection's tags (AWS keeps
+            # tags per account and region), so the accepter's listing must not replace it.
+            if p["RequesterVpcInfo"].get("Region", region) == region or p["VpcPeeringConnectionId"] not in peerings:
+                peerings[p["VpcPeeringConnectionId"]] = p
         tables += client.describe_route_tables()["RouteTables"]
     active = {}
     for pcx, p in peerings.items():
