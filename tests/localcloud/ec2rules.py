@@ -56,13 +56,14 @@ What moto does, and what AWS does instead (AWS is right wherever they differ):
 from __future__ import annotations
 
 import ipaddress
-import re
 import threading
 import uuid
 import xml.etree.ElementTree as ET
 from typing import Callable
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
+
+from .peering import caller_account
 
 Answer = tuple[int, list, bytes]
 Forward = Callable[[], Answer]
@@ -81,20 +82,6 @@ def error(code: str, message: str, status: int = 400) -> Answer:
             f"<Response><Errors><Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message></Error>"
             f"</Errors><RequestID>{uuid.uuid4()}</RequestID></Response>").encode()
     return status, [("Content-Type", "text/xml;charset=UTF-8")], body
-
-
-def caller_account(access_key: str, fallback: str) -> str:
-    """The account moto acts in for this key: cloud.py's `ACCOUNT-…` keys, else moto's own mapping
-    (the temporary keys of an assumed role act in the role's account)."""
-    m = re.match(r"^(\d{12})-", access_key or "")
-    if m:
-        return m.group(1)
-    try:
-        from moto.iam.models import get_account_id_from
-
-        return get_account_id_from(access_key)
-    except Exception:  # noqa: BLE001 - moto's internals moved: the cloud's own guess
-        return fallback
 
 
 def error_of(body: bytes | None) -> tuple[str, str]:
