@@ -48,14 +48,18 @@ $(CHECKOV):
 functions:
 	cargo build --quiet --locked $(FUNCTIONS) -p tagpeer-cli
 
+# The demo (tools/demo.py): the seed scenario told on the local cloud.
 demo: venv functions
-	PYTHONPATH=tests $(VENV)/bin/python -m localcloud.demo
+	PYTHONPATH=tests $(VENV)/bin/python tools/demo.py
 
 local: venv functions
 	$(LOCALCLOUD) --port $(PORT)
 
 lint: venv $(CHECKOV)
 	cargo fmt --all -- --check
+	@# The functional core compiles no AWS SDK, no async runtime, no Lambda crate.
+	@! cargo tree --locked -p tagpeer-core -e normal --prefix none | grep -E '^(aws-|tokio|lambda)' \
+		|| { echo "tagpeer-core depends on the AWS SDK, tokio or Lambda"; exit 1; }
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	$(VENV)/bin/cfn-lint infra-template/template.yaml
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov \
@@ -67,7 +71,7 @@ test: lint functions
 
 # `make reliability`: the crash points, lost/doubled/shuffled events, errors and
 # throttling, and the bad inputs, each writing its rows into a fresh directory;
-# then the table (tests/reliability_table.py), which fails on any invariant violation.
+# then the table (tools/reliability_table.py), which fails on any invariant violation.
 RELIABILITY_DIR = $${CARGO_TARGET_DIR:-target}/reliability/$$(date +%Y%m%d-%H%M%S)
 
 .PHONY: reliability
@@ -75,7 +79,7 @@ reliability: venv functions
 	set -e; dir="$(RELIABILITY_DIR)"; rm -rf "$$dir"; mkdir -p "$$dir"; status=0; \
 	TAGPEER_RELIABILITY_DIR="$$(cd "$$dir" && pwd)" cargo test --locked -p tagpeer-tests \
 		--test reliability --test bad_input --test security || status=$$?; \
-	$(VENV)/bin/python tests/reliability_table.py "$$dir" || status=$$?; \
+	$(VENV)/bin/python tools/reliability_table.py "$$dir" || status=$$?; \
 	exit $$status
 
 fmt:
@@ -86,7 +90,7 @@ build: venv
 	rustup target add $(LAMBDA_TARGET)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip $(FUNCTIONS)
 
-# `make bench`: the figures in BENCHMARKS.md (tests/localcloud/bench.py). Each
+# `make bench`: the figures in BENCHMARKS.md (tools/bench.py). Each
 # profile of BENCH_PROFILES is built for arm64 with cargo lambda (the zips) and
 # for this machine with cargo (the binaries the local cloud runs), in a target
 # directory of its own, one job at a time: aws-sdk-ec2 alone takes ~8 GB of
@@ -107,7 +111,7 @@ bench: venv
 		CARGO_TARGET_DIR="$(BENCH_TARGET_DIR)" CARGO_BUILD_JOBS=$(BENCH_JOBS) cargo build --quiet --locked $$sel $(FUNCTIONS); \
 		profiles="$$profiles --profile $$p=$(BENCH_TARGET_DIR)/$$p,$(BENCH_TARGET_DIR)/lambda-$$p"; \
 	done; \
-	PYTHONPATH=tests $(VENV)/bin/python -m localcloud.bench $$profiles \
+	PYTHONPATH=tests $(VENV)/bin/python tools/bench.py $$profiles \
 		--build-seconds "$$(( $$(date +%s) - start ))" --json "$(BENCH_TARGET_DIR)/bench.json" $(BENCH_ARGS)
 
 # Deploying to AWS: the SAM CLI, in a virtual environment of its own (its pins

@@ -61,14 +61,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def account_of(access_key: str) -> str | None:
-    """Access keys that start with an account id and a dash (`222222222222-alice`)
-    act in that account; any other key is left to moto (its default account,
-    or the account of a role assumed through STS)."""
-    m = re.match(r"^(\d{12})-", access_key)
-    return m.group(1) if m else None
-
-
 class Record:
     """What happened, in order, for GET /_local/calls and /_local/events."""
 
@@ -399,7 +391,7 @@ class LocalCloud:
         of the deployment records that region (failed calls too); tag changes of a VPC."""
         if action.startswith(awsevents.READ_ONLY_PREFIXES):
             return
-        caller_account = ec2rules.caller_account(access_key, account)
+        caller_account = peering_.caller_account(access_key, account)
         if self.trails.covers(caller_account, region):
             error = None
             if status != 200:
@@ -516,7 +508,7 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization", "")
         m = _AUTH.search(auth)
         access_key, region, service = (m.group(1), m.group(2), m.group(3)) if m else ("anonymous", "us-east-1", "")
-        moto_account = account_of(access_key)
+        moto_account = peering_.account_of(access_key)  # None: moto says (its default, or an assumed role's)
         account = moto_account or DEFAULT_ACCOUNT
         target = self.headers.get("X-Amz-Target", "")
         function = access_key in cloud.function_callers

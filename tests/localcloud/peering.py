@@ -104,7 +104,6 @@ OUTSTANDING = ("initiating-request", "pending-acceptance")
 # hashicorp/terraform-provider-aws issues and in public Terragrunt configurations).
 FAILED_MESSAGE = "Failed due to incorrect VPC-ID, Account ID, or overlapping CIDR range"
 PCX_TYPE = "vpc-peering-connection"
-_ACCOUNT_KEY = re.compile(r"^(\d{12})-")
 
 
 def imf_date(ts: float) -> str:
@@ -347,12 +346,20 @@ class Connection:
         return self.created + EXPIRY_S if code in ("initiating-request", "pending-acceptance", "expired") else None
 
 
+def account_of(access_key: str) -> str | None:
+    """Access keys that start with an account id and a dash (`222222222222-alice`)
+    act in that account; any other key is left to moto (its default account,
+    or the account of a role assumed through STS)."""
+    m = re.match(r"^(\d{12})-", access_key)
+    return m.group(1) if m else None
+
+
 def caller_account(access_key: str, fallback: str) -> str:
-    """The account moto acts in for this key: the `ACCOUNT-…` convention of cloud.py, else moto's
+    """The account moto acts in for this key: the `ACCOUNT-…` convention (`account_of`), else moto's
     own mapping (STS credentials of an assumed role act in the role's account)."""
-    m = _ACCOUNT_KEY.match(access_key or "")
-    if m:
-        return m.group(1)
+    account = account_of(access_key or "")
+    if account:
+        return account
     try:
         from moto.iam.models import get_account_id_from
 
@@ -392,6 +399,11 @@ def invalid_transition(pcx_id: str, state: str, to: str) -> Answer:
     # that was rejected."
     return _error("InvalidStateTransition",
                   f"Invalid state transition for {pcx_id}, attempted to transition from {state} to {to}")
+
+
+def _unless_pending(c: Connection, code: str, to: str) -> Answer | None:
+    """Accept and reject need a request pending acceptance: InvalidStateTransition to `to` otherwise."""
+    return None if code == "pending-acceptance" else invalid_transition(c.id, code, to)
 
 
 # ------------------------------------------------------------------------------------------ XML
@@ -605,58 +617,62 @@ class Peerings:
                 return not_found(pcx_id)
         return status, headers, doc.bytes()
 
-    def _accept(self, params, region, account, forward) -> Answer:
+    def _on_connection(self, params, region, account, forward, allowed: Callable[[Connection, str], Answer | None],
+                       answered: Callable[[Connection, float, Answer], Answer] | None = None) -> Answer:
+        """A call on one connection (its VpcPeeringConnectionId), as AWS answers it: NotFound where the
+        caller's view does not list the connection (`_find`); `allowed(c, code)`'s refusal where the
+        connection's state `code` does not allow the call (None: it does); else moto's answer. With
+        `answered`, moto's answer goes through `answered(c, t, answer)` once moto has acted (status 200),
+        all under the lock, so that a describe never sees moto's change before its record; without, there
+        is nothing to record, and the call goes to moto once the lock is released."""
         pcx_id = params.get("VpcPeeringConnectionId", "")
         with self.lock:
             t = self.clock.now()
             c, refusal = self._find(pcx_id, account, region, t)
             if refusal:
                 return refusal
-            code, _ = c.status(t)
-            if code != "pending-acceptance":
-                # "To accept a request, the VPC peering connection must be in the pending-acceptance state"
-                # (EC2 API Reference, AcceptVpcPeeringConnection).
-                return invalid_transition(pcx_id, code, "provisioning")
-            status, headers, body = forward()  # moto: only the accepter's owner, in the accepter's region
-            if status != 200:
-                return status, headers, body
+            refusal = allowed(c, c.status(t)[0])
+            if refusal:
+                return refusal
+            if answered is not None:
+                answer = forward()
+                return answered(c, t, answer) if answer[0] == 200 else answer
+        return forward()
+
+    def _accept(self, params, region, account, forward) -> Answer:
+        def accepted(c: Connection, t: float, answer: Answer) -> Answer:
             c.accepted = t
             c.active_from = t + self.lifecycle.duration("provisioning_s")
+            status, headers, body = answer
             doc = _Doc(body)
             item = doc.child(doc.root, "vpcPeeringConnection")
             if item is None:
-                return status, headers, body
+                return answer
             # The accept's own answer says provisioning (EC2 API Reference, AcceptVpcPeeringConnection
             # example; hashicorp/terraform#8733), moto's says active; `instant` keeps moto's.
             self._rewrite(doc, item, c, c.role(account, region), t,
                           force=None if self.lifecycle.instant else "provisioning")
             return status, headers, doc.bytes()
 
+        # "To accept a request, the VPC peering connection must be in the pending-acceptance state"
+        # (EC2 API Reference, AcceptVpcPeeringConnection). moto: only the accepter's owner, in the
+        # accepter's region.
+        return self._on_connection(params, region, account, forward,
+                                   lambda c, code: _unless_pending(c, code, "provisioning"), accepted)
+
     def _reject(self, params, region, account, forward) -> Answer:
-        pcx_id = params.get("VpcPeeringConnectionId", "")
-        with self.lock:
-            t = self.clock.now()
-            c, refusal = self._find(pcx_id, account, region, t)
-            if refusal:
-                return refusal
-            code, _ = c.status(t)
-            if code != "pending-acceptance":
-                # "You can reject any VPC peering connection request that you've received that's in the
-                # pending-acceptance state" (VPC Peering Guide, "Reject a VPC peering connection").
-                return invalid_transition(pcx_id, code, "rejected")
-            status, headers, body = forward()  # moto: only the accepter's owner, in the accepter's region
-            if status == 200:
-                c.rejected, c.rejected_by = t, account
-            return status, headers, body
+        def rejected(c: Connection, t: float, answer: Answer) -> Answer:
+            c.rejected, c.rejected_by = t, account
+            return answer
+
+        # "You can reject any VPC peering connection request that you've received that's in the
+        # pending-acceptance state" (VPC Peering Guide, "Reject a VPC peering connection"). moto: only the
+        # accepter's owner, in the accepter's region.
+        return self._on_connection(params, region, account, forward,
+                                   lambda c, code: _unless_pending(c, code, "rejected"), rejected)
 
     def _delete(self, params, region, account, forward) -> Answer:
-        pcx_id = params.get("VpcPeeringConnectionId", "")
-        with self.lock:
-            t = self.clock.now()
-            c, refusal = self._find(pcx_id, account, region, t)
-            if refusal:
-                return refusal
-            code, _ = c.status(t)
+        def allowed(c: Connection, code: str) -> Answer | None:
             # "Either the owner of the requester VPC or the owner of the accepter VPC can delete the VPC
             # peering connection if it's in the active state. The owner of the requester VPC can delete a
             # VPC peering connection in the pending-acceptance state. You cannot delete a VPC peering
@@ -672,31 +688,29 @@ class Peerings:
                     # gives the other peering operations a side may not perform.
                     return _error("OperationNotPermitted",
                                   f"Only the owner of the requester VPC ({c.requester.account}) can delete the "
-                                  f"VPC peering connection {pcx_id} while it is {code}; the accepter can reject it.")
+                                  f"VPC peering connection {c.id} while it is {code}; the accepter can reject it.")
             elif code not in ("provisioning", "active"):
-                return invalid_transition(pcx_id, code, "deleting")
-            status, headers, body = forward()
-            if status == 200:
-                inter_region = c.requester.region != c.accepter.region
-                c.deleted, c.deleted_by = t, account
-                c.deleted_from = t + (self.lifecycle.duration("deleting_s") if inter_region else 0.0)
-            return status, headers, body
+                return invalid_transition(c.id, code, "deleting")
+            return None
+
+        def deleted(c: Connection, t: float, answer: Answer) -> Answer:
+            inter_region = c.requester.region != c.accepter.region
+            c.deleted, c.deleted_by = t, account
+            c.deleted_from = t + (self.lifecycle.duration("deleting_s") if inter_region else 0.0)
+            return answer
+
+        return self._on_connection(params, region, account, forward, allowed, deleted)
 
     def _modify_options(self, params, region, account, forward) -> Answer:
-        pcx_id = params.get("VpcPeeringConnectionId", "")
-        with self.lock:
-            t = self.clock.now()
-            c, refusal = self._find(pcx_id, account, region, t)
-            if refusal:
-                return refusal
-            code, _ = c.status(t)
-            if code != "active":
-                # OperationNotPermitted "Peering pcx-12345 is not active. Peering options can be added only
-                # to active peerings.", HTTP 400 (quoted in grem11n/terraform-aws-vpc-peering#21).
-                return _error("OperationNotPermitted",
-                              f"Peering {pcx_id} is not active. Peering options can be added only to active "
-                              "peerings.")
-        return forward()
+        def allowed(c: Connection, code: str) -> Answer | None:
+            if code == "active":
+                return None
+            # OperationNotPermitted "Peering pcx-12345 is not active. Peering options can be added only
+            # to active peerings.", HTTP 400 (quoted in grem11n/terraform-aws-vpc-peering#21).
+            return _error("OperationNotPermitted",
+                          f"Peering {c.id} is not active. Peering options can be added only to active peerings.")
+
+        return self._on_connection(params, region, account, forward, allowed)
 
     def _tags(self, params, region, account, forward, delete: bool) -> Answer:
         pcx_ids = [r for r in awsevents.indexed(params, "ResourceId") if r.startswith("pcx-")]

@@ -14,31 +14,19 @@ Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_clou
 
 from __future__ import annotations
 
-import atexit
 import copy
 import json
-import os
-import sys
 import threading
 import time
-import urllib.request
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import botocore.exceptions
+import pytest
 
-import boto3  # noqa: E402
-import botocore.config  # noqa: E402
-import botocore.exceptions  # noqa: E402
+from localcloud import awsevents as ae
+from localcloud import template as tpl
+from localcloud.testing import (ACCOUNT, OSAKA, OTHER, REPO, SEOUL, TEMPLATE, TESTER, ec2, error_of, local, vpc,
+                                wait_until)
 
-from localcloud import awsevents as ae  # noqa: E402
-from localcloud import cloud as lc  # noqa: E402
-from localcloud import template as tpl  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "infra-template" / "template.yaml"
-SEOUL, OSAKA = "ap-northeast-2", "ap-northeast-3"
-ACCOUNT, OTHER = "123456789012", "222222222222"
-TESTER = f"{ACCOUNT}-tester"
 API_CALL = "AWS API Call via CloudTrail"
 
 
@@ -191,47 +179,16 @@ def test_a_failed_call_is_recorded_with_its_error_and_no_response():
 
 # ------------------------------------------------------------ the local cloud
 
-_CLOUD: lc.LocalCloud | None = None
+@pytest.fixture
+def cloud(cloud):
+    """The module's cloud, reset, with short intermediate states (peering.py), every one still observable."""
+    def short_states():
+        c = cloud()
+        local("/_local/lifecycle", {"initiating_s": 0.05, "visibility_s": 0.05, "provisioning_s": 0.05,
+                                    "deleting_s": 0.05})
+        return c
 
-
-def cloud() -> lc.LocalCloud:
-    global _CLOUD
-    if _CLOUD is None:
-        target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-        c = lc.LocalCloud(lc.free_port(), TEMPLATE, target / "debug", [SEOUL, OSAKA])
-        c.start()
-        atexit.register(c.stop)
-        _CLOUD = c
-    _CLOUD.reset()
-    # Short intermediate states (peering.py), every one still observable.
-    local("/_local/lifecycle", {"initiating_s": 0.05, "visibility_s": 0.05, "provisioning_s": 0.05,
-                                "deleting_s": 0.05})
-    return _CLOUD
-
-
-def local(path: str, body=None, method: str | None = None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(_CLOUD.endpoint + path, data=data, method=method or ("POST" if data else "GET"))
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
-def ec2(region: str = SEOUL, key: str = TESTER):
-    return boto3.client("ec2", region_name=region, endpoint_url=_CLOUD.endpoint, aws_access_key_id=key,
-                        aws_secret_access_key="local",
-                        config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
-
-
-def error_of(fn) -> tuple[str, int, str]:
-    try:
-        fn()
-    except botocore.exceptions.ClientError as e:
-        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"], \
-            e.response["Error"].get("Message", "")
-    raise AssertionError("the call succeeded")
+    return short_states
 
 
 def trail_events(name: str | None = None) -> list[dict]:
@@ -248,19 +205,6 @@ def trail_events(name: str | None = None) -> list[dict]:
         ids.add(event["id"])
         out.append({"bus": e["region"], **event})
     return out
-
-
-def wait(predicate, limit: float = 10.0):
-    end = time.monotonic() + limit
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= end:
-            return value
-        time.sleep(0.02)
-
-
-def vpc(region: str = SEOUL, cidr: str = "10.20.0.0/16", key: str = TESTER) -> str:
-    return ec2(region, key).create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
 
 
 def state(pcx: str, region: str = SEOUL, key: str = TESTER) -> str | None:
@@ -280,12 +224,12 @@ def active_peering(requester: str, accepter: str, accepter_region: str = SEOUL, 
         except botocore.exceptions.ClientError:
             return False  # not listed there yet, or still initiating (peering.py)
 
-    assert wait(accepted), "never accepted"
-    assert wait(lambda: state(pcx) == "active"), state(pcx)
+    assert wait_until(accepted, interval=0.02), "never accepted"
+    assert wait_until(lambda: state(pcx) == "active", interval=0.02), state(pcx)
     return pcx
 
 
-def test_cloudtrail_events_only_while_the_template_has_a_trail():
+def test_cloudtrail_events_only_while_the_template_has_a_trail(cloud):
     cloud()
     v = vpc()
     ec2().create_tags(Resources=[v], Tags=[{"Key": "team", "Value": "a"}])
@@ -308,7 +252,7 @@ def test_cloudtrail_events_only_while_the_template_has_a_trail():
     assert local("/_local/trail")[1]["regions"] == [SEOUL, OSAKA], "a reset puts the deployed trail back"
 
 
-def test_each_call_is_an_event_in_its_own_region_only():
+def test_each_call_is_an_event_in_its_own_region_only(cloud):
     cloud()
     seoul, osaka = vpc(SEOUL, "10.30.0.0/16"), vpc(OSAKA, "10.31.0.0/16")
     pcx = active_peering(seoul, osaka, OSAKA)
@@ -328,7 +272,7 @@ def test_each_call_is_an_event_in_its_own_region_only():
     assert ok["recipientAccountId"] == ACCOUNT and ok["readOnly"] is False and ok["eventCategory"] == "Management"
 
 
-def test_the_other_account_has_no_trail_of_the_deployment():
+def test_the_other_account_has_no_trail_of_the_deployment(cloud):
     cloud()
     key = f"{OTHER}-someone"
     v = ec2(SEOUL, key).create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
@@ -336,7 +280,7 @@ def test_the_other_account_has_no_trail_of_the_deployment():
     assert [e for e in trail_events() if e["account"] == OTHER] == []
 
 
-def test_disassociate_names_the_vpc_only_in_its_answer():
+def test_disassociate_names_the_vpc_only_in_its_answer(cloud):
     cloud()
     v = vpc(SEOUL, "10.50.0.0/16")
     assoc = ec2().associate_vpc_cidr_block(VpcId=v, CidrBlock="10.51.0.0/16")["CidrBlockAssociation"]["AssociationId"]
@@ -354,7 +298,7 @@ def test_disassociate_names_the_vpc_only_in_its_answer():
     assert any(r and "RouteCallRule" in r for r in routed), routed
 
 
-def test_failed_calls_are_recorded_with_their_error():
+def test_failed_calls_are_recorded_with_their_error(cloud):
     cloud()
     v = vpc(SEOUL, "10.60.0.0/16")
     table = ec2().create_route_table(VpcId=v)["RouteTable"]["RouteTableId"]
@@ -369,7 +313,7 @@ def test_failed_calls_are_recorded_with_their_error():
     assert records[0]["detail"]["responseElements"]["_return"] is True
 
 
-def test_events_carry_the_clouds_clock_and_the_callers_role():
+def test_events_carry_the_clouds_clock_and_the_callers_role(cloud):
     c = cloud()
     local("/_local/clock", {"advance_s": 86400})
     v = vpc(SEOUL, "10.70.0.0/16")
@@ -398,27 +342,27 @@ def routes(table: str) -> list[dict]:
     return ec2().describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
 
 
-def test_create_route_for_a_destination_the_table_has_is_refused():
+def test_create_route_for_a_destination_the_table_has_is_refused(cloud):
     cloud()
     v, table, igw = route_table("10.80.0.0/16")
     eigw = ec2().create_egress_only_internet_gateway(VpcId=v)["EgressOnlyInternetGateway"]["EgressOnlyInternetGatewayId"]
     ec2().create_route(RouteTableId=table, DestinationIpv6CidrBlock="::/0", GatewayId=igw)
     # moto replaces an IPv6 route silently; AWS refuses the second create.
     assert error_of(lambda: ec2().create_route(RouteTableId=table, DestinationIpv6CidrBlock="::/0",
-                                               EgressOnlyInternetGatewayId=eigw)) == \
+                                               EgressOnlyInternetGatewayId=eigw), message=True) == \
         ("RouteAlreadyExists", 400, "The route identified by ::/0 already exists.")
     assert [r.get("GatewayId") for r in routes(table) if r.get("DestinationIpv6CidrBlock") == "::/0"] == [igw]
     # moto overwrites the local route with a create for the VPC's own range; AWS refuses it.
     assert error_of(lambda: ec2().create_route(RouteTableId=table, DestinationCidrBlock="10.80.0.0/16",
-                                               GatewayId=igw))[:2] == ("RouteAlreadyExists", 400)
+                                               GatewayId=igw)) == ("RouteAlreadyExists", 400)
     assert [r["GatewayId"] for r in routes(table) if r.get("DestinationCidrBlock") == "10.80.0.0/16"] == ["local"]
     # IPv4 (moto and AWS agree), in any spelling of the range.
     ec2().create_route(RouteTableId=table, DestinationCidrBlock="10.81.0.0/16", GatewayId=igw)
     assert error_of(lambda: ec2().create_route(RouteTableId=table, DestinationCidrBlock="10.81.0.0/16",
-                                               GatewayId=igw))[:2] == ("RouteAlreadyExists", 400)
+                                               GatewayId=igw)) == ("RouteAlreadyExists", 400)
 
 
-def test_racing_creates_of_one_route_one_wins():
+def test_racing_creates_of_one_route_one_wins(cloud):
     cloud()
     _, table, igw = route_table("10.82.0.0/16")
     outcomes, barrier = [], threading.Barrier(6)
@@ -439,16 +383,16 @@ def test_racing_creates_of_one_route_one_wins():
     assert sorted(outcomes) == ["RouteAlreadyExists"] * 5 + ["ok"], outcomes
 
 
-def test_deleting_or_replacing_a_route_that_is_gone():
+def test_deleting_or_replacing_a_route_that_is_gone(cloud):
     cloud()
     _, table, igw = route_table("10.83.0.0/16")
-    assert error_of(lambda: ec2().delete_route(RouteTableId=table, DestinationCidrBlock="10.99.0.0/16"))[:2] == \
+    assert error_of(lambda: ec2().delete_route(RouteTableId=table, DestinationCidrBlock="10.99.0.0/16")) == \
         ("InvalidRoute.NotFound", 400)
-    assert error_of(lambda: ec2().delete_route(RouteTableId=table, DestinationIpv6CidrBlock="2600:1f00::/40"))[:2] == \
+    assert error_of(lambda: ec2().delete_route(RouteTableId=table, DestinationIpv6CidrBlock="2600:1f00::/40")) == \
         ("InvalidRoute.NotFound", 400)
     # ReplaceRoute: AWS answers InvalidParameterValue (moto agrees; see ec2rules.py).
     code, status, message = error_of(lambda: ec2().replace_route(RouteTableId=table, DestinationCidrBlock="10.99.0.0/16",
-                                                                 GatewayId=igw))
+                                                                 GatewayId=igw), message=True)
     assert (code, status) == ("InvalidParameterValue", 400) and "Use CreateRoute instead" in message, message
 
 
@@ -468,38 +412,39 @@ def set_dns(pcx: str, side: str, on: bool = True, region: str = SEOUL, key: str 
         VpcPeeringConnectionId=pcx, **{f"{side}PeeringConnectionOptions": options})
 
 
-def test_dns_resolution_needs_dns_hostnames_and_resolution_in_both_vpcs():
+def test_dns_resolution_needs_dns_hostnames_and_resolution_in_both_vpcs(cloud):
     cloud()
     a, b = vpc(SEOUL, "10.90.0.0/16"), vpc(SEOUL, "10.91.0.0/16")
     pcx = active_peering(a, b)
     # A new VPC resolves DNS but has no DNS hostnames (moto's default, as AWS's for a non-default VPC).
-    code, status, message = error_of(lambda: set_dns(pcx, "Requester"))
+    code, status, message = error_of(lambda: set_dns(pcx, "Requester"), message=True)
     assert (code, status) == ("OperationNotPermitted", 400) and a in message and "DNS hostnames" in message, message
     dns(a, hostnames=True)
-    code, _, message = error_of(lambda: set_dns(pcx, "Accepter"))
+    code, _, message = error_of(lambda: set_dns(pcx, "Accepter"), message=True)
     assert code == "OperationNotPermitted" and b in message, "the peer VPC counts too"
     dns(b, hostnames=True)
     set_dns(pcx, "Requester")
     set_dns(pcx, "Accepter")
     dns(b, support=False)
-    code, _, message = error_of(lambda: set_dns(pcx, "Requester"))
+    code, _, message = error_of(lambda: set_dns(pcx, "Requester"), message=True)
     assert code == "OperationNotPermitted" and "DNS resolution" in message, message
     set_dns(pcx, "Requester", on=False)  # turning it off needs nothing
     assert [e["detail"]["errorCode"] for e in trail_events("ModifyVpcPeeringConnectionOptions")
             if "errorCode" in e["detail"]] == ["Client.OperationNotPermitted"] * 3
 
 
-def test_across_regions_each_side_sets_its_own_option_from_its_own_region():
+def test_across_regions_each_side_sets_its_own_option_from_its_own_region(cloud):
     cloud()
     seoul, osaka = vpc(SEOUL, "10.92.0.0/16"), vpc(OSAKA, "10.93.0.0/16")
     dns(seoul, hostnames=True)
     dns(osaka, hostnames=True, region=OSAKA)
     pcx = active_peering(seoul, osaka, OSAKA)
-    code, _, message = error_of(lambda: set_dns(pcx, "Requester", region=OSAKA))
+    code, _, message = error_of(lambda: set_dns(pcx, "Requester", region=OSAKA), message=True)
     assert code == "OperationNotPermitted" and "different region" in message, message
-    code, _, message = error_of(lambda: set_dns(pcx, "Accepter", region=SEOUL))
+    code, _, message = error_of(lambda: set_dns(pcx, "Accepter", region=SEOUL), message=True)
     assert code == "OperationNotPermitted" and "different region" in message, message
-    code, _, message = error_of(lambda: set_dns(pcx, "Requester", AllowEgressFromLocalVpcToRemoteClassicLink=False))
+    code, _, message = error_of(lambda: set_dns(pcx, "Requester", AllowEgressFromLocalVpcToRemoteClassicLink=False),
+                                message=True)
     assert code == "OperationNotPermitted" and "cross-region" in message, "only the DNS option exists across regions"
     set_dns(pcx, "Requester", region=SEOUL)
     set_dns(pcx, "Accepter", region=OSAKA)
@@ -507,7 +452,7 @@ def test_across_regions_each_side_sets_its_own_option_from_its_own_region():
     assert found["AccepterVpcInfo"]["PeeringOptions"]["AllowDnsResolutionFromRemoteVpc"] is True
 
 
-def test_across_accounts_each_owner_sets_its_own_side():
+def test_across_accounts_each_owner_sets_its_own_side(cloud):
     cloud()
     theirs = f"{OTHER}-them"
     ours_vpc = vpc(SEOUL, "10.94.0.0/16")
@@ -515,10 +460,7 @@ def test_across_accounts_each_owner_sets_its_own_side():
     dns(ours_vpc, hostnames=True)
     dns(their_vpc, hostnames=True, key=theirs)
     pcx = active_peering(ours_vpc, their_vpc, SEOUL, owner=OTHER, accepter_key=theirs)
-    code, _, message = error_of(lambda: set_dns(pcx, "Accepter"))
+    code, _, message = error_of(lambda: set_dns(pcx, "Accepter"), message=True)
     assert code == "OperationNotPermitted" and "accepter side" in message, message
     set_dns(pcx, "Requester")
     set_dns(pcx, "Accepter", key=theirs)
-
-
-# ------------------------------------------------------------ runner without pytest

@@ -11,27 +11,16 @@ Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_faul
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
-import sys
 import threading
 import time
-import urllib.request
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import botocore.exceptions
 
-import boto3  # noqa: E402
-import botocore.config  # noqa: E402
-import botocore.exceptions  # noqa: E402
-
-from localcloud import cloud as lc  # noqa: E402
-from localcloud import faults as fl  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
-SEOUL, OSAKA = "ap-northeast-2", "ap-northeast-3"
-TESTER = "123456789012-tester"
+from localcloud import cloud as lc
+from localcloud import faults as fl
+from localcloud.testing import (OSAKA, REPO, SEOUL, TEMPLATE, TESTER, alive, client, dropped, ec2, error_of, local,
+                                wait_until)
 
 
 class Clock:
@@ -311,7 +300,7 @@ def test_drop_rules_still_work():
 
 def test_shuffle_hands_held_deliveries_out_one_at_a_time_in_seeded_random_order():
     def run(seed, shuffle=True):
-        cloud = lc.LocalCloud(0, REPO / "infra-template" / "template.yaml", REPO, [SEOUL, OSAKA])
+        cloud = lc.LocalCloud(0, TEMPLATE, REPO, [SEOUL, OSAKA])
         delivered, overlapping, running = [], [], [0]
         lock = threading.Lock()
 
@@ -346,53 +335,11 @@ def test_shuffle_hands_held_deliveries_out_one_at_a_time_in_seeded_random_order(
 
 # ------------------------------------------------------------ a real local cloud
 
-_CLOUD: lc.LocalCloud | None = None
-
-
-def cloud() -> lc.LocalCloud:
-    global _CLOUD
-    if _CLOUD is None:
-        target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-        port = lc.free_port()
-        c = lc.LocalCloud(port, REPO / "infra-template" / "template.yaml", target / "debug", [SEOUL, OSAKA])
-        c.start()
-        atexit.register(c.stop)
-        _CLOUD = c
-    _CLOUD.reset()
-    return _CLOUD
-
-
-def local(path: str, body=None, method: str | None = None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(_CLOUD.endpoint + path, data=data, method=method or ("POST" if data else "GET"))
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
-def ec2(region: str = SEOUL, key: str = TESTER):
-    return boto3.client("ec2", region_name=region, endpoint_url=_CLOUD.endpoint, aws_access_key_id=key,
-                        aws_secret_access_key="local",
-                        config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
-
-
-def error_of(fn) -> tuple[str, int] | type:
-    try:
-        fn()
-    except botocore.exceptions.ClientError as e:
-        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
-    except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as e:
-        return type(e)
-    raise AssertionError("the call succeeded")
-
-
 def vpc_count(region: str = SEOUL) -> int:
     return len(ec2(region).describe_vpcs()["Vpcs"])
 
 
-def test_endpoint_answers_injected_errors_as_ec2_and_moto_never_sees_them():
+def test_endpoint_answers_injected_errors_as_ec2_and_moto_never_sees_them(cloud):
     cloud()
     before = vpc_count()
     status, state = local("/_local/faults", {"errors": [
@@ -419,18 +366,18 @@ def test_endpoint_answers_injected_errors_as_ec2_and_moto_never_sees_them():
                    for e in events), events
 
 
-def test_endpoint_drops_the_connection():
+def test_endpoint_drops_the_connection(cloud):
     cloud()
     local("/_local/faults", {"errors": [{"action": "CreateVpc", "rate": 1.0, "code": "connection"}]})
     before = vpc_count()
-    failure = error_of(lambda: ec2().create_vpc(CidrBlock="10.9.0.0/16"))
+    failure = dropped(lambda: ec2().create_vpc(CidrBlock="10.9.0.0/16"))
     assert isinstance(failure, type) and issubclass(failure, botocore.exceptions.ConnectionClosedError), failure
     assert vpc_count() == before
     _, calls = local("/_local/calls")
     assert [c for c in calls if c["action"] == "CreateVpc"][0]["injected"] == "connection"
 
 
-def test_endpoint_records_added_latency():
+def test_endpoint_records_added_latency(cloud):
     cloud()
     local("/_local/faults", {"latency": [{"action": "DescribeVpcs", "ms": 20}]})
     ec2().describe_vpcs()
@@ -439,7 +386,7 @@ def test_endpoint_records_added_latency():
     assert [c.get("latency_ms") for c in calls] == [20, None], calls
 
 
-def test_endpoint_throttles_per_action_and_not_by_default():
+def test_endpoint_throttles_per_action_and_not_by_default(cloud):
     cloud()
     for _ in range(5):
         ec2().create_vpc(CidrBlock="10.8.0.0/16")  # off by default
@@ -460,7 +407,7 @@ def key_of(c: lc.LocalCloud, region: str, logical_id: str) -> str:
     return c.functions[(region, logical_id)].env["AWS_ACCESS_KEY_ID"]
 
 
-def test_crash_after_tells_the_functions_from_everyone_else():
+def test_crash_after_tells_the_functions_from_everyone_else(cloud):
     c = cloud()
     router = key_of(c, SEOUL, "RouterFunction")
     assert router in c.function_callers
@@ -473,25 +420,22 @@ def test_crash_after_tells_the_functions_from_everyone_else():
     tag(fn, 1)
     fn.describe_vpcs()  # a read: not counted
     tag(fn, 2)
-    failure = error_of(lambda: tag(fn, 3))
+    failure = dropped(lambda: tag(fn, 3))
     assert isinstance(failure, type) and issubclass(failure, botocore.exceptions.ConnectionClosedError), failure
     assert fn.describe_vpcs()["Vpcs"], "reads still work"
     tag(ec2(), 4)  # so do everyone else's writes
     tags = {t["Key"]: t["Value"] for t in ec2().describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"]}
     assert tags["tagpeer-status"] == "4"
-    events = boto3.client("events", region_name=SEOUL, endpoint_url=c.endpoint, aws_access_key_id=router,
-                          aws_secret_access_key="local",
-                          config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+    events = client("events", SEOUL, router)
     put = lambda: events.put_events(Entries=[{"Source": "tagpeer", "DetailType": "Nothing", "Detail": "{}"}])  # noqa
-    failure = error_of(put)
+    failure = dropped(put)
     assert isinstance(failure, type) and issubclass(failure, botocore.exceptions.ConnectionClosedError), failure
     _, state = local("/_local/faults")
     counters = state["counters"]
     assert (counters["mutating_calls"], counters["crashed"], counters["refused_after_crash"]) == (2, True, 2)
     # The functions are down: an event for one fails at once, Lambda's two retries too.
     detail = json.loads((REPO / "events" / "peering-requested.json").read_text())["detail"]
-    boto3.client("events", region_name=OSAKA, endpoint_url=c.endpoint, aws_access_key_id=TESTER,
-                 aws_secret_access_key="local").put_events(
+    client("events", OSAKA, retries=True).put_events(
         Entries=[{"Source": "tagpeer", "DetailType": "Peering Requested", "Detail": json.dumps(detail)}])
     local("/_local/settle", {})
     _, seen = local("/_local/events")
@@ -505,24 +449,7 @@ def test_crash_after_tells_the_functions_from_everyone_else():
     put()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _wait_until(predicate, limit: float = 10.0) -> bool:
-    end = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() >= end:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def test_the_crash_kills_the_functions_in_flight_and_they_restart():
+def test_the_crash_kills_the_functions_in_flight_and_they_restart(cloud):
     c = cloud()
     provisioner, accepter = c.functions[(SEOUL, "ProvisionerFunction")], c.functions[(OSAKA, "AccepterFunction")]
     before = {"provisioner": set(provisioner.pids), "accepter": set(accepter.pids)}
@@ -530,14 +457,13 @@ def test_the_crash_kills_the_functions_in_flight_and_they_restart():
     local("/_local/faults", {"crash_after": 1, "latency": [
         {"action": "Describe*", "caller": key_of(c, OSAKA, "AccepterFunction"), "ms": hold}]})
     detail = json.loads((REPO / "events" / "peering-requested.json").read_text())["detail"]
-    tester = lambda region: boto3.client("events", region_name=region, endpoint_url=c.endpoint,  # noqa: E731
-                                         aws_access_key_id=TESTER, aws_secret_access_key="local")
+    tester = lambda region: client("events", region, retries=True)  # noqa: E731
     t0 = time.monotonic()
     tester(OSAKA).put_events(
         Entries=[{"Source": "tagpeer", "DetailType": "Peering Requested", "Detail": json.dumps(detail)}])
     in_flight = lambda fn: any(w.sandbox is not None and w.sandbox.current is not None  # noqa: E731
                                for w in fn._workers)
-    assert _wait_until(lambda: in_flight(accepter)), "the accepter never got its event"
+    assert wait_until(lambda: in_flight(accepter)), "the accepter never got its event"
     # The provisioner's first mutating call (CreateVpc) is the crash point: it is made, its
     # answer is sent, then every function process in flight is killed, the provisioner's and the
     # accepter's alike.
@@ -578,7 +504,7 @@ def test_the_crash_kills_the_functions_in_flight_and_they_restart():
     assert [s for s in subnets if s["VpcId"] == vpcs[0]["VpcId"]] == [], "no step after the crash point"
     # Each killed process was restarted before its invocation returned.
     for name, fn in (("provisioner", provisioner), ("accepter", accepter)):
-        assert not any(_alive(p) for p in before[name] - set(fn.pids)), name
+        assert not any(alive(p) for p in before[name] - set(fn.pids)), name
         assert len(fn.pids) == fn.concurrency and set(fn.pids) != before[name], (name, before[name], fn.pids)
     # The faults cleared, the restarted provisioner resumes the network where the crash left it.
     local("/_local/faults", {})
@@ -591,10 +517,9 @@ def test_the_crash_kills_the_functions_in_flight_and_they_restart():
     assert len([s for s in subnets if s["VpcId"] == vpcs[0]["VpcId"]]) == 2, subnets
 
 
-def test_events_delivered_twice_or_dropped():
+def test_events_delivered_twice_or_dropped(cloud):
     c = cloud()
-    events = boto3.client("events", region_name=OSAKA, endpoint_url=c.endpoint, aws_access_key_id=TESTER,
-                          aws_secret_access_key="local")
+    events = client("events", OSAKA, retries=True)
     detail = json.loads((REPO / "events" / "peering-requested.json").read_text())["detail"]
     entry = {"Source": "tagpeer", "DetailType": "Peering Requested", "Detail": json.dumps(detail)}
 
@@ -621,7 +546,7 @@ def test_events_delivered_twice_or_dropped():
     assert state["counters"]["events_dropped"] == 1
 
 
-def test_reset_clears_the_faults():
+def test_reset_clears_the_faults(cloud):
     cloud()
     local("/_local/faults", {"crash_after": 1, "throttle": True, "events": {"drop": 1.0}})
     local("/_local/reset", {})
@@ -630,6 +555,3 @@ def test_reset_clears_the_faults():
     assert state["faults"]["events"] is None
     status, answer = local("/_local/faults", {"errors": [{"rate": 2}]})
     assert status == 400 and "rate" in answer["error"], answer
-
-
-# ------------------------------------------------------------ runner without pytest

@@ -14,32 +14,20 @@ Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_iam.
 
 from __future__ import annotations
 
-import atexit
 import base64
 import json
-import os
 import re
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import botocore.exceptions
 
-import boto3  # noqa: E402
-import botocore.config  # noqa: E402
-import botocore.exceptions  # noqa: E402
+from localcloud import cloud as lc
+from localcloud import iam
+from localcloud import template as tpl
+from localcloud.testing import ACCOUNT, OSAKA, OTHER, SEOUL, TEMPLATE, TESTER, client, ec2, local
 
-from localcloud import cloud as lc  # noqa: E402
-from localcloud import iam  # noqa: E402
-from localcloud import template as tpl  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
-TEMPLATE = REPO / "infra-template" / "template.yaml"
-SEOUL, OSAKA = "ap-northeast-2", "ap-northeast-3"
-ACCOUNT, OTHER = "123456789012", "222222222222"
-TESTER = f"{ACCOUNT}-tester"
 PARAMS = {"Regions": f"{SEOUL},{OSAKA}", "LogLevel": "info"}
 
 
@@ -466,50 +454,16 @@ def without_statement(directory: Path, sid: str) -> Path:
 
 # ------------------------------------------------------------ a real local cloud
 
-def bin_dir() -> Path:
-    return Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug"
-
-
-_CLOUDS: dict[str, lc.LocalCloud] = {}
-
-
-def cloud(template_path: Path = TEMPLATE) -> lc.LocalCloud:
-    name = str(template_path)
-    if name not in _CLOUDS:
-        c = lc.LocalCloud(lc.free_port(), template_path, bin_dir(), [SEOUL, OSAKA])
-        c.start()
-        atexit.register(c.stop)
-        _CLOUDS[name] = c
-    _CLOUDS[name].reset()
-    return _CLOUDS[name]
-
-
-def local(c: lc.LocalCloud, path: str, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(c.endpoint + path, data=data, method="POST" if data is not None else "GET")
-    try:
-        with urllib.request.urlopen(req, timeout=600) as r:
-            return r.status, json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"null")
-
-
-def ec2(c: lc.LocalCloud, region: str, access_key: str = TESTER):
-    return boto3.client("ec2", region_name=region, endpoint_url=c.endpoint, aws_access_key_id=access_key,
-                        aws_secret_access_key="local",
-                        config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
-
-
 def fast_lifecycle(c: lc.LocalCloud) -> None:
     """AWS's intermediate states, shortened, where the local cloud models them."""
-    status, _ = local(c, "/_local/lifecycle", {"initiating_s": 0.2, "visibility_s": 0.2, "provisioning_s": 0.2})
+    status, _ = local("/_local/lifecycle", {"initiating_s": 0.2, "visibility_s": 0.2, "provisioning_s": 0.2}, cloud=c)
     assert status in (200, 404), status
 
 
 def seed(c: lc.LocalCloud) -> tuple[str, str]:
     """Seoul 10.0.0.0/16 with a subnet, a gateway and a route table, and Osaka's default VPC
     (172.31.0.0/16); then the tag that asks for the link. Returns (Seoul VPC, Osaka VPC)."""
-    seoul = ec2(c, SEOUL)
+    seoul = ec2(SEOUL, cloud=c)
     vpc = seoul.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = seoul.create_subnet(VpcId=vpc, CidrBlock="10.0.6.0/24", AvailabilityZone=f"{SEOUL}a")["Subnet"]["SubnetId"]
     igw = seoul.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
@@ -517,14 +471,14 @@ def seed(c: lc.LocalCloud) -> tuple[str, str]:
     rtb = seoul.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
     seoul.associate_route_table(RouteTableId=rtb, SubnetId=subnet)
     seoul.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
-    osaka_vpc = next(v["VpcId"] for v in ec2(c, OSAKA).describe_vpcs()["Vpcs"] if v.get("IsDefault"))
+    osaka_vpc = next(v["VpcId"] for v in ec2(OSAKA, cloud=c).describe_vpcs()["Vpcs"] if v.get("IsDefault"))
     seoul.create_tags(Resources=[vpc], Tags=[{"Key": "tagpeer:peers", "Value": f"{OSAKA}/{osaka_vpc}"}])
     return vpc, osaka_vpc
 
 
 def routed(c: lc.LocalCloud, region: str, vpc: str, peer_range: str) -> bool:
     """Every route table of the VPC routes the peer's range through a peering connection."""
-    found = ec2(c, region).describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+    found = ec2(region, cloud=c).describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
     tables = [t for t in found if t.get("VpcId") == vpc]  # moto may ignore filters
     return bool(tables) and all(
         any(r.get("DestinationCidrBlock") == peer_range and r.get("VpcPeeringConnectionId", "").startswith("pcx-")
@@ -532,35 +486,35 @@ def routed(c: lc.LocalCloud, region: str, vpc: str, peer_range: str) -> bool:
 
 
 def status_of(c: lc.LocalCloud, region: str, vpc: str) -> str:
-    tags = ec2(c, region).describe_vpcs(VpcIds=[vpc])["Vpcs"][0].get("Tags", [])
+    tags = ec2(region, cloud=c).describe_vpcs(VpcIds=[vpc])["Vpcs"][0].get("Tags", [])
     return next((t["Value"] for t in tags if t["Key"] == "tagpeer-status"), "")
 
 
 def converge(c: lc.LocalCloud, vpc: str, osaka_vpc: str, rounds: int = 10) -> bool:
     """Settle, then fire the schedule until both sides are routed (bounded)."""
-    local(c, "/_local/settle", {})
+    local("/_local/settle", {}, cloud=c)
     for _ in range(rounds):
         if routed(c, SEOUL, vpc, "172.31.0.0/16") and routed(c, OSAKA, osaka_vpc, "10.0.0.0/16") \
                 and status_of(c, SEOUL, vpc).startswith("ready") and status_of(c, OSAKA, osaka_vpc).startswith("ready"):
             return True
         time.sleep(0.3)
-        local(c, "/_local/schedule", {})
+        local("/_local/schedule", {}, cloud=c)
     return routed(c, SEOUL, vpc, "172.31.0.0/16") and routed(c, OSAKA, osaka_vpc, "10.0.0.0/16")
 
 
 def refusals(c: lc.LocalCloud) -> list[dict]:
-    _, calls = local(c, "/_local/calls")
+    _, calls = local("/_local/calls", cloud=c)
     return [x for x in calls if x.get("denied") or x.get("error") in ("UnauthorizedOperation", "AccessDenied",
                                                                        "AccessDeniedException")]
 
 
-def test_the_seed_converges_with_the_shipped_template_and_nothing_is_refused():
+def test_the_seed_converges_with_the_shipped_template_and_nothing_is_refused(cloud):
     c = cloud()
     fast_lifecycle(c)
     vpc, osaka_vpc = seed(c)
     assert converge(c, vpc, osaka_vpc), (status_of(c, SEOUL, vpc), status_of(c, OSAKA, osaka_vpc))
     assert refusals(c) == [], refusals(c)
-    _, calls = local(c, "/_local/calls")
+    _, calls = local("/_local/calls", cloud=c)
     by_functions = {x["action"] for x in calls if x["caller"] in c.function_callers}
     # The functions really acted through their roles: requests, accepts, routes, status tags, events.
     for action in ("CreateVpcPeeringConnection", "AcceptVpcPeeringConnection", "CreateRoute", "CreateTags",
@@ -568,36 +522,35 @@ def test_the_seed_converges_with_the_shipped_template_and_nothing_is_refused():
         assert action in by_functions, (action, sorted(by_functions))
 
 
-def test_a_provisioned_network_with_dns_and_its_teardown_need_nothing_the_template_does_not_grant():
+def test_a_provisioned_network_with_dns_and_its_teardown_need_nothing_the_template_does_not_grant(cloud):
     c = cloud()
     fast_lifecycle(c)
-    osaka_vpc = next(v["VpcId"] for v in ec2(c, OSAKA).describe_vpcs()["Vpcs"] if v.get("IsDefault"))
-    ec2(c, OSAKA).create_tags(Resources=[osaka_vpc], Tags=[{"Key": "tagpeer:dns", "Value": "on"}])
-    events = boto3.client("events", region_name=SEOUL, endpoint_url=c.endpoint, aws_access_key_id=TESTER,
-                          aws_secret_access_key="local")
+    osaka_vpc = next(v["VpcId"] for v in ec2(OSAKA, cloud=c).describe_vpcs()["Vpcs"] if v.get("IsDefault"))
+    ec2(OSAKA, cloud=c).create_tags(Resources=[osaka_vpc], Tags=[{"Key": "tagpeer:dns", "Value": "on"}])
+    events = client("events", SEOUL, retries=True, cloud=c)
     events.put_events(Entries=[{"Source": "tagpeer", "DetailType": "Network Requested", "Detail": json.dumps(
         {"region": SEOUL, "name": "seoul", "subnets": 2, "peers": [f"{OSAKA}/{osaka_vpc}"]})}])
-    local(c, "/_local/settle", {})
-    vpc = next(v["VpcId"] for v in ec2(c, SEOUL).describe_vpcs()["Vpcs"] if not v.get("IsDefault"))
+    local("/_local/settle", {}, cloud=c)
+    vpc = next(v["VpcId"] for v in ec2(SEOUL, cloud=c).describe_vpcs()["Vpcs"] if not v.get("IsDefault"))
     # DNS across a peering needs DNS hostnames and resolution on in both VPCs (a person's doing
     # here, whichever provisioner is built; the provisioner's own ModifyVpcAttribute is allowed).
     for region, v in ((SEOUL, vpc), (OSAKA, osaka_vpc)):
-        ec2(c, region).modify_vpc_attribute(VpcId=v, EnableDnsSupport={"Value": True})
-        ec2(c, region).modify_vpc_attribute(VpcId=v, EnableDnsHostnames={"Value": True})
-    ec2(c, SEOUL).create_tags(Resources=[vpc], Tags=[{"Key": "tagpeer:dns", "Value": "on"}])
+        ec2(region, cloud=c).modify_vpc_attribute(VpcId=v, EnableDnsSupport={"Value": True})
+        ec2(region, cloud=c).modify_vpc_attribute(VpcId=v, EnableDnsHostnames={"Value": True})
+    ec2(SEOUL, cloud=c).create_tags(Resources=[vpc], Tags=[{"Key": "tagpeer:dns", "Value": "on"}])
     assert converge(c, vpc, osaka_vpc), (status_of(c, SEOUL, vpc), status_of(c, OSAKA, osaka_vpc))
-    ec2(c, SEOUL).delete_tags(Resources=[vpc], Tags=[{"Key": "tagpeer:peers"}])
-    local(c, "/_local/settle", {})
+    ec2(SEOUL, cloud=c).delete_tags(Resources=[vpc], Tags=[{"Key": "tagpeer:peers"}])
+    local("/_local/settle", {}, cloud=c)
     for _ in range(10):
         if not routed(c, SEOUL, vpc, "172.31.0.0/16") and all(
                 p["Status"]["Code"] in ("deleting", "deleted")
-                for p in ec2(c, SEOUL).describe_vpc_peering_connections()["VpcPeeringConnections"]):
+                for p in ec2(SEOUL, cloud=c).describe_vpc_peering_connections()["VpcPeeringConnections"]):
             break
         time.sleep(0.3)
-        local(c, "/_local/schedule", {})
+        local("/_local/schedule", {}, cloud=c)
     assert not routed(c, SEOUL, vpc, "172.31.0.0/16")
     assert refusals(c) == [], refusals(c)
-    _, calls = local(c, "/_local/calls")
+    _, calls = local("/_local/calls", cloud=c)
     by_functions = {x["action"] for x in calls if x["caller"] in c.function_callers and not x["error"]}
     for action in ("CreateVpc", "CreateSubnet", "CreateInternetGateway", "AttachInternetGateway", "CreateRouteTable",
                    "AssociateRouteTable", "ModifyVpcPeeringConnectionOptions", "DeleteRoute",
@@ -605,7 +558,7 @@ def test_a_provisioned_network_with_dns_and_its_teardown_need_nothing_the_templa
         assert action in by_functions, (action, sorted(by_functions))
 
 
-def test_the_seed_fails_when_the_template_drops_the_routers_manage_routes():
+def test_the_seed_fails_when_the_template_drops_the_routers_manage_routes(cloud, clouds):
     with tempfile.TemporaryDirectory() as d:
         c = cloud(without_statement(Path(d), "ManageRoutes"))
         fast_lifecycle(c)
@@ -621,12 +574,12 @@ def test_the_seed_fails_when_the_template_drops_the_routers_manage_routes():
         assert not status_of(c, SEOUL, vpc).startswith("ready"), status_of(c, SEOUL, vpc)
         assert not status_of(c, OSAKA, osaka_vpc).startswith("ready"), status_of(c, OSAKA, osaka_vpc)
         # The connection itself was made and accepted: only the routes are missing.
-        pcx = ec2(c, SEOUL).describe_vpc_peering_connections()["VpcPeeringConnections"]
+        pcx = ec2(SEOUL, cloud=c).describe_vpc_peering_connections()["VpcPeeringConnections"]
         assert any(p["Status"]["Code"] in ("active", "provisioning") for p in pcx), pcx
-        _CLOUDS.pop(str(Path(d) / "template.yaml")).stop()
+        clouds.stop(c)
 
 
-def test_the_seed_fails_when_the_template_drops_the_requesters_managed_connections():
+def test_the_seed_fails_when_the_template_drops_the_requesters_managed_connections(cloud, clouds):
     with tempfile.TemporaryDirectory() as d:
         c = cloud(without_statement(Path(d), "CreateManagedConnections"))
         fast_lifecycle(c)
@@ -635,22 +588,22 @@ def test_the_seed_fails_when_the_template_drops_the_requesters_managed_connectio
         denied = [x for x in refusals(c) if x["action"] == "CreateVpcPeeringConnection"]
         assert denied and denied[0]["error"] == "UnauthorizedOperation", refusals(c)
         assert denied[0]["denied"]["resource"] == f"arn:aws:ec2:{SEOUL}:{ACCOUNT}:vpc-peering-connection/*", denied[0]
-        assert ec2(c, SEOUL).describe_vpc_peering_connections()["VpcPeeringConnections"] == [] or all(
+        assert ec2(SEOUL, cloud=c).describe_vpc_peering_connections()["VpcPeeringConnections"] == [] or all(
             p["Status"]["Code"] in ("deleted", "rejected", "failed")
-            for p in ec2(c, SEOUL).describe_vpc_peering_connections()["VpcPeeringConnections"])
-        _CLOUDS.pop(str(Path(d) / "template.yaml")).stop()
+            for p in ec2(SEOUL, cloud=c).describe_vpc_peering_connections()["VpcPeeringConnections"])
+        clouds.stop(c)
 
 
-def test_people_are_administrators_and_are_never_refused():
+def test_people_are_administrators_and_are_never_refused(cloud):
     c = cloud()
     # A person creates a route table route and tags a VPC in a region outside the deployment:
     # what no function may do.
-    other = ec2(c, "us-east-1")
+    other = ec2("us-east-1", cloud=c)
     vpc = other.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     other.create_tags(Resources=[vpc], Tags=[{"Key": "owner", "Value": "me"}])
     assert refusals(c) == []
     # A function's key, used for the same call, is refused as the function would be.
-    router = ec2(c, "us-east-1", f"{ACCOUNT}-tagpeer-router-{SEOUL}")
+    router = ec2("us-east-1", f"{ACCOUNT}-tagpeer-router-{SEOUL}", cloud=c)
     try:
         router.create_tags(Resources=[vpc], Tags=[{"Key": "owner", "Value": "them"}])
     except botocore.exceptions.ClientError as e:
@@ -662,6 +615,3 @@ def test_people_are_administrators_and_are_never_refused():
     assert [x["action"] for x in refusals(c)] == ["CreateTags"]
     tags = other.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Tags"]
     assert {"Key": "owner", "Value": "me"} in tags, "the refused call never reached moto"
-
-
-# ------------------------------------------------------------ runner without pytest

@@ -6,12 +6,8 @@ Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_patt
 from __future__ import annotations
 
 import copy
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from patterns import PatternError, matches, validate  # noqa: E402
+from localcloud.patterns import PatternError, matches, validate
 
 
 def raises_pattern_error(pattern) -> bool:
@@ -534,6 +530,3 @@ def test_valid_patterns_pass_validate():
         {"$or": [{"a": ["x"]}, {"b": {"c": [{"exists": True}]}}]},
     ):
         validate(pattern)
-
-
-# ------------------------------------------------------------ runner without pytest

@@ -15,91 +15,39 @@ Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_peer
 
 from __future__ import annotations
 
-import atexit
 import email.utils
-import json
-import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import boto3
+import botocore.exceptions
+import pytest
 
-import boto3  # noqa: E402
-import botocore.config  # noqa: E402
-import botocore.exceptions  # noqa: E402
+from localcloud import peering as pr
+from localcloud.testing import ACCOUNT, OSAKA, OTHER, SEOUL, TESTER, client, ec2, error_of, local, request, vpc
 
-from localcloud import cloud as lc  # noqa: E402
-from localcloud import peering as pr  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[2]
-SEOUL, OSAKA = "ap-northeast-2", "ap-northeast-3"
-A, B = "123456789012", "222222222222"
-KEY_A, KEY_B = f"{A}-tester", f"{B}-tester"
+A, B = ACCOUNT, OTHER
+KEY_A, KEY_B = TESTER, f"{B}-tester"
 HOUR, DAY = 3600, 86400
 # Long durations, walked through by moving the cloud's clock: nothing depends on how fast the test runs.
 SLOW = {"initiating_s": 30, "visibility_s": 60, "provisioning_s": 30, "deleting_s": 30}
 NOW = {"initiating_s": 0, "visibility_s": 0, "provisioning_s": 0, "deleting_s": 0}
 
-_CLOUD: lc.LocalCloud | None = None
+@pytest.fixture
+def cloud(clouds):
+    """`cloud(lifecycle=None)`: a local cloud without functions (and so without rules: events are recorded,
+    delivered nowhere), reset, with the lifecycle given (AWS's defaults otherwise)."""
+    def reset(lifecycle: dict | None = None):
+        c = clouds.reset(functions=False)
+        status, _ = local("/_local/lifecycle", dict(lifecycle or {}, aws=True))
+        assert status == 200
+        return c
 
-
-def cloud(lifecycle: dict | None = None) -> lc.LocalCloud:
-    """A local cloud without functions (and so without rules: events are recorded, delivered nowhere),
-    reset, with the lifecycle given (AWS's defaults otherwise)."""
-    global _CLOUD
-    if _CLOUD is None:
-        c = lc.LocalCloud(lc.free_port(), REPO / "infra-template" / "template.yaml", REPO / "target" / "none",
-                          [SEOUL, OSAKA])
-        for stack in c.stacks.values():
-            stack.functions.clear()
-            stack.rules.clear()
-        c.start()
-        atexit.register(c.stop)
-        _CLOUD = c
-    _CLOUD.reset()
-    status, _ = local("/_local/lifecycle", dict(lifecycle or {}, aws=True))
-    assert status == 200
-    return _CLOUD
-
-
-def request(method: str, path: str, data: bytes | None = None):
-    req = urllib.request.Request(_CLOUD.endpoint + path, data=data, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, dict(r.headers), json.loads(r.read() or b"null")
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), json.loads(e.read() or b"null")
-
-
-def local(path: str, body=None):
-    status, _, answer = request("GET" if body is None else "POST", path,
-                                None if body is None else json.dumps(body).encode())
-    return status, answer
+    return reset
 
 
 def advance(seconds: float) -> None:
     status, _ = local("/_local/clock", {"advance_s": seconds})
     assert status == 200
-
-
-def ec2(region: str = SEOUL, key: str = KEY_A):
-    return boto3.client("ec2", region_name=region, endpoint_url=_CLOUD.endpoint, aws_access_key_id=key,
-                        aws_secret_access_key="local",
-                        config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}))
-
-
-def error_of(fn) -> tuple[str, int]:
-    try:
-        fn()
-    except botocore.exceptions.ClientError as e:
-        return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
-    raise AssertionError("the call succeeded")
-
-
-def vpc(region: str, cidr: str, key: str = KEY_A) -> str:
-    return ec2(region, key).create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
 
 
 def request_peering(vpc_id: str, peer: str, region: str = SEOUL, key: str = KEY_A, peer_region: str | None = None,
@@ -151,7 +99,7 @@ def pair(cidr_a: str = "10.1.0.0/16", cidr_b: str = "10.2.0.0/16", region_b: str
 # ------------------------------------------------------------------------------- the clock
 
 
-def test_clock_moves_every_date_header_and_refuses_bad_bodies():
+def test_clock_moves_every_date_header_and_refuses_bad_bodies(cloud):
     cloud()
     status, st = local("/_local/clock")
     assert status == 200 and st["offset_s"] == 0 and abs(st["now"] - time.time()) < 5, st
@@ -180,7 +128,7 @@ def test_clock_moves_every_date_header_and_refuses_bad_bodies():
 # --------------------------------------------------------------------------- the lifecycle
 
 
-def test_states_and_invisibility_on_the_cloud_clock():
+def test_states_and_invisibility_on_the_cloud_clock(cloud):
     cloud(SLOW)
     v1, v2 = pair()
     created = request_peering(v1, v2, peer_region=OSAKA)
@@ -217,7 +165,7 @@ def test_states_and_invisibility_on_the_cloud_clock():
     assert listed(pcx)["Status"]["Message"] == f"Deleted by {A}"
 
 
-def test_intermediate_states_pass_in_real_time_with_short_durations():
+def test_intermediate_states_pass_in_real_time_with_short_durations(cloud):
     cloud({"initiating_s": 2.0, "visibility_s": 3.0, "provisioning_s": 2.0})
     v1, v2 = pair()
     pcx = request_peering(v1, v2, peer_region=OSAKA)["VpcPeeringConnectionId"]
@@ -239,7 +187,7 @@ def test_intermediate_states_pass_in_real_time_with_short_durations():
     assert seen[0] == "provisioning" and seen[-1] == "active", seen
 
 
-def test_accept_reject_delete_and_options_in_the_wrong_state():
+def test_accept_reject_delete_and_options_in_the_wrong_state(cloud):
     cloud(SLOW)
     v1, v2 = vpc(SEOUL, "10.1.0.0/16"), vpc(SEOUL, "10.2.0.0/16")  # same account, same region
     client = ec2()
@@ -275,7 +223,7 @@ def test_accept_reject_delete_and_options_in_the_wrong_state():
     assert error_of(options) == ("OperationNotPermitted", 400)
 
 
-def test_only_the_requesters_owner_deletes_a_pending_request():
+def test_only_the_requesters_owner_deletes_a_pending_request(cloud):
     cloud(NOW)
     va, vb = vpc(SEOUL, "10.1.0.0/16"), vpc(SEOUL, "10.2.0.0/16", KEY_B)
     pcx = request_peering(va, vb, peer_owner=B)["VpcPeeringConnectionId"]
@@ -297,7 +245,7 @@ def test_only_the_requesters_owner_deletes_a_pending_request():
 # ------------------------------------------------------------------------------------ tags
 
 
-def test_tags_exist_only_in_the_account_and_region_that_wrote_them():
+def test_tags_exist_only_in_the_account_and_region_that_wrote_them(cloud):
     c = cloud(NOW)
     v1, v2 = pair()
     pcx = request_peering(v1, v2, peer_region=OSAKA, tags={"side": "requester", "Name": "seoul"})[
@@ -320,8 +268,7 @@ def test_tags_exist_only_in_the_account_and_region_that_wrote_them():
     ec2(SEOUL, KEY_B).create_tags(Resources=[other], Tags=[{"Key": "owner", "Value": B}])
     assert (tags_of(other), tags_of(other, SEOUL, KEY_B)) == ({"owner": A}, {"owner": B})
     # A role assumed in B (as the reader role is) sees B's view.
-    creds = boto3.client("sts", region_name=SEOUL, endpoint_url=c.endpoint, aws_access_key_id=KEY_A,
-                         aws_secret_access_key="local").assume_role(
+    creds = client("sts", SEOUL, KEY_A, retries=True).assume_role(
         RoleArn=f"arn:aws:iam::{B}:role/reader", RoleSessionName="test")["Credentials"]
     reader = boto3.client("ec2", region_name=SEOUL, endpoint_url=c.endpoint, aws_access_key_id=creds["AccessKeyId"],
                           aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
@@ -344,7 +291,7 @@ def test_tags_exist_only_in_the_account_and_region_that_wrote_them():
 # ---------------------------------------------------------------- expiry and forgetting
 
 
-def test_a_request_not_accepted_expires_after_7_days_and_is_forgotten_2_days_later():
+def test_a_request_not_accepted_expires_after_7_days_and_is_forgotten_2_days_later(cloud):
     cloud(NOW)
     v1, v2 = pair()
     pcx = request_peering(v1, v2, peer_region=OSAKA, tags={"k": "v"})["VpcPeeringConnectionId"]
@@ -369,7 +316,7 @@ def test_a_request_not_accepted_expires_after_7_days_and_is_forgotten_2_days_lat
         ("InvalidVpcPeeringConnectionID.NotFound", 400)
 
 
-def test_same_account_rejected_and_deleted_records_vanish_after_2_hours():
+def test_same_account_rejected_and_deleted_records_vanish_after_2_hours(cloud):
     cloud(NOW)
     v1, v2 = pair()
     rejected = request_peering(v1, v2, peer_region=OSAKA)["VpcPeeringConnectionId"]
@@ -388,7 +335,7 @@ def test_same_account_rejected_and_deleted_records_vanish_after_2_hours():
             ("InvalidVpcPeeringConnectionID.NotFound", 400)
 
 
-def test_across_accounts_the_other_party_keeps_the_record_2_days():
+def test_across_accounts_the_other_party_keeps_the_record_2_days(cloud):
     cloud(NOW)
     va, vb = vpc(SEOUL, "10.1.0.0/16"), vpc(SEOUL, "10.2.0.0/16", KEY_B)
     deleted = request_peering(va, vb, peer_owner=B)["VpcPeeringConnectionId"]
@@ -404,7 +351,7 @@ def test_across_accounts_the_other_party_keeps_the_record_2_days():
     assert (state(deleted), state(rejected)) == (None, None)
 
 
-def test_overlapping_ranges_fail_and_only_the_requester_sees_it_for_2_hours():
+def test_overlapping_ranges_fail_and_only_the_requester_sees_it_for_2_hours(cloud):
     cloud(SLOW)
     v1 = vpc(SEOUL, "10.1.0.0/16")
     v2 = vpc(OSAKA, "10.1.128.0/17")
@@ -431,7 +378,7 @@ def test_overlapping_ranges_fail_and_only_the_requester_sees_it_for_2_hours():
 # ----------------------------------------------------------------------------- the quota
 
 
-def test_outstanding_requests_quota_per_account_and_region():
+def test_outstanding_requests_quota_per_account_and_region(cloud):
     c = cloud(dict(NOW, outstanding_requests=2))
     assert local("/_local/lifecycle")[1]["outstanding_requests"] == 2
     vpcs = [vpc(SEOUL, f"10.{i}.0.0/16") for i in range(1, 4)]
@@ -469,7 +416,7 @@ def test_outstanding_requests_quota_per_account_and_region():
 # ------------------------------------------------------------------- instant and the knobs
 
 
-def test_instant_is_motos_behaviour():
+def test_instant_is_motos_behaviour(cloud):
     cloud()  # AWS's timing: an immediate accept in the accepter's region does not find the request
     v1, v2 = pair("10.7.0.0/16", "10.8.0.0/16")
     early = request_peering(v1, v2, peer_region=OSAKA)["VpcPeeringConnectionId"]
@@ -487,7 +434,7 @@ def test_instant_is_motos_behaviour():
     assert st["instant"] is False and st["provisioning_s"] == 1 and st["initiating_s"] == pr.AWS_TIMING["initiating_s"]
 
 
-def test_lifecycle_endpoint_defaults_validation_and_reset():
+def test_lifecycle_endpoint_defaults_validation_and_reset(cloud):
     c = cloud()
     st = local("/_local/lifecycle")[1]
     assert {k: st[k] for k in pr.AWS_TIMING} == pr.AWS_TIMING and st["instant"] is False, st
@@ -521,7 +468,7 @@ def test_lifecycle_endpoint_defaults_validation_and_reset():
             raise AssertionError(bad)
 
 
-def test_cloudtrail_sees_the_answer_the_client_got():  # the record cloud.after_ec2 builds
+def test_cloudtrail_sees_the_answer_the_client_got(cloud):  # the record cloud.after_ec2 builds
     c = cloud(SLOW)
     v1, v2 = pair()
     pcx = request_peering(v1, v2, peer_region=OSAKA)["VpcPeeringConnectionId"]
@@ -542,6 +489,3 @@ def test_cloudtrail_sees_the_answer_the_client_got():  # the record cloud.after_
     # A refused call, if recorded, is recorded as the failure the client got.
     assert all(r["errorCode"].endswith("InvalidVpcPeeringConnectionID.NotFound") and not r["responseElements"]
                for r in trail if r.get("errorCode")), trail
-
-
-# ------------------------------------------------------------------------ runner without pytest

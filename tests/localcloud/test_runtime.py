@@ -17,9 +17,8 @@ import time
 import uuid
 from contextlib import contextmanager
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import runtime as rt  # noqa: E402
+from localcloud import runtime as rt
+from localcloud.testing import alive, wait_until
 
 # The fake function: a Runtime API client loop in the shape of the lambda_runtime crate's.
 BOOTSTRAP = r'''#!{python}
@@ -165,14 +164,6 @@ def function(concurrency=1, timeout=10.0, env=None, log=None, **kwargs):
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 @contextmanager
 def _tempdir():
     path = tempfile.mkdtemp(prefix="lambda-journal-")
@@ -190,16 +181,6 @@ def _journal(d: str) -> list[tuple[str, str, int]]:
             what, tag, pid = f.read().split()
         out.append((what, tag, int(pid)))
     return out
-
-
-def _wait_until(predicate, limit: float = 10.0) -> bool:
-    """Poll predicate until it holds; False after `limit` seconds (a safety net, not a measure)."""
-    end = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() >= end:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def _invoke_together(fn, events: list, **kwargs) -> list:
@@ -235,7 +216,7 @@ def _post(endpoint: str, path: str, body: bytes = b"{}"):
 def test_warm_start():
     with function(concurrency=2) as fn:
         pids = fn.pids
-        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        assert len(pids) == 2 and all(alive(p) for p in pids)
         assert len(set(fn.endpoints)) == 2
         for worker in fn._workers:  # each process already sits in GET /invocation/next
             assert worker.sandbox.warm.is_set()
@@ -345,7 +326,7 @@ def test_crash_mid_invocation_restarts():
         assert result.request_id in result.error["errorMessage"]
         assert "exiting tag=crash" in result.logs  # output up to the crash belongs to it
         # Restarted before the answer came back: a new, warm process.
-        assert not _alive(pid)
+        assert not alive(pid)
         assert len(fn.pids) == 1 and fn.pids[0] != pid
         assert fn._workers[0].sandbox.warm.is_set()
         after = fn.invoke({"tag": "after"})
@@ -382,7 +363,7 @@ def _assert_timed_out(fn, result, pid, limit):
     )
     assert result.duration_ms == limit * 1000.0  # reported as the limit, as Lambda does
     # Killed and restarted before the answer came back: a new, warm process.
-    assert not _alive(pid)
+    assert not alive(pid)
     assert len(fn.pids) == 1 and fn.pids[0] != pid
     assert fn._workers[0].sandbox.warm.is_set()
 
@@ -539,7 +520,7 @@ def test_stop_leaves_no_process_behind():
             endpoints = fn.endpoints
             assert len(pids) == 3
             assert fn.invoke({"tag": "x"}).ok
-        assert not any(_alive(p) for p in pids)
+        assert not any(alive(p) for p in pids)
         assert fn.pids == []
         for endpoint in endpoints:
             host, port = endpoint.split(":")
@@ -568,14 +549,14 @@ def test_stop_during_invocation():
         )
         t.start()
         pid = fn.pids[0]
-        assert _wait_until(lambda: ("start", "long", pid) in _journal(jdir)), "the event never arrived"
+        assert wait_until(lambda: ("start", "long", pid) in _journal(jdir)), "the event never arrived"
         fn.stop()
         # The invocation would sleep for ten minutes (and time out after 30 s): it can only
         # return within the join's safety net because stop() killed its process.
         t.join(20)
         assert not t.is_alive()
         assert not out["r"].ok and out["r"].error["errorType"] == "Runtime.ExitError", out["r"].error
-        assert not _alive(pid) and fn.pids == []
+        assert not alive(pid) and fn.pids == []
 
 
 def test_kill_in_flight_ends_busy_invocations_at_once_and_restarts_them():
@@ -591,7 +572,7 @@ def test_kill_in_flight_ends_busy_invocations_at_once_and_restarts_them():
         threads = [threading.Thread(target=call, args=(tag,), daemon=True) for tag in ("a", "b")]
         for t in threads:
             t.start()
-        assert _wait_until(lambda: len(_journal(jdir)) == 2), "the events never arrived"
+        assert wait_until(lambda: len(_journal(jdir)) == 2), "the events never arrived"
         busy = {pid for _, _, pid in _journal(jdir)}
         idle = set(fn.pids) - busy
         assert len(busy) == 2 and len(idle) == 1
@@ -605,7 +586,7 @@ def test_kill_in_flight_ends_busy_invocations_at_once_and_restarts_them():
             assert "signal: killed" in result.error["errorMessage"], result.error
             assert result.duration_ms < 20000, result.duration_ms
         assert [what for what, _, _ in _journal(jdir)] == ["start", "start"], "neither finished"
-        assert not any(_alive(p) for p in busy)
+        assert not any(alive(p) for p in busy)
         assert idle <= set(fn.pids) and len(fn.pids) == 3, "restarted; the idle process untouched"
         assert all(w.sandbox.warm.is_set() for w in fn._workers)
         assert rt.kill_in_flight([fn]) == 0, "nothing in flight"
@@ -640,7 +621,7 @@ def test_admit_is_asked_once_a_process_is_free_so_a_kill_leaves_no_gap():
 
         first = threading.Thread(target=call, args=("first",), daemon=True)
         first.start()
-        assert _wait_until(lambda: len(_journal(jdir)) == 1), "the first event never arrived"
+        assert wait_until(lambda: len(_journal(jdir)) == 1), "the first event never arrived"
         second = threading.Thread(target=call, args=("second",), daemon=True)
         second.start()
         time.sleep(0.1)  # let the second one queue for the process (it would wait ten minutes)

@@ -4,7 +4,7 @@ faults, outcome, violations): the count per kind, every row, and the total of
 invariant violations. Exits 1 when that total is not zero or a row is
 malformed, 2 when there are no rows at all.
 
-    python3 tests/reliability_table.py DIR [--markdown]
+    python3 tools/reliability_table.py DIR [--markdown]
 """
 
 from __future__ import annotations

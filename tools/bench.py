@@ -1,6 +1,7 @@
 """`make bench`: tagpeer's figures, measured on the local cloud, written to BENCHMARKS.md.
 
-    python -m localcloud.bench --profile release=BIN_DIR,LAMBDA_DIR [--profile baseline=...] [--out BENCHMARKS.md]
+    PYTHONPATH=tests .venv/bin/python tools/bench.py --profile release=BIN_DIR,LAMBDA_DIR
+        [--profile baseline=...] [--out BENCHMARKS.md]
 
 Each `--profile` names a release profile's x86_64 binaries (BIN_DIR, where `cargo build
 --release` put them) and its arm64 zips (LAMBDA_DIR, where `cargo lambda build --release
@@ -39,9 +40,10 @@ import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from . import awsevents, runtime
+from localcloud import awsevents, runtime
+from localcloud.cloud import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"
 SEOUL, OSAKA, TOKYO = "ap-northeast-2", "ap-northeast-3", "ap-northeast-1"
 FUNCTIONS = ["tagpeer-requester", "tagpeer-accepter", "tagpeer-router", "tagpeer-provisioner"]
@@ -61,7 +63,7 @@ class Cloud:
 
     def __init__(self, bin_dir: Path, regions: list[str]):
         self.regions = regions
-        self.port = _free_port()
+        self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, PYTHONPATH=str(REPO / "tests"))
         self.proc = subprocess.Popen(
@@ -145,13 +147,6 @@ class Cloud:
                 binary = Path(os.readlink(f"/proc/{pid}/exe")).name
                 out[(binary, env.get("AWS_REGION", ""))] = pid
         return out
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _children(pid: int) -> list[int]:
@@ -878,7 +873,7 @@ the router; and observe per role (the accepter needs no route tables, the router
 
 def _buckets_module():
     try:
-        from . import faults  # the local cloud's throttle
+        from localcloud import faults  # the local cloud's throttle
         return faults
     except ImportError:
         return None
@@ -1100,7 +1095,7 @@ def render(report: dict, profiles: list) -> str:
     m = report["machine"]
     minutes = report["seconds"] / 60
     out = ["# Benchmarks", ""]
-    out.append("Written by `make bench` (`tests/localcloud/bench.py`); the figures are from one run, on the "
+    out.append("Written by `make bench` (`tools/bench.py`); the figures are from one run, on the "
                "machine below. Nothing here is asserted: a reader compares runs.")
     out.append("")
     out.append(_table(["", ""], [
@@ -1153,7 +1148,7 @@ def measure_profile(report: dict, label: str, bin_dir: Path, cold_runs: int, wor
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="localcloud.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="tools/bench.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", action="append", required=True,
                         help="LABEL=BIN_DIR,LAMBDA_DIR (x86_64 binaries, arm64 zips); the first runs items 2-4")
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")

@@ -1,5 +1,7 @@
 """`make demo`: the seed scenario, told as a story on the local cloud.
 
+    PYTHONPATH=tests .venv/bin/python tools/demo.py
+
 A person builds Seoul's network and starts a server in Seoul and in Osaka with
 the AWS CLI, pointed at the local cloud through AWS_ENDPOINT_URL; then tags the
 Seoul VPC, and does nothing else. The demo shows what followed: each event, the
@@ -16,10 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import cloud as localcloud
+from localcloud import cloud as localcloud
 
 SEOUL, OSAKA = "ap-northeast-2", "ap-northeast-3"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 AWS = REPO / ".venv" / "bin" / "aws"
 BIN_DIR = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug"
 
