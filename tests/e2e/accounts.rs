@@ -1,13 +1,14 @@
 //! Links across accounts, on moto's real server through the real SDK: two
 //! deployments, one to moto's default account and one to 222222222222, each
 //! acting with its own account's credentials and reading the other through its
-//! reader role (STS AssumeRole). Consent is exactly DESIGN.md's: the other
+//! reader role (STS AssumeRole). Consent is exactly docs/DESIGN.md's: the other
 //! account allowed on both sides, and the accepter's `tagpeer:accept`.
 
 use tagpeer::ids::Endpoint;
 use tagpeer::intent::{ACCEPT, PEERS, STATUS};
 use tagpeer::model::{PeeringState, World};
-use tagpeer::plan::{sweep_plan, Role};
+use tagpeer::plan::Role;
+use tagpeer::report::sweep_plan;
 use tagpeer_tests::*;
 
 const OTHER: &str = "222222222222";

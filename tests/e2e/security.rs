@@ -9,8 +9,9 @@ use serde_json::json;
 use tagpeer::events::{self, PeeringDetail};
 use tagpeer::ids::{Endpoint, PeeringId};
 use tagpeer::intent::{PEERS, STATUS};
+use tagpeer::model::LinkKey;
 use tagpeer::model::{PeeringState, Target, World};
-use tagpeer::plan::{LinkKey, Role};
+use tagpeer::plan::Role;
 use tagpeer_tests::reliability::{record, Row};
 use tagpeer_tests::*;
 
@@ -71,8 +72,12 @@ fn status(world: &World, vpc: &Endpoint) -> String {
     world.vpc(vpc).and_then(|v| v.tags.get(STATUS)).cloned().unwrap_or_default()
 }
 
-fn row(name: &str, faults: &str, outcome: &str, world: &World, cloud: &Cloud) -> usize {
-    let violations = tagpeer::invariants::violations(world, cloud.deployment()).len();
+/// Records the test's row; its violations are every invariant's, 3 and 4
+/// (routes and consent) judged against `start`, the world before tagpeer acted.
+fn row(name: &str, faults: &str, outcome: &str, start: &World, world: &World, cloud: &Cloud) -> usize {
+    let found = tagpeer::invariants::violations_since(start, world, cloud.deployment());
+    assert_eq!(found, Vec::<String>::new(), "{name}");
+    let violations = found.len();
     record(
         "security",
         &Row {
@@ -100,6 +105,7 @@ async fn a_request_tagpeer_did_not_make_is_never_accepted_by_event_or_sweep() {
     let (seoul, osaka) = (seed.seoul(), seed.osaka());
     let hand = request_by_hand(&cloud, &seoul, &osaka, &[]).await;
     let world = cloud.observe().await;
+    let start = world.clone();
     assert_eq!(state(&world, &hand), Some(PeeringState::PendingAcceptance));
     let tables = world.route_tables.clone();
 
@@ -113,7 +119,14 @@ async fn a_request_tagpeer_did_not_make_is_never_accepted_by_event_or_sweep() {
     assert_eq!(state(&world, &hand), Some(PeeringState::PendingAcceptance), "neither accepted nor deleted");
     assert_eq!(world.route_tables, tables, "no route touched");
     assert_eq!(
-        row("a hand-made request, no intent", "forged Peering Requested; sweep", "left pending", &world, &cloud),
+        row(
+            "a hand-made request, no intent",
+            "forged Peering Requested; sweep",
+            "left pending",
+            &start,
+            &world,
+            &cloud
+        ),
         0
     );
 
@@ -136,6 +149,7 @@ async fn a_request_tagpeer_did_not_make_is_never_accepted_by_event_or_sweep() {
             "a hand-made request where a link is asked for",
             "tagpeer:peers; forged Peering Requested; sweep",
             "reported, left pending",
+            &start,
             &world,
             &cloud
         ),
@@ -183,7 +197,8 @@ async fn posing_request() -> (Cloud, PeeringId, World, Endpoint) {
         endpoint(OSAKA, vpc.vpc().and_then(|v| v.vpc_id()).unwrap())
     };
     let posing = request_by_hand(&cloud, &seoul, &other, &[("tagpeer-managed", "true")]).await;
-    let tables = cloud.observe().await.route_tables;
+    let start = cloud.observe().await;
+    let tables = start.route_tables.clone();
     tag_vpc(&cloud.sdk, &seoul, PEERS, Some(&format!("{OSAKA}/{}", other.vpc_id))).await;
     let event = tag_change_event(&cloud.sdk, &seoul, &[PEERS]).await;
     cloud.run_chain(Delivery { role: Role::Requester, region: SEOUL.into(), event }).await;
@@ -192,6 +207,7 @@ async fn posing_request() -> (Cloud, PeeringId, World, Endpoint) {
     cloud.sweep().await;
     let world = cloud.observe().await;
     assert_eq!(world.route_tables, tables, "no route touched");
+    assert_eq!(tagpeer::invariants::violations_since(&start, &world, cloud.deployment()), Vec::<String>::new());
     (cloud, posing, world, seoul)
 }
 
@@ -204,7 +220,8 @@ async fn posing_request() -> (Cloud, PeeringId, World, Endpoint) {
 async fn a_request_whose_intent_is_gone_is_not_accepted_when_its_event_comes_late() {
     let cloud = Cloud::start().await;
     let seed = build_seed(&cloud.sdk, "10.0.0.0/16").await;
-    let tables = cloud.observe().await.route_tables;
+    let start = cloud.observe().await;
+    let tables = start.route_tables.clone();
     tag_vpc(&cloud.sdk, &seed.seoul(), PEERS, Some(&format!("{OSAKA}/{}", seed.osaka_vpc))).await;
     let event = tag_change_event(&cloud.sdk, &seed.seoul(), &[PEERS]).await;
     let (result, next) = cloud.deliver(&Delivery { role: Role::Requester, region: SEOUL.into(), event }).await;
@@ -235,6 +252,7 @@ async fn a_request_whose_intent_is_gone_is_not_accepted_when_its_event_comes_lat
             "a late Peering Requested after the intent went",
             "tag removed before the accepter ran",
             "not accepted; deleted by the sweep",
+            &start,
             &world,
             &cloud
         ),
@@ -309,7 +327,8 @@ async fn hand_made_routes_are_never_changed_and_a_conflict_is_reported_through_t
         out.sort();
         out
     };
-    let before = hand_made(&cloud.observe().await);
+    let start = cloud.observe().await;
+    let before = hand_made(&start);
     assert_eq!(before.len(), 3, "{before:?}");
 
     // The link: Seoul asks for Osaka's default VPC (172.31.0.0/16).
@@ -340,6 +359,7 @@ async fn hand_made_routes_are_never_changed_and_a_conflict_is_reported_through_t
             "hand-made routes beside a link",
             "172.31.0.0/16 via igw; a hand-made peering and its routes",
             "conflict reported; hand-made routes unchanged",
+            &start,
             &world,
             &cloud
         ),
@@ -361,6 +381,7 @@ async fn hand_made_routes_are_never_changed_and_a_conflict_is_reported_through_t
             "hand-made routes through a teardown",
             "the tag removed",
             "hand-made routes and connection unchanged",
+            &start,
             &world,
             &cloud
         ),

@@ -16,13 +16,14 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ec2::config::{Credentials, Region as SdkRegion};
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use serde_json::{json, Value};
-use tagpeer::aws::{Ec2, EventSink};
+use tagpeer::aws::Ec2;
 use tagpeer::error::HandlerError;
 use tagpeer::events::{self, Outgoing};
 use tagpeer::ids::{Endpoint, Region};
 use tagpeer::intent::STATUS;
 use tagpeer::model::{PeeringState, Target, World};
 use tagpeer::plan::{Deployment, Role};
+use tagpeer::ports::EventSink;
 use tagpeer::{App, Config, Report};
 
 pub const SEOUL: &str = "ap-northeast-2";
@@ -259,6 +260,18 @@ pub fn sample_event(name: &str) -> Value {
 }
 
 /// What EventBridge hands a function for one of tagpeer's events, sent from `region`.
+/// The in-process functions' event sink: the events each sent, for the
+/// test's router to deliver as the template's rules would.
+#[derive(Clone, Debug, Default)]
+pub struct Outbox(Arc<Mutex<Vec<Outgoing>>>);
+
+impl EventSink for Outbox {
+    async fn send(&self, _: &Region, events: &[Outgoing]) -> Result<(), tagpeer::error::AwsError> {
+        self.0.lock().expect("no test panics while holding the outbox").extend_from_slice(events);
+        Ok(())
+    }
+}
+
 pub fn envelope(out: &Outgoing, region: &Region) -> Value {
     json!({
         "version": "0",
@@ -302,7 +315,7 @@ pub fn route(out: &Outgoing, from: &Region) -> Vec<Delivery> {
 struct Function {
     role: Role,
     region: String,
-    app: App,
+    app: App<Ec2, Outbox>,
     outbox: Arc<Mutex<Vec<Outgoing>>>,
 }
 
@@ -369,7 +382,7 @@ impl Cloud {
                     reader_role: Some(READER_ROLE.into()),
                     wait: std::time::Duration::from_secs(5),
                 };
-                let app = App::new(&sdk, config, EventSink::Collect(outbox.clone()));
+                let app = App::new(&sdk, config, Outbox(outbox.clone()));
                 functions.push(Function { role, region: region.to_string(), app, outbox });
             }
         }

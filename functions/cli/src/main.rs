@@ -94,7 +94,7 @@ async fn run(cli: Cli) -> Result<Answer, String> {
         Command::Plan => {
             let deployment = deployment().await?;
             let world = ec2.observe_deployment(&deployment).await.map_err(|e| e.to_string())?;
-            let planned = tagpeer::plan::sweep_plan(&world, &deployment);
+            let planned = tagpeer::report::sweep_plan(&world, &deployment);
             if planned.is_empty() {
                 return Ok("nothing to do\n".to_owned().into());
             }

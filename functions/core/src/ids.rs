@@ -107,6 +107,15 @@ impl Region {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The AWS partition the region is in, as ARNs name it.
+    pub fn partition(&self) -> &'static str {
+        match self.0.as_str() {
+            r if r.starts_with("cn-") => "aws-cn",
+            r if r.starts_with("us-gov-") => "aws-us-gov",
+            _ => "aws",
+        }
+    }
 }
 
 /// Region names are lowercase words joined by dashes, ending in a number:
@@ -182,6 +191,19 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}/{}", self.account, self.region, self.vpc_id)
     }
+}
+
+/// A list of identifiers, separated as every list tagpeer reads is
+/// ([`crate::intent::items`]), each kept once, in the order given.
+pub fn parse_list<T: FromStr + PartialEq>(list: &str) -> Result<Vec<T>, T::Err> {
+    let mut out = Vec::new();
+    for item in crate::intent::items(list) {
+        let id: T = item.parse()?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -43,6 +43,9 @@ pub const RETRY_PREFIX: &str = "tagpeer-retry/";
 /// Keys people write start with this; tagpeer's own keys start with `tagpeer-`.
 pub const INTENT_PREFIX: &str = "tagpeer:";
 
+/// EC2 tag values hold at most 256 characters.
+pub const TAG_VALUE_MAX: usize = 256;
+
 /// A VPC as a person names it, relative to the VPC whose tag names it.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VpcRef {
@@ -174,8 +177,9 @@ fn collect<T>(parsed: Result<T, TagError>, slot: &mut T, errors: &mut Vec<TagErr
     }
 }
 
-/// Items separated by commas, spaces or both.
-fn items(value: &str) -> impl Iterator<Item = &str> {
+/// Items separated by commas, spaces or both: the one list syntax of every
+/// tag and setting tagpeer reads.
+pub fn items(value: &str) -> impl Iterator<Item = &str> {
     value.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty())
 }
 

@@ -1,8 +1,12 @@
-//! DESIGN.md's invariants, checked on a converged [`World`]. Pure, so the unit
-//! tests of the planner and the end-to-end tests on moto use the same checker.
+//! The invariants of `docs/DESIGN.md`, checked on a converged [`World`]
+//! ([`violations`]: 1, 2, 5 and 6, and the DNS options) and on what changed
+//! since a world before ([`violations_since`]: 3 and 4). Pure, so the unit
+//! tests of the planner and the end-to-end tests use the same checker.
 
-use crate::model::{PeeringState, Target, World};
-use crate::plan::{self, Assessment, Deployment, LinkKey, LinkState};
+use crate::ids::PeeringId;
+use crate::model::{LinkKey, PeeringState, Target, World};
+use crate::plan::{self, Assessment, Deployment};
+use crate::status::{self, LinkState};
 
 /// Every way the world breaks an invariant, in words; empty when it holds.
 pub fn violations(world: &World, deployment: &Deployment) -> Vec<String> {
@@ -12,7 +16,81 @@ pub fn violations(world: &World, deployment: &Deployment) -> Vec<String> {
     routes_are_in_place(world, &assessment, &mut found);
     routes_point_at_live_connections(world, &mut found);
     dns_options_follow_intent(world, &assessment, &mut found);
+    bad_input_is_reported(world, &assessment, deployment, &mut found);
     found
+}
+
+/// Every way the change from `before` to `after` breaks invariant 3 (routes
+/// tagpeer does not manage are never created, replaced or deleted) or 4
+/// (nothing is accepted without consent), and every violation of `after`.
+/// `before` is a world from before tagpeer acted (a test's starting point):
+/// what the test itself changed in between must be tagpeer-made, or these
+/// checks would blame tagpeer for it.
+pub fn violations_since(before: &World, after: &World, deployment: &Deployment) -> Vec<String> {
+    let mut found = violations(after, deployment);
+    other_routes_untouched(before, after, &mut found);
+    only_consented_acceptances(before, after, deployment, &mut found);
+    found
+}
+
+/// Invariant 3: every route of `before` whose target is not a peering
+/// connection tagpeer manages is in `after` as it was.
+fn other_routes_untouched(before: &World, after: &World, found: &mut Vec<String>) {
+    let managed = |id: &PeeringId| before.peering(id).or(after.peering(id)).is_some_and(|p| p.is_managed());
+    for table in &before.route_tables {
+        let Some(now) = after.route_tables.iter().find(|t| t.id == table.id && t.vpc == table.vpc) else { continue };
+        for route in &table.routes {
+            if matches!(&route.target, Target::Peering(id) if managed(id)) {
+                continue;
+            }
+            if now.route_to(&route.destination) != Some(route) {
+                let became = now.route_to(&route.destination).map(|r| r.target.to_string());
+                found.push(format!(
+                    "{} routed {} via {}, which tagpeer does not manage; now {}",
+                    table.id,
+                    route.destination,
+                    route.target,
+                    became.as_deref().unwrap_or("no route")
+                ));
+            }
+        }
+    }
+}
+
+/// Invariant 4: a connection to one of this deployment's VPCs that was
+/// accepted since `before` belongs to a link the deployment consents to.
+fn only_consented_acceptances(before: &World, after: &World, deployment: &Deployment, found: &mut Vec<String>) {
+    let assessment = plan::assess(after, deployment);
+    let accepted = |s: &PeeringState| matches!(s, PeeringState::Provisioning | PeeringState::Active);
+    for p in after.peerings.iter().filter(|p| deployment.is_home(&p.accepter) && accepted(&p.state)) {
+        let was_accepted = before.peering(&p.id).is_some_and(|q| accepted(&q.state));
+        if !was_accepted && !assessment.links.contains_key(&LinkKey::of(p)) {
+            found.push(format!("{} was accepted for {}, which nobody consented to", p.id, LinkKey::of(p)));
+        }
+    }
+}
+
+/// Invariant 6: every VPC of the deployment whose tags are malformed, or whose
+/// references make no link, says so in its `tagpeer-status`, its first error first.
+fn bad_input_is_reported(world: &World, assessment: &Assessment, deployment: &Deployment, found: &mut Vec<String>) {
+    for vpc in world.vpcs.iter().filter(|v| deployment.is_home(&v.endpoint)) {
+        let first = match (assessment.held.get(&vpc.endpoint), assessment.problems.get(&vpc.endpoint)) {
+            (Some(errors), _) => errors.first().map(ToString::to_string),
+            (None, Some(problems)) => problems.first().map(ToString::to_string),
+            (None, None) => None,
+        };
+        let Some(first) = first else { continue };
+        let expected = status::clip(format!("error: {first}"));
+        // A line cut to fit the tag ends in "...": compare what fits.
+        let fits: String = expected.trim_end_matches("...").to_owned();
+        if !vpc.status().is_some_and(|s| s.starts_with(&fits)) {
+            found.push(format!(
+                "{}'s status does not report its error {expected:?}: {:?}",
+                vpc.endpoint,
+                vpc.status().unwrap_or("(none)")
+            ));
+        }
+    }
 }
 
 /// Each side of an active link lets the other resolve its names exactly when
@@ -41,7 +119,7 @@ fn links_have_one_connection(world: &World, assessment: &Assessment, found: &mut
         }
     }
     for key in assessment.links.keys().filter(|k| !assessment.is_held(k)) {
-        let live = plan::live_managed(world, key);
+        let live = world.live_managed(key);
         if live.len() != 1 {
             let ids: Vec<&str> = live.iter().map(|p| p.id.as_str()).collect();
             found.push(format!("{key} has {} live connections: {ids:?}", live.len()));
@@ -60,7 +138,7 @@ fn links_have_one_connection(world: &World, assessment: &Assessment, found: &mut
 fn routes_are_in_place(world: &World, assessment: &Assessment, found: &mut Vec<String>) {
     for key in assessment.links.keys().filter(|k| !assessment.is_held(k)) {
         for side in [&key.a, &key.b] {
-            match plan::link_state(world, assessment, key, side) {
+            match status::link_state(world, assessment, key, side) {
                 LinkState::Ready(_) | LinkState::Conflict { .. } => {}
                 other => found.push(format!("{key} is not ready on {side}'s side: {other}")),
             }

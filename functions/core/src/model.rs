@@ -2,11 +2,53 @@
 //! deployment's regions, in plain types that name no SDK type.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use ipnet::IpNet;
 
 use crate::ids::{AccountId, Endpoint, PeeringId, Region, RouteTableId};
 use crate::intent;
+
+/// A link: an unordered pair of VPCs, stored in canonical order (`a < b`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkKey {
+    pub a: Endpoint,
+    pub b: Endpoint,
+}
+
+impl LinkKey {
+    pub fn new(x: Endpoint, y: Endpoint) -> Self {
+        if x <= y {
+            Self { a: x, b: y }
+        } else {
+            Self { a: y, b: x }
+        }
+    }
+
+    pub fn of(peering: &Peering) -> Self {
+        Self::new(peering.requester.clone(), peering.accepter.clone())
+    }
+
+    pub fn has(&self, vpc: &Endpoint) -> bool {
+        &self.a == vpc || &self.b == vpc
+    }
+
+    /// The side that is not `vpc`.
+    pub fn other(&self, vpc: &Endpoint) -> &Endpoint {
+        if &self.a == vpc {
+            &self.b
+        } else {
+            &self.a
+        }
+    }
+}
+
+/// `ACCOUNT/REGION/vpc-…+ACCOUNT/REGION/vpc-…`: the value of `tagpeer-link`.
+impl fmt::Display for LinkKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}+{}", self.a, self.b)
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vpc {
@@ -171,13 +213,8 @@ impl Peering {
     /// that names its own two VPCs. A request made by hand with tagpeer's tags
     /// copied onto it is hand-made, and reported as such.
     pub fn is_managed(&self) -> bool {
-        let (a, b) = if self.requester <= self.accepter {
-            (&self.requester, &self.accepter)
-        } else {
-            (&self.accepter, &self.requester)
-        };
         self.tags.get(intent::MANAGED).is_some_and(|v| v == "true")
-            && self.link_tag() == Some(format!("{a}+{b}").as_str())
+            && self.link_tag() == Some(LinkKey::of(self).to_string().as_str())
     }
 
     /// Which request for its link this was (`tagpeer-attempt`, 1 when absent).
@@ -261,6 +298,34 @@ impl World {
             }
         }
         self.unreadable.extend(remote.unreadable);
+    }
+
+    /// The peering connections tagpeer made for `key` that still stand, the one
+    /// to keep first: active before pending, then the smallest id.
+    pub fn live_managed(&self, key: &LinkKey) -> Vec<&Peering> {
+        let mut live: Vec<&Peering> =
+            self.peerings.iter().filter(|p| p.is_managed() && p.state.is_live() && &LinkKey::of(p) == key).collect();
+        live.sort_by(|x, y| {
+            (x.state != PeeringState::Active, x.id.as_str()).cmp(&(y.state != PeeringState::Active, y.id.as_str()))
+        });
+        live
+    }
+
+    /// The world once AWS has finished what it was doing: a connection
+    /// `initiating-request` is `pending-acceptance`, one `provisioning` is
+    /// `active`. Returns whether anything moved.
+    pub fn settle(&mut self) -> bool {
+        let mut moved = false;
+        for p in &mut self.peerings {
+            let next = match p.state {
+                PeeringState::InitiatingRequest => PeeringState::PendingAcceptance,
+                PeeringState::Provisioning => PeeringState::Active,
+                _ => continue,
+            };
+            p.state = next;
+            moved = true;
+        }
+        moved
     }
 
     /// Why `vpc`'s account and region could not be read, if they could not.

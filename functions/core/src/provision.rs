@@ -76,8 +76,6 @@ pub const SUBNET_PREFIX: u8 = 24;
 pub const SMALLEST_SUBNET: u8 = 28;
 /// The name becomes the `Name` of every resource (with a suffix) and a tag value.
 pub const MAX_NAME_LEN: usize = 128;
-/// EC2 tag values hold at most 256 characters.
-const MAX_TAG_VALUE: usize = 256;
 
 /// Why a network request cannot be taken or planned. The texts are the words a
 /// person reads in the log and the Lambda's answer.
@@ -130,7 +128,7 @@ pub enum ProvisionError {
     Peer(TagError),
     #[error("peers: {0:?} is not one VPC reference")]
     PeerItem(String),
-    #[error("peers: {0} characters as a tag value; {key} holds at most {MAX_TAG_VALUE}", key = intent::PEERS)]
+    #[error("peers: {0} characters as a tag value; {key} holds at most {max}", key = intent::PEERS, max = intent::TAG_VALUE_MAX)]
     PeersTooLong(usize),
     #[error("peers: {peer}: region {region} is not one of this deployment's ({})", list(.regions))]
     PeerRegion { peer: VpcRef, region: Region, regions: Vec<Region> },
@@ -291,7 +289,7 @@ impl NetworkRequest {
             }
         }
         let tag_len = peers_tag(&peers).chars().count();
-        if tag_len > MAX_TAG_VALUE {
+        if tag_len > intent::TAG_VALUE_MAX {
             return Err(ProvisionError::PeersTooLong(tag_len));
         }
 
@@ -380,7 +378,7 @@ pub fn default_pool() -> Vec<Ipv4Net> {
 /// forgiven), chosen from in the order given.
 pub fn parse_pool(list: &str) -> Result<Vec<Ipv4Net>, ProvisionError> {
     let mut pool = Vec::new();
-    for item in list.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()) {
+    for item in intent::items(list) {
         match cidr::parse_canonical(item).map_err(ProvisionError::Pool)? {
             IpNet::V4(block) => {
                 if !pool.contains(&block) {
@@ -646,7 +644,7 @@ pub struct Design {
 }
 
 /// The steps still missing to build the network the request asks for.
-pub fn plan(
+pub fn missing_steps(
     request: &NetworkRequest,
     observed: &Observed,
     pool: &[Ipv4Net],
@@ -654,7 +652,7 @@ pub fn plan(
     design(request, observed, pool).map(|d| d.actions)
 }
 
-/// [`plan`], with where every part of the network is or will be.
+/// [`missing_steps`], with where every part of the network is or will be.
 pub fn design(request: &NetworkRequest, observed: &Observed, pool: &[Ipv4Net]) -> Result<Design, ProvisionError> {
     request.check_regions(&observed.regions)?;
     let name = &request.name;
@@ -1199,7 +1197,7 @@ mod tests {
 
     #[test]
     fn the_seed_network_is_planned_in_order() {
-        let actions = plan(&seed_request(), &empty(), &default_pool()).unwrap();
+        let actions = missing_steps(&seed_request(), &empty(), &default_pool()).unwrap();
         let text: Vec<String> = actions.iter().map(ToString::to_string).collect();
         assert_eq!(
             text,
@@ -1241,13 +1239,13 @@ mod tests {
         assert_eq!(again.actions, vec![]);
         assert_eq!(summary(&again, &[]).to_string(), "nothing to do: seoul is built");
         // The VPC's range is kept, whatever the pool now says.
-        assert_eq!(plan(&request, &built, &[net("192.168.0.0/16")]).unwrap(), vec![]);
+        assert_eq!(missing_steps(&request, &built, &[net("192.168.0.0/16")]).unwrap(), vec![]);
     }
 
     #[test]
     fn a_run_cut_short_at_any_step_is_completed_by_the_next() {
         let request = seed_request();
-        let full = plan(&request, &empty(), &default_pool()).unwrap();
+        let full = missing_steps(&request, &empty(), &default_pool()).unwrap();
         for k in 0..=full.len() {
             let (halfway, _) = run(&empty(), &full[..k]);
             let d = design(&request, &halfway, &default_pool()).unwrap();
@@ -1261,14 +1259,14 @@ mod tests {
                 k if k == full.len() => assert_eq!(s, "nothing to do: seoul is built"),
                 _ => assert!(s.starts_with("completed vpc-00001000 10.0.0.0/16 with 2 subnets"), "{k}: {s}"),
             }
-            assert_eq!(plan(&request, &done, &default_pool()).unwrap(), vec![]);
+            assert_eq!(missing_steps(&request, &done, &default_pool()).unwrap(), vec![]);
         }
     }
 
     #[test]
     fn what_others_made_is_used_and_left_alone() {
         let request = seed_request();
-        let full = plan(&request, &empty(), &default_pool()).unwrap();
+        let full = missing_steps(&request, &empty(), &default_pool()).unwrap();
         // VPC and subnets only; then a person attaches their own gateway and
         // gives the first subnet a route table of their own.
         let (mut o, _) = run(&empty(), &full[..3]);
@@ -1276,7 +1274,8 @@ mod tests {
         o.gateways.push(Gateway { id: "igw-0000beef".into(), attached_to: Some(vpc.clone()) });
         o.gateways.push(Gateway { id: "igw-0000f00d".into(), attached_to: Some("vpc-0000cafe".parse().unwrap()) });
         o.subnets[0].route_table = Some("rtb-0000beef".parse().unwrap());
-        let text: Vec<String> = plan(&request, &o, &default_pool()).unwrap().iter().map(ToString::to_string).collect();
+        let text: Vec<String> =
+            missing_steps(&request, &o, &default_pool()).unwrap().iter().map(ToString::to_string).collect();
         assert_eq!(
             text,
             [
@@ -1295,7 +1294,8 @@ mod tests {
             vpc: o.vpcs[0].id.clone(),
             default_route: Some("nat-0000aaaa".into()),
         });
-        let text: Vec<String> = plan(&request, &o, &default_pool()).unwrap().iter().map(ToString::to_string).collect();
+        let text: Vec<String> =
+            missing_steps(&request, &o, &default_pool()).unwrap().iter().map(ToString::to_string).collect();
         assert_eq!(text[0], format!("attach internet gateway igw-00001003 to VPC {}", o.vpcs[0].id));
         assert!(!text.iter().any(|t| t.starts_with("route 0.0.0.0/0")), "a default route elsewhere stays: {text:?}");
     }
@@ -1306,25 +1306,29 @@ mod tests {
             request(json!({"region": SEOUL, "name": "seoul", "peers": [OSAKA_VPC, "ap-northeast-2/vpc-1111aaaa"]}));
         let mut o = empty();
         o.peers.insert(peer("ap-northeast-2/vpc-1111aaaa"), vec![range("192.168.0.0/16")]);
-        let (mut built, _) = run(&o, &plan(&request, &o, &default_pool()).unwrap());
+        let (mut built, _) = run(&o, &missing_steps(&request, &o, &default_pool()).unwrap());
         assert_complete(&built, &request);
         let tags = &mut built.vpcs[0].tags;
         tags.insert(intent::PEERS.into(), format!("ap-northeast-2/vpc-1111aaaa  {OSAKA_VPC}"));
-        assert_eq!(plan(&request, &built, &default_pool()).unwrap(), vec![], "the same peers, otherwise written");
+        assert_eq!(
+            missing_steps(&request, &built, &default_pool()).unwrap(),
+            vec![],
+            "the same peers, otherwise written"
+        );
         built.vpcs[0].tags.insert(intent::PEERS.into(), OSAKA_VPC.into());
-        let actions = plan(&request, &built, &default_pool()).unwrap();
+        let actions = missing_steps(&request, &built, &default_pool()).unwrap();
         assert!(matches!(actions.as_slice(), [ProvisionAction::TagIntent { .. }]), "{actions:?}");
 
         // No peers: no intent tag.
         let lone = NetworkRequest { peers: vec![], ..request };
-        let actions = plan(&lone, &o, &default_pool()).unwrap();
+        let actions = missing_steps(&lone, &o, &default_pool()).unwrap();
         assert!(!actions.iter().any(|a| matches!(a, ProvisionAction::TagIntent { .. })));
     }
 
     #[test]
     fn zones_are_given_or_the_regions_in_turn() {
         let r = request(json!({"region": SEOUL, "name": "s", "subnets": 5}));
-        let actions = plan(&r, &empty(), &default_pool()).unwrap();
+        let actions = missing_steps(&r, &empty(), &default_pool()).unwrap();
         let subnets: Vec<String> = actions
             .iter()
             .filter_map(|a| match a {
@@ -1346,18 +1350,18 @@ mod tests {
         let r = request(
             json!({"region": SEOUL, "name": "s", "availability-zones": ["ap-northeast-2c", "ap-northeast-2c"]}),
         );
-        let actions = plan(&r, &empty(), &default_pool()).unwrap();
+        let actions = missing_steps(&r, &empty(), &default_pool()).unwrap();
         assert!(actions[1].to_string().contains("s-c 10.0.0.0/24 in ap-northeast-2c"), "{}", actions[1]);
         assert!(actions[2].to_string().contains("s-c-2 10.0.1.0/24 in ap-northeast-2c"), "{}", actions[2]);
 
         let r = request(json!({"region": SEOUL, "name": "s", "availability-zones": ["ap-northeast-2z"]}));
-        let err = plan(&r, &empty(), &default_pool()).unwrap_err().to_string();
+        let err = missing_steps(&r, &empty(), &default_pool()).unwrap_err().to_string();
         assert_eq!(
             err,
             "availability-zones: ap-northeast-2z is not one of ap-northeast-2's zones \
              (ap-northeast-2a, ap-northeast-2b, ap-northeast-2c, ap-northeast-2d)"
         );
-        let err = plan(&seed_request(), &Observed { zones: vec![], ..empty() }, &default_pool()).unwrap_err();
+        let err = missing_steps(&seed_request(), &Observed { zones: vec![], ..empty() }, &default_pool()).unwrap_err();
         assert_eq!(err.to_string(), "ap-northeast-2 shows no availability zone to put subnets in");
     }
 
@@ -1368,52 +1372,55 @@ mod tests {
 
         let given = |cidr: &str| NetworkRequest { cidr: Some(net(cidr)), ..seed.clone() };
         assert_eq!(
-            plan(&given("172.31.128.0/20"), &empty(), &pool).unwrap_err().to_string(),
+            missing_steps(&given("172.31.128.0/20"), &empty(), &pool).unwrap_err().to_string(),
             "cidr: 172.31.128.0/20 overlaps ap-northeast-3/vpc-0123456789abcdef0's 172.31.0.0/16; \
              peered VPCs need disjoint ranges"
         );
         // Another VPC of the deployment may share a given range; only peers may not.
         let mut o = empty();
         o.taken.push(range("10.9.0.0/16"));
-        assert_eq!(plan(&given("10.9.0.0/16"), &o, &pool).unwrap()[0].to_string(), "create VPC seoul 10.9.0.0/16");
+        assert_eq!(
+            missing_steps(&given("10.9.0.0/16"), &o, &pool).unwrap()[0].to_string(),
+            "create VPC seoul 10.9.0.0/16"
+        );
 
         let stranger = NetworkRequest { peers: vec![peer("ap-northeast-3/vpc-2222bbbb")], ..seed.clone() };
         assert_eq!(
-            plan(&stranger, &empty(), &pool).unwrap_err().to_string(),
+            missing_steps(&stranger, &empty(), &pool).unwrap_err().to_string(),
             "peers: ap-northeast-3/vpc-2222bbbb: no such VPC"
         );
         let far = NetworkRequest { peers: vec![peer("us-east-1/vpc-2222bbbb")], ..seed.clone() };
         assert_eq!(
-            plan(&far, &empty(), &pool).unwrap_err().to_string(),
+            missing_steps(&far, &empty(), &pool).unwrap_err().to_string(),
             "peers: us-east-1/vpc-2222bbbb: region us-east-1 is not one of this deployment's \
              (ap-northeast-2, ap-northeast-3)"
         );
         let elsewhere = NetworkRequest { region: "eu-west-1".parse().unwrap(), ..seed.clone() };
         assert_eq!(
-            plan(&elsewhere, &empty(), &pool).unwrap_err().to_string(),
+            missing_steps(&elsewhere, &empty(), &pool).unwrap_err().to_string(),
             "region: eu-west-1 is not one of this deployment's (ap-northeast-2, ap-northeast-3)"
         );
 
         let mut full = empty();
         full.taken.push(range("10.0.0.0/8"));
         assert_eq!(
-            plan(&seed, &full, &[net("10.0.0.0/8")]).unwrap_err().to_string(),
+            missing_steps(&seed, &full, &[net("10.0.0.0/8")]).unwrap_err().to_string(),
             "no free /16 left in the pool (10.0.0.0/8): every block overlaps a VPC of the deployment's regions \
              or a peer; give a cidr, or widen TAGPEER_CIDR_POOL"
         );
 
-        let (built, _) = run(&empty(), &plan(&seed, &empty(), &pool).unwrap());
+        let (built, _) = run(&empty(), &missing_steps(&seed, &empty(), &pool).unwrap());
         let vpc = built.vpcs[0].id.clone();
         assert_eq!(
-            plan(&given("10.1.0.0/16"), &built, &pool).unwrap_err().to_string(),
+            missing_steps(&given("10.1.0.0/16"), &built, &pool).unwrap_err().to_string(),
             format!("cidr: seoul is built as {vpc} with 10.0.0.0/16, not the asked 10.1.0.0/16")
         );
-        assert_eq!(plan(&given("10.0.0.0/16"), &built, &pool).unwrap(), vec![]);
+        assert_eq!(missing_steps(&given("10.0.0.0/16"), &built, &pool).unwrap(), vec![]);
 
         let mut twice = built.clone();
         twice.vpcs.push(Vpc { id: "vpc-00000001".parse().unwrap(), ..built.vpcs[0].clone() });
         assert_eq!(
-            plan(&seed, &twice, &pool).unwrap_err().to_string(),
+            missing_steps(&seed, &twice, &pool).unwrap_err().to_string(),
             format!("2 VPCs carry tagpeer-network=seoul (vpc-00000001, {vpc}); take the tag off all but one")
         );
 
@@ -1421,13 +1428,13 @@ mod tests {
         blocked.subnets[1].cidr = net("10.0.1.0/25");
         let three = NetworkRequest { subnets: Subnets::Count(3), ..seed.clone() };
         assert_eq!(
-            plan(&three, &blocked, &pool).unwrap_err().to_string(),
+            missing_steps(&three, &blocked, &pool).unwrap_err().to_string(),
             format!("subnet-00001002 (10.0.1.0/25) in {vpc} is in the way of the subnet 10.0.1.0/24")
         );
 
         let myself = NetworkRequest { peers: vec![peer(&vpc.to_string())], ..seed.clone() };
         assert_eq!(
-            plan(&myself, &built, &pool).unwrap_err().to_string(),
+            missing_steps(&myself, &built, &pool).unwrap_err().to_string(),
             format!("peers: {vpc} is this network's own VPC")
         );
     }
@@ -1435,10 +1442,10 @@ mod tests {
     #[test]
     fn a_bigger_network_later_gets_more_subnets_and_keeps_the_first() {
         let seed = seed_request();
-        let (built, _) = run(&empty(), &plan(&seed, &empty(), &default_pool()).unwrap());
+        let (built, _) = run(&empty(), &missing_steps(&seed, &empty(), &default_pool()).unwrap());
         let three = NetworkRequest { subnets: Subnets::Count(3), ..seed };
         let text: Vec<String> =
-            plan(&three, &built, &default_pool()).unwrap().iter().map(ToString::to_string).collect();
+            missing_steps(&three, &built, &default_pool()).unwrap().iter().map(ToString::to_string).collect();
         let vpc = &built.vpcs[0].id;
         assert_eq!(
             text,
@@ -1534,18 +1541,18 @@ mod tests {
                 peers: if peers { vec![peer(OSAKA_VPC)] } else { vec![] },
                 ..seed_request()
             };
-            let full = plan(&request, &empty(), &default_pool()).unwrap();
+            let full = missing_steps(&request, &empty(), &default_pool()).unwrap();
             let k = cut.index(full.len() + 1);
             let (o, _) = run(&empty(), &full[..k]);
             // Cut short twice.
-            let next = plan(&request, &o, &default_pool()).unwrap();
+            let next = missing_steps(&request, &o, &default_pool()).unwrap();
             let j = second.index(next.len() + 1);
             let (o, _) = run(&o, &next[..j]);
-            let last = plan(&request, &o, &default_pool()).unwrap();
+            let last = missing_steps(&request, &o, &default_pool()).unwrap();
             prop_assert_eq!(last.len(), full.len() - k - j);
             let (done, _) = run(&o, &last);
             assert_complete(&done, &request);
-            prop_assert_eq!(plan(&request, &done, &default_pool()).unwrap(), vec![]);
+            prop_assert_eq!(missing_steps(&request, &done, &default_pool()).unwrap(), vec![]);
         }
 
         #[test]

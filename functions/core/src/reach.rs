@@ -67,9 +67,9 @@ pub const NACL_DEFAULT_RULE: u16 = 32767;
 /// Everything `check` reads, for the regions in question.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Network {
-    pub vpcs: Vec<VpcNet>,
+    pub vpcs: Vec<Vpc>,
     pub subnets: Vec<Subnet>,
-    pub route_tables: Vec<RouteTableNet>,
+    pub route_tables: Vec<RouteTable>,
     pub peerings: Vec<Peering>,
     pub security_groups: Vec<SecurityGroup>,
     pub nacls: Vec<Nacl>,
@@ -77,7 +77,7 @@ pub struct Network {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VpcNet {
+pub struct Vpc {
     pub endpoint: Endpoint,
     /// Associated IPv4 ranges, primary first.
     pub ipv4: Vec<IpNet>,
@@ -91,18 +91,18 @@ pub struct Subnet {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteTableNet {
+pub struct RouteTable {
     pub id: RouteTableId,
     pub vpc: Endpoint,
     /// The VPC's main table: it serves every subnet no table is associated with.
     pub main: bool,
     /// Subnets explicitly associated with this table.
     pub subnets: Vec<String>,
-    pub routes: Vec<RouteNet>,
+    pub routes: Vec<Route>,
 }
 
 /// A route, as the planner sees it too.
-pub type RouteNet = crate::model::Route;
+pub use crate::model::Route;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecurityGroup {
@@ -327,7 +327,7 @@ pub enum Checkpoint {
     /// A subnet's network ACL (`None`: none is known, so everything passes).
     NetworkAcl { outbound: bool, acl: Option<String>, subnet: String, vpc: Endpoint },
     /// A subnet's route table (`None`: it has none), and the route it chose.
-    RouteTable { table: Option<RouteTableId>, subnet: String, vpc: Endpoint, route: Option<RouteNet> },
+    RouteTable { table: Option<RouteTableId>, subnet: String, vpc: Endpoint, route: Option<Route> },
 }
 
 /// Why a hop drops the packet. Each reads as the end of a sentence that starts
@@ -460,7 +460,7 @@ impl fmt::Display for Short<'_> {
 }
 
 impl Network {
-    pub fn vpc(&self, endpoint: &Endpoint) -> Option<&VpcNet> {
+    pub fn vpc(&self, endpoint: &Endpoint) -> Option<&Vpc> {
         self.vpcs.iter().find(|v| &v.endpoint == endpoint)
     }
 
@@ -481,7 +481,7 @@ impl Network {
     }
 
     /// The table explicitly associated with the subnet, else the VPC's main table.
-    pub fn route_table_of(&self, subnet: &str, vpc: &Endpoint) -> Option<&RouteTableNet> {
+    pub fn route_table_of(&self, subnet: &str, vpc: &Endpoint) -> Option<&RouteTable> {
         let tables = || self.route_tables.iter().filter(move |t| &t.vpc == vpc);
         tables().find(|t| t.subnets.iter().any(|s| s == subnet)).or_else(|| tables().find(|t| t.main))
     }
@@ -556,7 +556,7 @@ fn nacl_denies(entries: &[&NaclEntry], peer: IpAddr, traffic: &Traffic) -> Optio
 
 /// The route AWS chooses for `ip`: the longest prefix that holds it, the first
 /// listed among equals.
-fn longest_match(routes: &[RouteNet], ip: IpAddr) -> Option<&RouteNet> {
+fn longest_match(routes: &[Route], ip: IpAddr) -> Option<&Route> {
     routes.iter().filter(|r| r.destination.contains(&ip)).min_by_key(|r| std::cmp::Reverse(r.destination.prefix_len()))
 }
 
@@ -626,11 +626,11 @@ fn route(net: &Network, from: &Interface, to: &Interface, direction: Direction) 
     let range = || net.ranges(&to.vpc).into_iter().find(|r| r.contains(&ip));
     let reason = match chosen {
         None => Some(Drop::NoRoute { to: ip, vpc: to.vpc.clone(), range: range() }),
-        Some(RouteNet { destination, target: Target::Local }) => {
+        Some(Route { destination, target: Target::Local }) => {
             (to.vpc != from.vpc).then(|| Drop::LocalElsewhere { to: ip, route: *destination, vpc: to.vpc.clone() })
         }
-        Some(RouteNet { target: Target::Peering(id), .. }) => over_peering(net, id, from, to),
-        Some(RouteNet { destination, target: Target::Other(target) }) => Some(Drop::Leaves {
+        Some(Route { target: Target::Peering(id), .. }) => over_peering(net, id, from, to),
+        Some(Route { destination, target: Target::Other(target) }) => Some(Drop::Leaves {
             to: ip,
             route: *destination,
             target: target.clone(),
@@ -949,7 +949,7 @@ mod tests {
     impl Builder {
         fn vpc(mut self, at: &Endpoint, range: &str) -> Self {
             let digits = &at.vpc_id.as_str()["vpc-".len()..];
-            self.net.vpcs.push(VpcNet { endpoint: at.clone(), ipv4: vec![cidr(range)] });
+            self.net.vpcs.push(Vpc { endpoint: at.clone(), ipv4: vec![cidr(range)] });
             self.net.nacls.push(Nacl {
                 id: format!("acl-{digits}"),
                 vpc: at.clone(),
@@ -962,12 +962,12 @@ mod tests {
 
         fn table_of(mut self, id: &str, vpc: &Endpoint, main: bool, subnets: &[&str]) -> Self {
             let local = self.net.vpc(vpc).unwrap().ipv4.clone();
-            self.net.route_tables.push(RouteTableNet {
+            self.net.route_tables.push(RouteTable {
                 id: id.parse().unwrap(),
                 vpc: vpc.clone(),
                 main,
                 subnets: subnets.iter().map(|s| (*s).to_owned()).collect(),
-                routes: local.into_iter().map(|d| RouteNet { destination: d, target: Target::Local }).collect(),
+                routes: local.into_iter().map(|d| Route { destination: d, target: Target::Local }).collect(),
             });
             self
         }
@@ -979,7 +979,7 @@ mod tests {
 
         fn route(mut self, table: &str, destination: &str, target: Target) -> Self {
             let t = self.net.route_tables.iter_mut().find(|t| t.id.as_str() == table).unwrap();
-            t.routes.push(RouteNet { destination: cidr(destination), target });
+            t.routes.push(Route { destination: cidr(destination), target });
             self
         }
 

@@ -1,10 +1,13 @@
-//! What `tagpeer status` prints: per link, its peering connection and state,
+//! What the `tagpeer` command prints: `tagpeer plan`'s [`sweep_plan`], and
+//! `tagpeer status`'s table: per link, its peering connection and state,
 //! and the routes on each side, as a table.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Target, World};
-use crate::plan::{self, Deployment, LinkKey};
+use crate::ids::Region;
+use crate::model::{LinkKey, Target, World};
+use crate::plan::{self, Action, Deployment, Role, Scope};
+use crate::status;
 
 /// Columns padded to their widest cell, two spaces apart.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -40,7 +43,8 @@ pub fn status(world: &World, deployment: &Deployment) -> String {
     let assessment = plan::assess(world, deployment);
     let mut rows = Vec::new();
     for key in &plan::all_links(world, &assessment) {
-        let connection = plan::live_managed(world, key)
+        let connection = world
+            .live_managed(key)
             .iter()
             .map(|p| format!("{} {}", p.id, p.state.code()))
             .collect::<Vec<_>>()
@@ -48,7 +52,7 @@ pub fn status(world: &World, deployment: &Deployment) -> String {
         let link_connections: BTreeSet<&str> =
             world.peerings.iter().filter(|p| &LinkKey::of(p) == key).map(|p| p.id.as_str()).collect();
         for side in [&key.a, &key.b] {
-            let state = plan::link_state(world, &assessment, key, side).to_string();
+            let state = status::link_state(world, &assessment, key, side).to_string();
             let peer = key.other(side);
             let mut routes: Vec<String> = Vec::new();
             for table in world.route_tables_of(side) {
@@ -76,7 +80,7 @@ pub fn status(world: &World, deployment: &Deployment) -> String {
     };
 
     let mut problems = Vec::new();
-    for (vpc, errors) in &assessment.frozen {
+    for (vpc, errors) in &assessment.held {
         for e in errors {
             problems.push(vec![format!("{}/{}", vpc.region, vpc.vpc_id), e.to_string()]);
         }
@@ -89,6 +93,27 @@ pub fn status(world: &World, deployment: &Deployment) -> String {
     if !problems.is_empty() {
         out.push('\n');
         out.push_str(&table(&["VPC", "PROBLEM"], &problems));
+    }
+    out
+}
+
+/// What the next sweep would do: every role's actions in every region, and
+/// the status writes, as each function would plan them now. Changes nothing.
+pub fn sweep_plan(world: &World, deployment: &Deployment) -> Vec<(Role, Region, Action)> {
+    let assessment = plan::assess(world, deployment);
+    let mut out = Vec::new();
+    for role in [Role::Requester, Role::Accepter, Role::Router] {
+        for region in &deployment.regions {
+            for action in plan::actions(world, &assessment, role, region, &Scope::sweep()) {
+                out.push((role, region.clone(), action));
+            }
+        }
+    }
+    // Each region's requester writes its VPCs' statuses first in a sweep.
+    for region in &deployment.regions {
+        for action in status::statuses(world, &assessment, region, &Scope::sweep(), &BTreeMap::new()) {
+            out.push((Role::Requester, region.clone(), action));
+        }
     }
     out
 }

@@ -1,15 +1,19 @@
-//! The words of `tagpeer-status`: one line a person can read, per VPC.
+//! Beside the planner: how each link stands seen from each of its VPCs
+//! ([`LinkState`]), and the words of `tagpeer-status`, one line a person can
+//! read per VPC ([`statuses`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::ids::Endpoint;
-use crate::intent;
-use crate::model::World;
-use crate::plan::{link_state, Assessment, LinkKey, LinkState, Problem, VpcError};
+use ipnet::IpNet;
 
-/// EC2 tag values hold at most 256 characters.
-pub const MAX_LEN: usize = 256;
+use crate::ids::{Endpoint, PeeringId, Region, RouteTableId};
+use crate::intent::{self, TAG_VALUE_MAX};
+use crate::model::{LinkKey, PeeringState, Target, Vpc, World};
+use crate::plan::{
+    all_links, dns_blocked_by, judge_route, retry, wanted_routes, Action, Assessment, Problem, Retry, RouteVerdict,
+    Scope, VpcError,
+};
 
 impl fmt::Display for VpcError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -81,13 +85,172 @@ impl fmt::Display for Problem {
     }
 }
 
+/// How one link looks from one of its VPCs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkState {
+    /// Asked for; no connection yet.
+    Requesting,
+    /// The last request failed, was rejected, expired or was deleted; the next waits.
+    Waiting {
+        /// `None` when AWS no longer shows it.
+        last: Option<(PeeringId, PeeringState)>,
+        attempt: u32,
+        seconds: u64,
+    },
+    Pending(PeeringId),
+    /// Active, but routes are still missing on either side.
+    Routing {
+        peering: PeeringId,
+        missing: usize,
+        wanted: usize,
+    },
+    /// A selected route table holds as many routes as the quota allows.
+    TableFull {
+        peering: PeeringId,
+        route_table: RouteTableId,
+        quota: usize,
+    },
+    /// A route to the same destination already goes elsewhere; left alone.
+    Conflict {
+        peering: PeeringId,
+        route_table: RouteTableId,
+        destination: IpNet,
+        target: Target,
+    },
+    Ready(PeeringId),
+    /// The intent is gone; the connection is being taken down.
+    Removing(PeeringId),
+    /// The other VPC's tags are malformed: nothing changes until they are fixed.
+    Held,
+}
+
+/// The state of `key` as it stands in `world`, seen from `side`: routes are
+/// counted on that side only, so each VPC's status is the work of its own
+/// region's functions, and the two routers never race on one status.
+pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey, side: &Endpoint) -> LinkState {
+    if assessment.is_held(key) {
+        return LinkState::Held;
+    }
+    let live = world.live_managed(key);
+    let Some(kept) = live.first() else {
+        return match retry(world, key) {
+            Retry::Later { last, attempt, at } if assessment.links.contains_key(key) => {
+                LinkState::Waiting { last, attempt, seconds: at.saturating_sub(world.observed_at) }
+            }
+            _ => LinkState::Requesting,
+        };
+    };
+    if !assessment.links.contains_key(key) {
+        return LinkState::Removing(kept.id.clone());
+    }
+    if kept.state != PeeringState::Active {
+        return LinkState::Pending(kept.id.clone());
+    }
+    let (mut wanted, mut missing) = (0, 0);
+    if let Some(peer) = world.vpc(key.other(side)) {
+        for (table, ranges) in wanted_routes(world, assessment, side, peer) {
+            for destination in ranges {
+                wanted += 1;
+                match judge_route(world, key, kept, table.route_to(&destination)) {
+                    RouteVerdict::InPlace => {}
+                    RouteVerdict::Missing if table.routes.len() >= assessment.quotas.routes_per_table => {
+                        return LinkState::TableFull {
+                            peering: kept.id.clone(),
+                            route_table: table.id.clone(),
+                            quota: assessment.quotas.routes_per_table,
+                        }
+                    }
+                    RouteVerdict::Missing | RouteVerdict::Stale => missing += 1,
+                    RouteVerdict::Conflict(target) => {
+                        return LinkState::Conflict {
+                            peering: kept.id.clone(),
+                            route_table: table.id.clone(),
+                            destination,
+                            target: target.clone(),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if missing > 0 {
+        LinkState::Routing { peering: kept.id.clone(), missing, wanted }
+    } else {
+        LinkState::Ready(kept.id.clone())
+    }
+}
+
+/// The `tagpeer-status` each VPC in focus should carry, where it differs from
+/// what it carries; `None` removes a status that describes nothing any more.
+/// `failures` are the errors this invocation met, by link.
+///
+/// Only the VPCs of `region`: each function speaks for its own region's VPCs.
+pub fn statuses(
+    world: &World,
+    assessment: &Assessment,
+    region: &Region,
+    scope: &Scope,
+    failures: &BTreeMap<LinkKey, String>,
+) -> Vec<Action> {
+    let links = all_links(world, assessment);
+    let mut touched: BTreeSet<&Endpoint> = BTreeSet::new();
+    for key in links.iter().filter(|k| scope.covers(k, world)) {
+        touched.extend([&key.a, &key.b]);
+    }
+    touched.extend(scope.named_vpcs());
+    let mut actions = Vec::new();
+    let in_scope = |v: &&Vpc| {
+        &v.endpoint.region == region
+            && assessment.is_mine(&v.endpoint)
+            && (scope.is_sweep() || touched.contains(&v.endpoint))
+    };
+    for vpc in world.vpcs.iter().filter(in_scope) {
+        let wanted = render(world, assessment, &links, failures, &vpc.endpoint);
+        let line = wanted.as_ref().map(|w| w.line.as_str());
+        if line != vpc.status() {
+            let reports_error = wanted.as_ref().is_some_and(|w| w.reports_error);
+            actions.push(Action::SetStatus {
+                vpc: vpc.endpoint.clone(),
+                status: wanted.map(|w| w.line),
+                reports_error,
+            });
+        }
+    }
+    actions
+}
+
+/// The links in `focus` whose side in `region` is ready in `after` and was
+/// not in `before`: the "Link Ready" outcomes of an invocation.
+pub fn newly_ready(
+    before: &World,
+    after: &World,
+    assessment: &Assessment,
+    region: &Region,
+    scope: &Scope,
+) -> Vec<(LinkKey, Endpoint, PeeringId)> {
+    let mut ready = Vec::new();
+    for key in all_links(after, assessment).into_iter().filter(|k| scope.covers(k, after)) {
+        for side in [&key.a, &key.b] {
+            if &side.region != region || !assessment.is_mine(side) {
+                continue;
+            }
+            if let LinkState::Ready(peering) = link_state(after, assessment, &key, side) {
+                if link_state(before, assessment, &key, side) != LinkState::Ready(peering.clone()) {
+                    ready.push((key.clone(), side.clone(), peering));
+                }
+            }
+        }
+    }
+    ready
+}
+
 impl fmt::Display for LinkState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LinkState::Requesting => f.write_str("requesting"),
             LinkState::Waiting { last, attempt, seconds } => {
                 match last {
-                    Some((id, crate::model::PeeringState::Deleted)) => write!(f, "{id} was deleted")?,
+                    Some((id, PeeringState::Deleted)) => write!(f, "{id} was deleted")?,
                     Some((id, state)) => write!(f, "{id} ended {}", state.code())?,
                     None => write!(f, "request {} ended", attempt - 1)?,
                 }
@@ -110,6 +273,16 @@ impl fmt::Display for LinkState {
     }
 }
 
+/// A VPC's status line, and whether it reports an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusLine {
+    pub line: String,
+    pub reports_error: bool,
+}
+
+/// What every error in a status line starts with.
+const ERROR: &str = "error: ";
+
 /// The status line for `vpc`: its errors first, then each of its links.
 /// `None` when the VPC has no intent and no link, so there is nothing to say.
 pub fn render(
@@ -118,18 +291,19 @@ pub fn render(
     links: &BTreeSet<LinkKey>,
     failures: &BTreeMap<LinkKey, String>,
     vpc: &Endpoint,
-) -> Option<String> {
-    if let Some(errors) = assessment.frozen.get(vpc) {
-        let parts: Vec<String> = errors.iter().map(|e| format!("error: {e}")).collect();
-        return Some(clip(parts.join("; ")));
+) -> Option<StatusLine> {
+    if let Some(errors) = assessment.held.get(vpc) {
+        let parts: Vec<String> = errors.iter().map(|e| format!("{ERROR}{e}")).collect();
+        return Some(StatusLine { line: clip(parts.join("; ")), reports_error: true });
     }
     let mut parts: Vec<String> =
-        assessment.problems.get(vpc).into_iter().flatten().map(|p| format!("error: {p}")).collect();
+        assessment.problems.get(vpc).into_iter().flatten().map(|p| format!("{ERROR}{p}")).collect();
+    let reports_error = !parts.is_empty();
     for key in links.iter().filter(|k| k.has(vpc)) {
         let peer = key.other(vpc).relative_to(vpc);
         let mut state = link_state(world, assessment, key, vpc).to_string();
         if assessment.intent(vpc).dns {
-            if let Some(lacking) = crate::plan::dns_blocked_by(world, key) {
+            if let Some(lacking) = dns_blocked_by(world, key) {
                 state.push_str(&format!(
                     ", but no DNS resolution: {} needs DNS hostnames and DNS resolution on",
                     lacking.relative_to(vpc)
@@ -143,17 +317,17 @@ pub fn render(
     }
     if parts.is_empty() {
         let has_intent = world.vpc(vpc).is_some_and(|v| intent::has_intent_tags(&v.tags));
-        return has_intent.then(|| "no links".to_owned());
+        return has_intent.then(|| StatusLine { line: "no links".to_owned(), reports_error: false });
     }
-    Some(clip(parts.join("; ")))
+    Some(StatusLine { line: clip(parts.join("; ")), reports_error })
 }
 
 /// Cuts a line to what a tag value holds, marking the cut.
 pub fn clip(line: String) -> String {
-    if line.chars().count() <= MAX_LEN {
+    if line.chars().count() <= TAG_VALUE_MAX {
         return line;
     }
-    let mut cut: String = line.chars().take(MAX_LEN - 3).collect();
+    let mut cut: String = line.chars().take(TAG_VALUE_MAX - 3).collect();
     cut.push_str("...");
     cut
 }
@@ -167,8 +341,8 @@ mod tests {
         #[test]
         fn clipped_lines_fit_a_tag(line in "\\PC{0,600}") {
             let clipped = clip(line.clone());
-            prop_assert!(clipped.chars().count() <= MAX_LEN);
-            if line.chars().count() <= MAX_LEN {
+            prop_assert!(clipped.chars().count() <= TAG_VALUE_MAX);
+            if line.chars().count() <= TAG_VALUE_MAX {
                 prop_assert_eq!(clipped, line);
             } else {
                 prop_assert!(clipped.ends_with("..."));

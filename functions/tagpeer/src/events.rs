@@ -2,7 +2,7 @@
 //!
 //! Taken: `aws.tag` "Tag Change on Resource" for a VPC, `aws.events` "Scheduled
 //! Event", and tagpeer's own "Peering Requested" and "Peering Accepted". Events
-//! say where to look, never what is true: each becomes a [`Focus`].
+//! say where to look, never what is true: each becomes a [`Scope`].
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::error::EventError;
 use crate::ids::{AccountId, Endpoint, PeeringId, Region, VpcId};
 use crate::intent::INTENT_PREFIX;
-use crate::plan::{Focus, LinkKey};
+use crate::model::LinkKey;
+use crate::plan::Scope;
 
 /// The `source` of tagpeer's own events.
 pub const SOURCE: &str = "tagpeer";
@@ -127,7 +128,7 @@ pub enum Trigger {
     /// A CloudTrail record of an EC2 call that may change a link: where to look.
     ApiCall {
         name: String,
-        focus: Option<Focus>,
+        scope: Option<Scope>,
     },
 }
 
@@ -179,15 +180,15 @@ impl Trigger {
         }
     }
 
-    /// Where the invocation looks; `None` when there is nothing to look at.
-    pub fn focus(&self) -> Option<Focus> {
+    /// What the invocation works on; `None` when there is nothing to look at.
+    pub fn scope(&self) -> Option<Scope> {
         match self {
-            Trigger::TagChange { vpc, .. } => Some(Focus::Vpcs(vec![vpc.clone()])),
+            Trigger::TagChange { vpc, .. } => Some(Scope::tags_changed(vec![vpc.clone()])),
             Trigger::UnrelatedTagChange { .. } => None,
-            Trigger::ApiCall { focus, .. } => focus.clone(),
-            Trigger::Schedule => Some(Focus::All),
+            Trigger::ApiCall { scope, .. } => scope.clone(),
+            Trigger::Schedule => Some(Scope::sweep()),
             Trigger::PeeringRequested(d) | Trigger::PeeringAccepted(d) => {
-                Some(Focus::Link(LinkKey::new(d.requester.clone(), d.accepter.clone())))
+                Some(Scope::link(LinkKey::new(d.requester.clone(), d.accepter.clone())))
             }
         }
     }
@@ -243,7 +244,7 @@ fn api_call(detail: &Value, account: AccountId) -> Result<Trigger, String> {
         Some(Endpoint::new(account.clone(), call.aws_region.clone(), id.parse().ok()?))
     };
     // A failed call changed nothing.
-    let focus = if call.error_code.is_some() {
+    let scope = if call.error_code.is_some() {
         None
     } else {
         match call.event_name.as_str() {
@@ -252,11 +253,12 @@ fn api_call(detail: &Value, account: AccountId) -> Result<Trigger, String> {
                     items(params, "tagSet").any(|t| t["key"].as_str().is_some_and(|k| k.starts_with(INTENT_PREFIX)));
                 let vpcs: Vec<Endpoint> =
                     items(params, "resourcesSet").filter_map(|r| vpc(r["resourceId"].as_str()?)).collect();
-                (intent && !vpcs.is_empty()).then_some(Focus::Vpcs(vpcs))
+                (intent && !vpcs.is_empty()).then(|| Scope::tags_changed(vpcs))
             }
-            "AcceptVpcPeeringConnection" | "DeleteVpcPeeringConnection" | "RejectVpcPeeringConnection" => {
+            name @ ("AcceptVpcPeeringConnection" | "DeleteVpcPeeringConnection" | "RejectVpcPeeringConnection") => {
                 let id = params["vpcPeeringConnectionId"].as_str().unwrap_or_default();
-                Some(Focus::Peering(id.parse().map_err(|e: crate::error::IdError| e.to_string())?))
+                let id = id.parse().map_err(|e: crate::error::IdError| e.to_string())?;
+                Some(Scope::peering(id, name != "AcceptVpcPeeringConnection"))
             }
             // DNS hostnames or resolution turned on or off: the DNS options
             // of the VPC's links may follow (`tagpeer:dns` needs both on).
@@ -264,7 +266,7 @@ fn api_call(detail: &Value, account: AccountId) -> Result<Trigger, String> {
                 let dns = params.get("enableDnsHostnames").is_some() || params.get("enableDnsSupport").is_some();
                 let id = params["vpcId"].as_str().unwrap_or_default();
                 let vpc = vpc(id).ok_or_else(|| format!("{id:?} is not a VPC id"))?;
-                dns.then(|| Focus::Vpcs(vec![vpc]))
+                dns.then(|| Scope::tags_changed(vec![vpc]))
             }
             // `DisassociateVpcCidrBlock` names only the association; the VPC
             // is in the answer. `AssociateVpcCidrBlock` names it in both.
@@ -273,11 +275,11 @@ fn api_call(detail: &Value, account: AccountId) -> Result<Trigger, String> {
                     .as_str()
                     .or_else(|| response_field(&call.response_elements, "vpcId")?.as_str())
                     .unwrap_or_default();
-                Some(Focus::Ranges(vec![vpc(id).ok_or_else(|| format!("{id:?} is not a VPC id"))?]))
+                Some(Scope::ranges_changed(vec![vpc(id).ok_or_else(|| format!("{id:?} is not a VPC id"))?]))
             }
         }
     };
-    Ok(Trigger::ApiCall { name: call.event_name, focus })
+    Ok(Trigger::ApiCall { name: call.event_name, scope })
 }
 
 fn peering_detail(detail: &Value) -> Result<PeeringDetail, String> {
@@ -301,14 +303,15 @@ pub fn vpc_from_arn(arn: &str) -> Option<Endpoint> {
     })
 }
 
-/// `arn:aws:ec2:REGION:ACCOUNT:vpc/vpc-…`
+/// `arn:PARTITION:ec2:REGION:ACCOUNT:vpc/vpc-…`
 pub fn vpc_arn(vpc: &Endpoint) -> String {
-    format!("arn:aws:ec2:{}:{}:vpc/{}", vpc.region, vpc.account, vpc.vpc_id)
+    format!("arn:{}:ec2:{}:{}:vpc/{}", vpc.region.partition(), vpc.region, vpc.account, vpc.vpc_id)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Links;
     use serde_json::json;
 
     fn tag_change(resources: Value, detail: Value) -> Value {
@@ -330,7 +333,7 @@ mod tests {
         let Trigger::TagChange { vpc, changed } = &trigger else { panic!("{trigger:?}") };
         assert_eq!(vpc.to_string(), "123456789012/ap-northeast-2/vpc-0123456789abcdef0");
         assert_eq!(changed, &["tagpeer:peers"]);
-        assert_eq!(trigger.focus(), Some(Focus::Vpcs(vec![vpc.clone()])));
+        assert_eq!(trigger.scope(), Some(Scope::tags_changed(vec![vpc.clone()])));
     }
 
     #[test]
@@ -339,7 +342,7 @@ mod tests {
             json!(["arn:aws:ec2:ap-northeast-2:123456789012:vpc/vpc-0123456789abcdef0"]),
             json!({"changed-tag-keys": ["Name", "tagpeer-status"], "service": "ec2", "resource-type": "vpc", "version": 2, "tags": {}}),
         );
-        assert_eq!(Trigger::decode(&event).unwrap().focus(), None);
+        assert_eq!(Trigger::decode(&event).unwrap().scope(), None);
     }
 
     #[test]
@@ -431,7 +434,7 @@ mod tests {
             let path = entry.unwrap().path();
             let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
             let trigger = Trigger::decode(&event).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(trigger.focus().is_some(), "{}", path.display());
+            assert!(trigger.scope().is_some(), "{}", path.display());
             seen.push(trigger.kind());
         }
         seen.sort();
@@ -448,13 +451,18 @@ mod tests {
     #[test]
     fn cloudtrail_records_say_where_to_look() {
         let vpc = "123456789012/ap-northeast-2/vpc-0123abcd";
+        let endpoint = Endpoint::new(
+            "123456789012".parse().unwrap(),
+            "ap-northeast-2".parse().unwrap(),
+            "vpc-0123abcd".parse().unwrap(),
+        );
         let tags = api_call_event(
             "CreateTags",
             json!({"resourcesSet": {"items": [{"resourceId": "vpc-0123abcd"}, {"resourceId": "subnet-0123abcd"}]},
                    "tagSet": {"items": [{"key": "tagpeer:peers", "value": "vpc-4567abcd"}]}}),
             None,
         );
-        let Some(Focus::Vpcs(vpcs)) = Trigger::decode(&tags).unwrap().focus() else { panic!() };
+        let Some(Scope { links: Links::Of(vpcs), .. }) = Trigger::decode(&tags).unwrap().scope() else { panic!() };
         assert_eq!(vpcs.iter().map(ToString::to_string).collect::<Vec<_>>(), [vpc]);
 
         let status_only = api_call_event(
@@ -463,15 +471,18 @@ mod tests {
                    "tagSet": {"items": [{"key": "tagpeer-status", "value": "ready"}]}}),
             None,
         );
-        assert_eq!(Trigger::decode(&status_only).unwrap().focus(), None, "tagpeer's own writes need nothing");
+        assert_eq!(Trigger::decode(&status_only).unwrap().scope(), None, "tagpeer's own writes need nothing");
 
         let accepted =
             api_call_event("AcceptVpcPeeringConnection", json!({"vpcPeeringConnectionId": "pcx-0123abcd"}), None);
-        assert_eq!(Trigger::decode(&accepted).unwrap().focus(), Some(Focus::Peering("pcx-0123abcd".parse().unwrap())));
+        assert_eq!(
+            Trigger::decode(&accepted).unwrap().scope(),
+            Some(Scope::peering("pcx-0123abcd".parse().unwrap(), false))
+        );
 
         let range =
             api_call_event("AssociateVpcCidrBlock", json!({"vpcId": "vpc-0123abcd", "cidrBlock": "10.1.0.0/16"}), None);
-        assert!(matches!(Trigger::decode(&range).unwrap().focus(), Some(Focus::Ranges(v)) if v[0].to_string() == vpc));
+        assert!(Trigger::decode(&range).unwrap().scope() == Some(Scope::ranges_changed(vec![endpoint.clone()])));
 
         // A disassociation names only the association: the VPC is in the answer,
         // flat or inside its `…Response` element.
@@ -483,7 +494,7 @@ mod tests {
                 api_call_event("DisassociateVpcCidrBlock", json!({"associationId": "vpc-cidr-assoc-1"}), None);
             gone["detail"]["responseElements"] = response;
             assert!(
-                matches!(Trigger::decode(&gone).unwrap().focus(), Some(Focus::Ranges(v)) if v[0].to_string() == vpc),
+                Trigger::decode(&gone).unwrap().scope() == Some(Scope::ranges_changed(vec![endpoint.clone()])),
                 "{gone}"
             );
         }
@@ -493,20 +504,20 @@ mod tests {
             json!({"vpcPeeringConnectionId": "pcx-0123abcd"}),
             Some("InvalidStateTransition"),
         );
-        assert_eq!(Trigger::decode(&failed).unwrap().focus(), None, "a failed call changed nothing");
+        assert_eq!(Trigger::decode(&failed).unwrap().scope(), None, "a failed call changed nothing");
 
         let dns = api_call_event(
             "ModifyVpcAttribute",
             json!({"vpcId": "vpc-0123abcd", "enableDnsHostnames": {"value": true}}),
             None,
         );
-        assert!(matches!(Trigger::decode(&dns).unwrap().focus(), Some(Focus::Vpcs(v)) if v[0].to_string() == vpc));
+        assert!(Trigger::decode(&dns).unwrap().scope() == Some(Scope::tags_changed(vec![endpoint.clone()])));
         let other = api_call_event(
             "ModifyVpcAttribute",
             json!({"vpcId": "vpc-0123abcd", "enableNetworkAddressUsageMetrics": {"value": true}}),
             None,
         );
-        assert_eq!(Trigger::decode(&other).unwrap().focus(), None, "only the DNS attributes matter");
+        assert_eq!(Trigger::decode(&other).unwrap().scope(), None, "only the DNS attributes matter");
 
         for (event, expect) in [
             (

@@ -1,24 +1,24 @@
 //! tagpeer: tag a VPC, get a working VPC peering across regions.
 //!
-//! The functional core is [`intent`] (the tag grammar), [`cidr`], [`plan`] (the
-//! planner) and [`status`] (the words people read); [`aws`] is the one adapter
-//! to AWS; [`app`] is the thin handler every Lambda runs.
+//! This crate is the imperative shell over the functional core,
+//! [`tagpeer_core`] (re-exported here module by module, so that one path
+//! names each thing: `tagpeer::plan` is `tagpeer_core::plan`):
+//!
+//! - [`events`]: the events functions receive and send, and the [`plan::Scope`]
+//!   each trigger decides;
+//! - [`ports`]: the two ports a handler works through, the cloud and the event sink;
+//! - [`aws`]: the one adapter to AWS, behind both ports; nothing else names an SDK type;
+//! - [`app`]: the thin handler every Lambda runs, and its configuration;
+//! - [`error`]: the shell's errors; [`telemetry`]: the JSON log.
 
 pub mod app;
 pub mod aws;
-pub mod cidr;
 pub mod error;
 pub mod events;
-pub mod ids;
-pub mod intent;
-pub mod invariants;
-pub mod model;
-pub mod plan;
-pub mod provision;
-pub mod reach;
-pub mod report;
-pub mod status;
+pub mod ports;
 pub mod telemetry;
+
+pub use tagpeer_core::{cidr, ids, intent, invariants, model, plan, provision, reach, report, status};
 
 pub use app::{App, Config, Provisioner, Report};
 pub use plan::Role;

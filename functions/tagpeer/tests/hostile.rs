@@ -30,8 +30,9 @@ use tagpeer::intent::{
     self, parse_accept, parse_mesh, parse_peers, parse_route_tables, parse_toggle, Acceptance, Intent, RouteTables,
     VpcRef,
 };
+use tagpeer::model::LinkKey;
 use tagpeer::model::{Route, RouteTable, Target, Vpc, World};
-use tagpeer::plan::{self, Action, Deployment, LinkKey};
+use tagpeer::plan::{Action, Deployment};
 
 // ---------------------------------------------------------------- events
 
@@ -74,7 +75,7 @@ fn check_decode(event: &Value) -> Result<bool, TestCaseError> {
             check_accepted(event, &trigger)?;
             // Decoding is a function of the event.
             prop_assert_eq!(Trigger::decode(event).ok(), Some(trigger.clone()));
-            let _ = trigger.focus();
+            let _ = trigger.scope();
             Ok(true)
         }
     }
@@ -719,10 +720,10 @@ fn deployment() -> Deployment {
 
 /// Every `tagpeer-status` a sweep would write.
 fn statuses(world: &World) -> Vec<(Endpoint, String)> {
-    plan::sweep_plan(world, &deployment())
+    tagpeer::report::sweep_plan(world, &deployment())
         .into_iter()
         .filter_map(|(_, _, a)| match a {
-            Action::SetStatus { vpc, status: Some(s) } => Some((vpc, s)),
+            Action::SetStatus { vpc, status: Some(s), .. } => Some((vpc, s)),
             _ => None,
         })
         .collect()
@@ -764,7 +765,7 @@ proptest! {
 
         let written = statuses(&world);
         for (at, status) in &written {
-            prop_assert!(status.chars().count() <= tagpeer::status::MAX_LEN, "{at}: {} characters", status.chars().count());
+            prop_assert!(status.chars().count() <= tagpeer::intent::TAG_VALUE_MAX, "{at}: {} characters", status.chars().count());
             prop_assert!(!status.is_empty());
         }
         let home_status = written.iter().find(|(v, _)| v == &home).map(|(_, s)| s.as_str());

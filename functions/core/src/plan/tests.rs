@@ -4,70 +4,15 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
+use super::retry::wait_after;
 use super::*;
-use crate::intent::{MESH, PEERS, ROUTE_TABLES, STATUS};
+use crate::ids::{AccountId, Endpoint, PeeringId};
+use crate::intent::{self, MESH, PEERS, ROUTE_TABLES, STATUS};
 use crate::invariants;
-use crate::model::RouteTable;
+use crate::model::{Peering, PeeringState, Route, RouteTable, Target};
+use crate::status::{link_state, newly_ready, statuses};
 
-const SEOUL: &str = "ap-northeast-2";
-const OSAKA: &str = "ap-northeast-3";
-const ACCOUNT: &str = "123456789012";
-
-fn region(r: &str) -> Region {
-    r.parse().unwrap()
-}
-
-fn ep(r: &str, vpc: &str) -> Endpoint {
-    Endpoint::new(ACCOUNT.parse().unwrap(), region(r), vpc.parse().unwrap())
-}
-
-fn deployment() -> Deployment {
-    Deployment::new(ACCOUNT.parse().unwrap(), vec![region(SEOUL), region(OSAKA)])
-}
-
-/// A world under construction: VPCs with a main route table each.
-#[derive(Default)]
-struct Builder {
-    world: World,
-    next_table: u32,
-}
-
-impl Builder {
-    fn vpc(mut self, at: &Endpoint, cidr: &str, tags: &[(&str, &str)]) -> Self {
-        let cidr: IpNet = cidr.parse().unwrap();
-        self.world.vpcs.push(Vpc {
-            endpoint: at.clone(),
-            ipv4: vec![cidr],
-            ipv6: vec![],
-            tags: tags.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
-            dns: None,
-        });
-        self.table(at, true)
-    }
-
-    fn table(mut self, vpc: &Endpoint, main: bool) -> Self {
-        self.next_table += 1;
-        let local = self.world.vpc(vpc).unwrap().ipv4[0];
-        self.world.route_tables.push(RouteTable {
-            id: format!("rtb-{:08x}", self.next_table).parse().unwrap(),
-            vpc: vpc.clone(),
-            main,
-            routes: vec![Route { destination: local, target: Target::Local }],
-        });
-        self
-    }
-
-    fn build(self) -> World {
-        self.world
-    }
-}
-
-fn seoul() -> Endpoint {
-    ep(SEOUL, "vpc-0000000a")
-}
-fn osaka() -> Endpoint {
-    ep(OSAKA, "vpc-0000000b")
-}
+use crate::testing::{deployment, ep, osaka, region, seoul, WorldBuilder as Builder, ACCOUNT, OSAKA, SEOUL};
 
 /// The seed: Seoul 10.0.0.0/16 with a second route table, Osaka's default VPC.
 fn seed(tags: &[(&str, &str)]) -> World {
@@ -82,8 +27,8 @@ fn seed_tagged() -> World {
     seed(&[(PEERS, "ap-northeast-3/vpc-0000000b")])
 }
 
-fn plan_for(world: &World, role: Role, r: &str, focus: &Focus) -> Vec<Action> {
-    plan(world, &assess(world, &deployment()), role, &region(r), focus)
+fn plan_for(world: &World, role: Role, r: &str, focus: &Scope) -> Vec<Action> {
+    actions(world, &assess(world, &deployment()), role, &region(r), focus)
 }
 
 /// Runs every role in every region until nothing is left to do, as the
@@ -95,19 +40,19 @@ fn converge(world: &mut World) -> usize {
         for role in [Role::Requester, Role::Accepter, Role::Router] {
             for r in [SEOUL, OSAKA] {
                 let assessment = assess(world, &deployment());
-                let mut actions = plan(world, &assessment, role, &region(r), &Focus::All);
-                actions.extend(statuses(world, &assessment, &region(r), &Focus::All, &BTreeMap::new()));
+                let mut actions = actions(world, &assessment, role, &region(r), &Scope::sweep());
+                actions.extend(statuses(world, &assessment, &region(r), &Scope::sweep(), &BTreeMap::new()));
                 for action in actions {
                     changed = true;
                     let created = matches!(action, Action::RequestPeering { .. }).then(|| {
                         next_id += 1;
                         format!("pcx-{next_id:08x}").parse().unwrap()
                     });
-                    apply(world, &action, created.as_ref());
+                    action.take_effect(world, created.as_ref());
                 }
             }
         }
-        changed |= settle(world);
+        changed |= world.settle();
         if !changed {
             return round;
         }
@@ -124,13 +69,13 @@ fn the_seed_tag_makes_the_requester_in_seoul_request_and_nobody_else_act() {
     let world = seed_tagged();
     let link = LinkKey::new(seoul(), osaka());
     assert_eq!(
-        plan_for(&world, Role::Requester, SEOUL, &Focus::Vpcs(vec![seoul()])),
+        plan_for(&world, Role::Requester, SEOUL, &Scope::tags_changed(vec![seoul()])),
         [Action::RequestPeering { link: link.clone(), requester: seoul(), accepter: osaka(), attempt: 1 }]
     );
-    assert!(plan_for(&world, Role::Requester, OSAKA, &Focus::All).is_empty());
+    assert!(plan_for(&world, Role::Requester, OSAKA, &Scope::sweep()).is_empty());
     for r in [SEOUL, OSAKA] {
-        assert!(plan_for(&world, Role::Accepter, r, &Focus::All).is_empty());
-        assert!(plan_for(&world, Role::Router, r, &Focus::All).is_empty());
+        assert!(plan_for(&world, Role::Accepter, r, &Scope::sweep()).is_empty());
+        assert!(plan_for(&world, Role::Router, r, &Scope::sweep()).is_empty());
     }
 }
 
@@ -139,77 +84,87 @@ fn the_seed_steps_follow_each_other_and_end_ready() {
     let mut world = seed_tagged();
     let link = LinkKey::new(seoul(), osaka());
     let pcx: PeeringId = "pcx-0000abcd".parse().unwrap();
-    let request = plan_for(&world, Role::Requester, SEOUL, &Focus::Vpcs(vec![seoul()]));
-    apply(&mut world, &request[0], Some(&pcx));
-    assert!(plan_for(&world, Role::Requester, SEOUL, &Focus::All).is_empty(), "requested once");
+    let request = plan_for(&world, Role::Requester, SEOUL, &Scope::tags_changed(vec![seoul()]));
+    request[0].take_effect(&mut world, Some(&pcx));
+    assert!(plan_for(&world, Role::Requester, SEOUL, &Scope::sweep()).is_empty(), "requested once");
 
     // AWS answers the request with `initiating-request`: the accepter waits for it.
     let a = assess(&world, &deployment());
-    assert!(plan_for(&world, Role::Accepter, OSAKA, &Focus::Link(link.clone())).is_empty());
+    assert!(plan_for(&world, Role::Accepter, OSAKA, &Scope::link(link.clone())).is_empty());
     assert_eq!(
-        awaiting(&world, &a, Role::Accepter, &region(OSAKA), &Focus::Link(link.clone())),
+        awaiting(&world, &a, Role::Accepter, &region(OSAKA), &Scope::link(link.clone())),
         [Awaited { link: link.clone(), peering: pcx.clone(), state: PeeringState::InitiatingRequest }]
     );
-    assert!(awaiting(&world, &a, Role::Accepter, &region(SEOUL), &Focus::All).is_empty(), "Seoul accepts nothing");
-    assert!(settle(&mut world));
+    assert!(awaiting(&world, &a, Role::Accepter, &region(SEOUL), &Scope::sweep()).is_empty(), "Seoul accepts nothing");
+    assert!(world.settle());
     // Pending, but not yet listed in Osaka: the accepter still waits, and makes no call AWS would refuse.
     world.peerings[0].hidden_from_accepter = true;
-    assert!(plan_for(&world, Role::Accepter, OSAKA, &Focus::Link(link.clone())).is_empty());
+    assert!(plan_for(&world, Role::Accepter, OSAKA, &Scope::link(link.clone())).is_empty());
     assert_eq!(
-        awaiting(&world, &assess(&world, &deployment()), Role::Accepter, &region(OSAKA), &Focus::All)[0].state,
+        awaiting(&world, &assess(&world, &deployment()), Role::Accepter, &region(OSAKA), &Scope::sweep())[0].state,
         PeeringState::PendingAcceptance
     );
     world.peerings[0].hidden_from_accepter = false;
-    assert!(awaiting(&world, &assess(&world, &deployment()), Role::Accepter, &region(OSAKA), &Focus::All).is_empty());
+    assert!(
+        awaiting(&world, &assess(&world, &deployment()), Role::Accepter, &region(OSAKA), &Scope::sweep()).is_empty()
+    );
 
-    let accept = plan_for(&world, Role::Accepter, OSAKA, &Focus::Link(link.clone()));
+    let accept = plan_for(&world, Role::Accepter, OSAKA, &Scope::link(link.clone()));
     assert_eq!(accept, [Action::AcceptPeering { link: link.clone(), region: region(OSAKA), peering: pcx.clone() }]);
-    assert!(plan_for(&world, Role::Accepter, SEOUL, &Focus::All).is_empty(), "only the accepter's region accepts");
-    apply(&mut world, &accept[0], None);
+    assert!(plan_for(&world, Role::Accepter, SEOUL, &Scope::sweep()).is_empty(), "only the accepter's region accepts");
+    accept[0].take_effect(&mut world, None);
 
     // The accept's answer says `provisioning`: both routers wait for `active`.
     let a = assess(&world, &deployment());
     for r in [SEOUL, OSAKA] {
-        assert!(plan_for(&world, Role::Router, r, &Focus::Link(link.clone())).is_empty(), "no route yet in {r}");
+        assert!(plan_for(&world, Role::Router, r, &Scope::link(link.clone())).is_empty(), "no route yet in {r}");
         assert_eq!(
-            awaiting(&world, &a, Role::Router, &region(r), &Focus::Link(link.clone())),
+            awaiting(&world, &a, Role::Router, &region(r), &Scope::link(link.clone())),
             [Awaited { link: link.clone(), peering: pcx.clone(), state: PeeringState::Provisioning }]
         );
     }
     assert!(
-        awaiting(&world, &a, Role::Requester, &region(SEOUL), &Focus::All).is_empty(),
+        awaiting(&world, &a, Role::Requester, &region(SEOUL), &Scope::sweep()).is_empty(),
         "the requester waits on nothing"
     );
-    assert!(settle(&mut world));
+    assert!(world.settle());
 
-    let seoul_routes = plan_for(&world, Role::Router, SEOUL, &Focus::Link(link.clone()));
+    let seoul_routes = plan_for(&world, Role::Router, SEOUL, &Scope::link(link.clone()));
     assert_eq!(seoul_routes.len(), 2, "both Seoul route tables: {seoul_routes:?}");
     for a in &seoul_routes {
         let Action::CreateRoute { destination, peering, region: r, .. } = a else { panic!("{a:?}") };
         assert_eq!((destination.to_string().as_str(), peering, r), ("172.31.0.0/16", &pcx, &region(SEOUL)));
     }
-    let osaka_routes = plan_for(&world, Role::Router, OSAKA, &Focus::Link(link.clone()));
+    let osaka_routes = plan_for(&world, Role::Router, OSAKA, &Scope::link(link.clone()));
     assert_eq!(osaka_routes.len(), 1);
     assert!(
         matches!(&osaka_routes[0], Action::CreateRoute { destination, .. } if destination.to_string() == "10.0.0.0/16")
     );
     for a in seoul_routes.iter().chain(&osaka_routes) {
-        apply(&mut world, a, None);
+        a.take_effect(&mut world, None);
     }
     for r in [SEOUL, OSAKA] {
         for role in [Role::Requester, Role::Accepter, Role::Router] {
-            assert!(plan_for(&world, role, r, &Focus::All).is_empty(), "{role:?} in {r} has nothing left");
+            assert!(plan_for(&world, role, r, &Scope::sweep()).is_empty(), "{role:?} in {r} has nothing left");
         }
     }
     let a = assess(&world, &deployment());
-    let focus = Focus::Link(link);
+    let focus = Scope::link(link);
     assert_eq!(
         statuses(&world, &a, &region(SEOUL), &focus, &BTreeMap::new()),
-        [Action::SetStatus { vpc: seoul(), status: Some(format!("ap-northeast-3/vpc-0000000b: ready via {pcx}")) }]
+        [Action::SetStatus {
+            vpc: seoul(),
+            status: Some(format!("ap-northeast-3/vpc-0000000b: ready via {pcx}")),
+            reports_error: false
+        }]
     );
     assert_eq!(
         statuses(&world, &a, &region(OSAKA), &focus, &BTreeMap::new()),
-        [Action::SetStatus { vpc: osaka(), status: Some(format!("ap-northeast-2/vpc-0000000a: ready via {pcx}")) }]
+        [Action::SetStatus {
+            vpc: osaka(),
+            status: Some(format!("ap-northeast-2/vpc-0000000a: ready via {pcx}")),
+            reports_error: false
+        }]
     );
     assert!(invariants::violations(&world, &deployment()).is_empty());
 }
@@ -223,7 +178,7 @@ fn when_both_sides_ask_there_is_one_link_and_the_smaller_side_requests() {
     let a = assess(&world, &deployment());
     assert_eq!(a.links.len(), 1);
     assert_eq!(a.links.values().next().unwrap().requester, seoul());
-    assert!(plan_for(&world, Role::Requester, OSAKA, &Focus::All).is_empty());
+    assert!(plan_for(&world, Role::Requester, OSAKA, &Scope::sweep()).is_empty());
     converge(&mut world);
     assert_eq!(world.peerings.len(), 1);
     assert!(invariants::violations(&world, &deployment()).is_empty());
@@ -252,7 +207,7 @@ fn bad_references_make_clear_errors_and_no_action() {
             .build();
         for role in [Role::Requester, Role::Accepter, Role::Router] {
             for r in [SEOUL, OSAKA] {
-                assert!(plan_for(&world, role, r, &Focus::All).is_empty(), "{value}: {role:?} in {r}");
+                assert!(plan_for(&world, role, r, &Scope::sweep()).is_empty(), "{value}: {role:?} in {r}");
             }
         }
         converge(&mut world);
@@ -270,7 +225,7 @@ fn a_malformed_tag_holds_an_existing_link_as_it_is() {
     world.vpc_mut(&seoul()).unwrap().tags.insert(PEERS.into(), "ap-northeast-3/vpc-0000000b, osaka".into());
     for role in [Role::Requester, Role::Accepter, Role::Router] {
         for r in [SEOUL, OSAKA] {
-            assert!(plan_for(&world, role, r, &Focus::All).is_empty());
+            assert!(plan_for(&world, role, r, &Scope::sweep()).is_empty());
         }
     }
     converge(&mut world);
@@ -285,7 +240,7 @@ fn removing_the_tag_removes_routes_on_both_sides_before_the_connection() {
     let mut world = seed_tagged();
     converge(&mut world);
     world.vpc_mut(&seoul()).unwrap().tags.remove(PEERS);
-    let actions = plan_for(&world, Role::Requester, SEOUL, &Focus::Vpcs(vec![seoul()]));
+    let actions = plan_for(&world, Role::Requester, SEOUL, &Scope::tags_changed(vec![seoul()]));
     let (deletes, rest) = actions.split_at(3);
     assert!(deletes.iter().all(|a| matches!(a, Action::DeleteRoute { .. })), "{actions:?}");
     assert!(deletes.iter().any(|a| matches!(a, Action::DeleteRoute { region: r, .. } if r == &region(OSAKA))));
@@ -306,8 +261,8 @@ fn duplicates_are_removed_and_the_active_one_kept() {
     dup.id = "pcx-00000000".parse().unwrap(); // smaller id, but pending
     dup.state = PeeringState::PendingAcceptance;
     world.peerings.push(dup);
-    assert!(plan_for(&world, Role::Accepter, OSAKA, &Focus::All).is_empty(), "a duplicate is never accepted");
-    let actions = plan_for(&world, Role::Requester, SEOUL, &Focus::All);
+    assert!(plan_for(&world, Role::Accepter, OSAKA, &Scope::sweep()).is_empty(), "a duplicate is never accepted");
+    let actions = plan_for(&world, Role::Requester, SEOUL, &Scope::sweep());
     assert_eq!(
         actions,
         [Action::DeletePeering {
@@ -412,6 +367,45 @@ fn the_invariants_checker_catches_what_is_wrong() {
     assert!(invariants::violations(&deleted, &deployment()).iter().any(|v| v.contains("which is deleted")));
 }
 
+#[test]
+fn the_invariants_checker_catches_touched_routes_unconsented_acceptances_and_unreported_errors() {
+    // 3: a route through a gateway, there before, is gone or redirected after.
+    let igw = Route { destination: "0.0.0.0/0".parse().unwrap(), target: Target::Other("igw-0000000a".into()) };
+    let mut before = seed_tagged();
+    before.route_tables[0].routes.push(igw.clone());
+    let mut after = before.clone();
+    converge(&mut after);
+    assert_eq!(invariants::violations_since(&before, &after, &deployment()), Vec::<String>::new());
+    let mut touched = after.clone();
+    touched.route_tables[0].routes.retain(|r| r != &igw);
+    assert!(invariants::violations_since(&before, &touched, &deployment())[0].contains("which tagpeer does not manage"));
+    // 4: a hand-made request, pending before, active after.
+    let mut hand_made = before.clone();
+    let pcx: PeeringId = "pcx-0000ffff".parse().unwrap();
+    hand_made.peerings.push(Peering {
+        id: pcx.clone(),
+        requester: osaka(),
+        accepter: seoul(),
+        state: PeeringState::PendingAcceptance,
+        tags: Default::default(),
+        dns: Default::default(),
+        hidden_from_accepter: false,
+    });
+    let mut accepted = hand_made.clone();
+    accepted.peerings.last_mut().unwrap().state = PeeringState::Active;
+    let found = invariants::violations_since(&hand_made, &accepted, &deployment());
+    assert!(
+        found.iter().any(|v| v.contains("pcx-0000ffff was accepted") && v.contains("nobody consented")),
+        "{found:?}"
+    );
+    // 6: a malformed tag whose status does not say so.
+    let mut bad = seed(&[(PEERS, "osaka")]);
+    converge(&mut bad);
+    assert_eq!(invariants::violations(&bad, &deployment()), Vec::<String>::new(), "the status says it");
+    bad.vpc_mut(&seoul()).unwrap().tags.remove(STATUS);
+    assert!(invariants::violations(&bad, &deployment())[0].contains("does not report its error"));
+}
+
 /// A random deployment: up to five VPCs over two regions, each asking for some
 /// of the others (and sometimes for nonsense), in random order.
 fn random_world() -> impl Strategy<Value = World> {
@@ -493,8 +487,10 @@ fn the_status_report_shows_each_side_and_its_routes() {
 #[test]
 fn the_sweep_plan_says_what_a_sweep_would_do_and_nothing_once_converged() {
     let mut world = seed_tagged();
-    let planned: Vec<String> =
-        sweep_plan(&world, &deployment()).iter().map(|(role, r, a)| format!("{} {r} {a}", role.name())).collect();
+    let planned: Vec<String> = crate::report::sweep_plan(&world, &deployment())
+        .iter()
+        .map(|(role, r, a)| format!("{} {r} {a}", role.name()))
+        .collect();
     assert_eq!(
         planned,
         [
@@ -504,7 +500,7 @@ fn the_sweep_plan_says_what_a_sweep_would_do_and_nothing_once_converged() {
         ]
     );
     converge(&mut world);
-    assert_eq!(sweep_plan(&world, &deployment()), []);
+    assert_eq!(crate::report::sweep_plan(&world, &deployment()), []);
 }
 
 #[test]
@@ -512,25 +508,28 @@ fn a_side_turns_ready_once_and_each_step_names_its_side() {
     let mut world = seed_tagged();
     let link = LinkKey::new(seoul(), osaka());
     let pcx: PeeringId = "pcx-0000abcd".parse().unwrap();
-    let request = plan_for(&world, Role::Requester, SEOUL, &Focus::All);
-    assert_eq!(side_of(&request[0], &link, &world), &seoul());
-    apply(&mut world, &request[0], Some(&pcx));
-    settle(&mut world);
-    let accept = plan_for(&world, Role::Accepter, OSAKA, &Focus::All);
-    assert_eq!(side_of(&accept[0], &link, &world), &osaka());
-    apply(&mut world, &accept[0], None);
-    settle(&mut world);
+    let request = plan_for(&world, Role::Requester, SEOUL, &Scope::sweep());
+    assert_eq!(request[0].side_of(&link, &world), &seoul());
+    request[0].take_effect(&mut world, Some(&pcx));
+    world.settle();
+    let accept = plan_for(&world, Role::Accepter, OSAKA, &Scope::sweep());
+    assert_eq!(accept[0].side_of(&link, &world), &osaka());
+    accept[0].take_effect(&mut world, None);
+    world.settle();
 
     let before = world.clone();
-    let routes = plan_for(&world, Role::Router, OSAKA, &Focus::All);
-    assert_eq!(side_of(&routes[0], &link, &world), &osaka());
+    let routes = plan_for(&world, Role::Router, OSAKA, &Scope::sweep());
+    assert_eq!(routes[0].side_of(&link, &world), &osaka());
     for a in &routes {
-        apply(&mut world, a, None);
+        a.take_effect(&mut world, None);
     }
     let a = assess(&world, &deployment());
-    assert_eq!(newly_ready(&before, &world, &a, &region(OSAKA), &Focus::All), [(link.clone(), osaka(), pcx.clone())]);
-    assert_eq!(newly_ready(&before, &world, &a, &region(SEOUL), &Focus::All), [], "Seoul's side has no routes yet");
-    assert_eq!(newly_ready(&world, &world, &a, &region(OSAKA), &Focus::All), [], "ready once, not again");
+    assert_eq!(
+        newly_ready(&before, &world, &a, &region(OSAKA), &Scope::sweep()),
+        [(link.clone(), osaka(), pcx.clone())]
+    );
+    assert_eq!(newly_ready(&before, &world, &a, &region(SEOUL), &Scope::sweep()), [], "Seoul's side has no routes yet");
+    assert_eq!(newly_ready(&world, &world, &a, &region(OSAKA), &Scope::sweep()), [], "ready once, not again");
 }
 
 #[test]
@@ -541,7 +540,7 @@ fn a_mesh_member_leaving_on_the_accepter_side_is_taken_down_from_its_own_region(
     converge(&mut world);
     assert_eq!(world.peerings[0].requester, a, "Seoul requested");
     world.vpc_mut(&b).unwrap().tags.remove(MESH);
-    let actions = plan_for(&world, Role::Requester, OSAKA, &Focus::Vpcs(vec![b.clone()]));
+    let actions = plan_for(&world, Role::Requester, OSAKA, &Scope::tags_changed(vec![b.clone()]));
     assert_eq!(actions.iter().filter(|x| matches!(x, Action::DeleteRoute { .. })).count(), 2, "{actions:?}");
     assert!(matches!(actions.last(), Some(Action::DeletePeering { region: r, .. }) if r == &region(SEOUL)));
 }
@@ -553,9 +552,9 @@ fn the_router_routes_both_sides_when_a_range_changes_or_a_connection_dies() {
     let osaka_vpc = world.vpc_mut(&osaka()).unwrap();
     osaka_vpc.ipv4.push("100.64.0.0/16".parse().unwrap());
     // A sweep routes this region's side only; a range change, both.
-    let sweep = plan_for(&world, Role::Router, OSAKA, &Focus::All);
+    let sweep = plan_for(&world, Role::Router, OSAKA, &Scope::sweep());
     assert!(sweep.is_empty(), "Osaka's side needs nothing: {sweep:?}");
-    let change = plan_for(&world, Role::Router, OSAKA, &Focus::Ranges(vec![osaka()]));
+    let change = plan_for(&world, Role::Router, OSAKA, &Scope::ranges_changed(vec![osaka()]));
     assert_eq!(change.len(), 2, "Seoul's two tables: {change:?}");
     assert!(change.iter().all(|x| matches!(x, Action::CreateRoute { region: r, destination, .. }
         if r == &region(SEOUL) && destination.to_string() == "100.64.0.0/16")));
@@ -563,7 +562,7 @@ fn the_router_routes_both_sides_when_a_range_changes_or_a_connection_dies() {
     // A connection deleted by hand: its routes go on both sides.
     let pcx = world.peerings[0].id.clone();
     world.peerings[0].state = PeeringState::Deleted;
-    let gone = plan_for(&world, Role::Router, SEOUL, &Focus::Peering(pcx));
+    let gone = plan_for(&world, Role::Router, SEOUL, &Scope::peering(pcx, true));
     assert_eq!(
         gone.iter().filter(|x| matches!(x, Action::DeleteRoute { region: r, .. } if r == &region(OSAKA))).count(),
         1
@@ -573,7 +572,7 @@ fn the_router_routes_both_sides_when_a_range_changes_or_a_connection_dies() {
         2
     );
     // And the requester asks again.
-    let again = plan_for(&world, Role::Requester, SEOUL, &Focus::Peering(world.peerings[0].id.clone()));
+    let again = plan_for(&world, Role::Requester, SEOUL, &Scope::peering(world.peerings[0].id.clone(), true));
     assert!(matches!(again.as_slice(), [Action::RequestPeering { .. }]), "{again:?}");
 }
 
@@ -585,12 +584,12 @@ fn dns_on_lets_this_vpc_resolve_the_peers_names_set_on_the_peers_side_in_its_reg
     assert!(invariants::violations(&world, &deployment()).is_empty());
     // Turned off again: the option follows.
     world.vpc_mut(&seoul()).unwrap().tags.insert(intent::DNS.into(), "off".into());
-    let actions = plan_for(&world, Role::Router, OSAKA, &Focus::All);
+    let actions = plan_for(&world, Role::Router, OSAKA, &Scope::sweep());
     assert!(
         matches!(actions.as_slice(), [Action::SetDns { region: r, requester_side: false, on: false, .. }] if r == &region(OSAKA)),
         "{actions:?}"
     );
-    assert!(plan_for(&world, Role::Router, SEOUL, &Focus::All).is_empty(), "Seoul's side is not asked to change");
+    assert!(plan_for(&world, Role::Router, SEOUL, &Scope::sweep()).is_empty(), "Seoul's side is not asked to change");
     let mut broken = world.clone();
     broken.vpc_mut(&seoul()).unwrap().tags.insert(intent::DNS.into(), "on".into());
     broken.peerings[0].dns.accepter = false;
@@ -634,17 +633,17 @@ fn a_rejected_request_is_asked_again_at_once_then_with_growing_waits() {
         let live = world.peerings.iter_mut().find(|p| p.state.is_live()).expect("a live request");
         live.state = PeeringState::Rejected;
     };
-    let request = |world: &World| plan_for(world, Role::Requester, SEOUL, &Focus::All);
+    let request = |world: &World| plan_for(world, Role::Requester, SEOUL, &Scope::sweep());
 
     let first = request(&world);
     assert!(matches!(first.as_slice(), [Action::RequestPeering { attempt: 1, .. }]), "{first:?}");
-    apply(&mut world, &first[0], Some(&"pcx-00000001".parse().unwrap()));
+    first[0].take_effect(&mut world, Some(&"pcx-00000001".parse().unwrap()));
     reject(&mut world);
 
     // The first retry goes at once (a connection deleted by hand comes back).
     let second = request(&world);
     assert!(matches!(second.as_slice(), [Action::RequestPeering { attempt: 2, .. }]), "{second:?}");
-    apply(&mut world, &second[0], Some(&"pcx-00000002".parse().unwrap()));
+    second[0].take_effect(&mut world, Some(&"pcx-00000002".parse().unwrap()));
     reject(&mut world);
 
     // The second retry waits RETRY_BASE, and says so.
@@ -657,7 +656,7 @@ fn a_rejected_request_is_asked_again_at_once_then_with_growing_waits() {
     world.observed_at += 1;
     let third = request(&world);
     assert!(matches!(third.as_slice(), [Action::RequestPeering { attempt: 3, .. }]), "{third:?}");
-    apply(&mut world, &third[0], Some(&"pcx-00000003".parse().unwrap()));
+    third[0].take_effect(&mut world, Some(&"pcx-00000003".parse().unwrap()));
     reject(&mut world);
 
     // Then twice as long, and so on, up to the cap.
@@ -709,10 +708,10 @@ fn both_plans(world: &World, deployments: &[&Deployment]) -> Vec<(AccountId, Act
         let assessment = assess(world, d);
         for role in [Role::Requester, Role::Accepter, Role::Router] {
             for r in &d.regions {
-                for action in plan(world, &assessment, role, r, &Focus::All) {
+                for action in actions(world, &assessment, role, r, &Scope::sweep()) {
                     out.push((d.account.clone(), action));
                 }
-                for action in statuses(world, &assessment, r, &Focus::All, &BTreeMap::new()) {
+                for action in statuses(world, &assessment, r, &Scope::sweep(), &BTreeMap::new()) {
                     out.push((d.account.clone(), action));
                 }
             }
@@ -725,18 +724,18 @@ fn both_plans(world: &World, deployments: &[&Deployment]) -> Vec<(AccountId, Act
 fn converge_across(world: &mut World, deployments: &[&Deployment]) {
     for _ in 0..10 {
         let actions = both_plans(world, deployments);
-        if actions.is_empty() && !settle(world) {
+        if actions.is_empty() && !world.settle() {
             return;
         }
         for (account, action) in actions {
-            let side = action.link().map(|k| side_of(&action, k, world).clone());
+            let side = action.link().map(|k| action.side_of(k, world).clone());
             let owner = match &action {
                 Action::SetStatus { vpc, .. } => vpc.account.clone(),
                 _ => side.map(|s| s.account).unwrap_or(account.clone()),
             };
             assert_eq!(owner, account, "a deployment acts on its own account only: {action}");
             let created = matches!(action, Action::RequestPeering { .. }).then(|| "pcx-0000c0de".parse().unwrap());
-            apply(world, &action, created.as_ref());
+            action.take_effect(world, created.as_ref());
         }
     }
     panic!("no convergence: {world:#?}");
@@ -792,16 +791,16 @@ fn a_request_the_accepters_deployment_does_not_allow_is_never_accepted() {
     let ours = deployed(ACCOUNT, &[OTHER]);
     let other = deployed(OTHER, &[]); // the other account does not allow this one
     let mut world = across(Some("*"));
-    let request = plan(&world, &assess(&world, &ours), Role::Requester, &region(SEOUL), &Focus::All);
+    let request = actions(&world, &assess(&world, &ours), Role::Requester, &region(SEOUL), &Scope::sweep());
     assert_eq!(request.len(), 1, "this side consents and asks: {request:?}");
-    apply(&mut world, &request[0], Some(&"pcx-0000c0de".parse().unwrap()));
+    request[0].take_effect(&mut world, Some(&"pcx-0000c0de".parse().unwrap()));
     for _ in 0..3 {
         for action in both_plans(&world, &[&ours, &other]) {
             let (_, action) = action;
             assert!(!matches!(action, Action::AcceptPeering { .. } | Action::DeletePeering { .. }), "{action}");
-            apply(&mut world, &action, None);
+            action.take_effect(&mut world, None);
         }
-        settle(&mut world);
+        world.settle();
     }
     assert_eq!(world.peerings[0].state, PeeringState::PendingAcceptance);
 }
@@ -815,7 +814,7 @@ fn an_account_that_cannot_be_read_is_said_so_and_nothing_is_requested() {
     world.unreadable.push((OTHER.parse().unwrap(), region(OSAKA), "AccessDenied: not authorized".into()));
     let a = assess(&world, &ours);
     assert!(a.links.is_empty());
-    assert!(plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All).is_empty());
+    assert!(actions(&world, &a, Role::Requester, &region(SEOUL), &Scope::sweep()).is_empty());
     let problem = a.problems[&seoul()][0].to_string();
     assert!(problem.contains("cannot read the other account (AccessDenied: not authorized)"), "{problem}");
     // Only the allowed accounts' VPCs in the deployment's regions are ever read.
@@ -845,13 +844,13 @@ fn a_reject_or_delete_heard_in_the_accepters_region_is_requested_again_from_ther
         });
         // CloudTrail records the call in Osaka only: Osaka's requester requests for Seoul.
         assert_eq!(
-            plan_for(&world, Role::Requester, OSAKA, &Focus::Peering(pcx.clone())),
+            plan_for(&world, Role::Requester, OSAKA, &Scope::peering(pcx.clone(), true)),
             [Action::RequestPeering { link: link.clone(), requester: seoul(), accepter: osaka(), attempt: 2 }],
             "{state:?}"
         );
         // A sweep requests only for its own region's VPCs, so two sweeps never both request.
-        assert!(plan_for(&world, Role::Requester, OSAKA, &Focus::All).is_empty());
-        assert_eq!(plan_for(&world, Role::Requester, SEOUL, &Focus::All).len(), 1);
+        assert!(plan_for(&world, Role::Requester, OSAKA, &Scope::sweep()).is_empty());
+        assert_eq!(plan_for(&world, Role::Requester, SEOUL, &Scope::sweep()).len(), 1);
     }
 }
 
@@ -866,24 +865,24 @@ fn across_accounts_a_teardown_from_the_accepters_side_leaves_the_delete_to_the_r
     // tags, so AWS would refuse the delete), even once our routes are gone.
     world.vpc_mut(&theirs()).unwrap().tags.remove(crate::intent::ACCEPT);
     let a = assess(&world, &other);
-    let theirs_plan = plan(&world, &a, Role::Requester, &region(OSAKA), &Focus::All);
+    let theirs_plan = actions(&world, &a, Role::Requester, &region(OSAKA), &Scope::sweep());
     assert!(
         !theirs_plan.is_empty() && theirs_plan.iter().all(|x| matches!(x, Action::DeleteRoute { .. })),
         "{theirs_plan:?}"
     );
     for x in &theirs_plan {
-        apply(&mut world, x, None);
+        x.take_effect(&mut world, None);
     }
     let seoul_tables: Vec<_> = world.route_tables.iter().filter(|t| t.vpc == seoul()).map(|t| t.id.clone()).collect();
     for t in world.route_tables.iter_mut().filter(|t| seoul_tables.contains(&t.id)) {
         t.routes.retain(|r| r.target == Target::Local);
     }
     for region_name in [SEOUL, OSAKA] {
-        let again = plan(&world, &assess(&world, &other), Role::Requester, &region(region_name), &Focus::All);
+        let again = actions(&world, &assess(&world, &other), Role::Requester, &region(region_name), &Scope::sweep());
         assert!(!again.iter().any(|x| matches!(x, Action::DeletePeering { .. })), "{again:?}");
     }
     // Ours, the requester's, deletes it.
-    let mine = plan(&world, &assess(&world, &ours), Role::Requester, &region(SEOUL), &Focus::All);
+    let mine = actions(&world, &assess(&world, &ours), Role::Requester, &region(SEOUL), &Scope::sweep());
     assert!(
         mine.iter().any(|x| matches!(x, Action::DeletePeering { region: r, .. } if r == &region(SEOUL))),
         "{mine:?}"
@@ -902,16 +901,16 @@ fn across_accounts_the_connection_waits_for_the_other_accounts_routes_to_go() {
     world.vpc_mut(&seoul()).unwrap().tags.remove(PEERS);
     // This side removes its routes, and leaves the connection while the other side's stand.
     let a = assess(&world, &ours);
-    let mine = plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All);
+    let mine = actions(&world, &a, Role::Requester, &region(SEOUL), &Scope::sweep());
     assert!(
         !mine.is_empty()
             && mine.iter().all(|x| matches!(x, Action::DeleteRoute { region: r, .. } if r == &region(SEOUL))),
         "{mine:?}"
     );
     for x in &mine {
-        apply(&mut world, x, None);
+        x.take_effect(&mut world, None);
     }
-    assert!(plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All).is_empty(), "waits");
+    assert!(actions(&world, &a, Role::Requester, &region(SEOUL), &Scope::sweep()).is_empty(), "waits");
     // The other deployment takes its routes down; then ours deletes the connection.
     converge_across(&mut world, &[&other, &ours]);
     assert_eq!(world.peerings[0].state, PeeringState::Deleted);
@@ -941,9 +940,9 @@ fn a_vpc_at_its_peering_quota_gets_no_new_link_and_keeps_the_ones_it_has() {
         problem,
         "ap-northeast-3/vpc-0000000c: over quota: ap-northeast-2/vpc-0000000a already has 1 peering connections"
     );
-    let requests = plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All);
+    let requests = actions(&world, &a, Role::Requester, &region(SEOUL), &Scope::sweep());
     assert_eq!(requests.len(), 1);
-    apply(&mut world, &requests[0], Some(&"pcx-0000000b".parse().unwrap()));
+    requests[0].take_effect(&mut world, Some(&"pcx-0000000b".parse().unwrap()));
     // The link that stands keeps its place, even when c now comes first.
     world.vpcs[1].endpoint = ep(OSAKA, "vpc-0000000e");
     world.peerings[0].accepter = ep(OSAKA, "vpc-0000000e");
@@ -965,7 +964,7 @@ fn a_full_route_table_refuses_a_new_link_before_any_request_and_is_reported_on_a
     let mut world = seed_tagged();
     let a = assess(&world, &d);
     assert!(a.links.is_empty());
-    assert!(plan(&world, &a, Role::Requester, &region(SEOUL), &Focus::All).is_empty(), "no request");
+    assert!(actions(&world, &a, Role::Requester, &region(SEOUL), &Scope::sweep()).is_empty(), "no request");
     let problem = a.problems[&seoul()][0].to_string();
     assert!(problem.starts_with("ap-northeast-3/vpc-0000000b: over quota: rtb-00000001 of vpc-0000000a has no room for 1 more routes (1 at most)"), "{problem}");
 
@@ -975,8 +974,10 @@ fn a_full_route_table_refuses_a_new_link_before_any_request_and_is_reported_on_a
     world.route_tables[0].routes.retain(|r| !matches!(r.target, Target::Peering(_)));
     let a = assess(&world, &d);
     assert_eq!(a.links.len(), 1);
-    assert!(plan(&world, &a, Role::Router, &region(SEOUL), &Focus::All).is_empty(), "no route over the quota");
-    let line = crate::status::render(&world, &a, &all_links(&world, &a), &BTreeMap::new(), &seoul()).unwrap();
+    assert!(actions(&world, &a, Role::Router, &region(SEOUL), &Scope::sweep()).is_empty(), "no route over the quota");
+    let status = crate::status::render(&world, &a, &all_links(&world, &a), &BTreeMap::new(), &seoul()).unwrap();
+    assert!(!status.reports_error, "a full table is a state, not an error");
+    let line = status.line;
     assert!(line.contains("but rtb-00000001 is full (1 routes, the quota)"), "{line}");
 }
 
@@ -1000,7 +1001,7 @@ fn requests_awaiting_acceptance_stay_within_the_quota_in_canonical_order() {
         let mut actions = Vec::new();
         for role in [Role::Requester, Role::Accepter, Role::Router] {
             for r in [SEOUL, OSAKA] {
-                actions.extend(plan(&world, &assessment, role, &region(r), &Focus::All));
+                actions.extend(super::actions(&world, &assessment, role, &region(r), &Scope::sweep()));
             }
         }
         let requests = actions.iter().filter(|x| matches!(x, Action::RequestPeering { .. })).count();
@@ -1015,13 +1016,15 @@ fn requests_awaiting_acceptance_stay_within_the_quota_in_canonical_order() {
             assert!(
                 matches!(&actions[..], [Action::RequestPeering { link, .. }] if link == &LinkKey::new(a.clone(), b.clone()))
             );
-            let line =
+            let status =
                 crate::status::render(&world, &assessment, &all_links(&world, &assessment), &BTreeMap::new(), &osaka())
                     .unwrap();
+            assert!(status.reports_error, "a refused link is an error of the VPC that asks");
+            let line = status.line;
             assert!(line.contains("waiting for room: account 123456789012 has 1 peering requests awaiting acceptance in ap-northeast-2 (the quota)"), "{line}");
         }
         for r in [SEOUL, OSAKA] {
-            actions.extend(statuses(&world, &assessment, &region(r), &Focus::All, &BTreeMap::new()));
+            actions.extend(statuses(&world, &assessment, &region(r), &Scope::sweep(), &BTreeMap::new()));
         }
         let moved = !actions.is_empty();
         for action in actions {
@@ -1029,9 +1032,9 @@ fn requests_awaiting_acceptance_stay_within_the_quota_in_canonical_order() {
                 next += 1;
                 format!("pcx-{next:08x}").parse().unwrap()
             });
-            apply(&mut world, &action, created.as_ref());
+            action.take_effect(&mut world, created.as_ref());
         }
-        if !settle(&mut world) && !moved {
+        if !world.settle() && !moved {
             break;
         }
     }
@@ -1045,7 +1048,7 @@ fn the_back_off_outlasts_the_ended_connections_aws_forgets() {
     let mut world = seed_tagged();
     world.observed_at = 1_000_000;
     let link = LinkKey::new(seoul(), osaka());
-    let request = |world: &World| plan_for(world, Role::Requester, SEOUL, &Focus::All);
+    let request = |world: &World| plan_for(world, Role::Requester, SEOUL, &Scope::sweep());
     // Requests 1 to 7, each rejected, each made as soon as it is due.
     for n in 1..=7u32 {
         let actions = request(&world);
@@ -1057,7 +1060,7 @@ fn the_back_off_outlasts_the_ended_connections_aws_forgets() {
         let remembers = actions.iter().any(|a| matches!(a, Action::SetRetry { last: Some((m, _)), .. } if *m == n));
         assert_eq!(remembers, wait_after(n) >= ENDED_KEPT_FOR, "request {n}: {actions:?}");
         for (i, a) in actions.iter().enumerate() {
-            apply(&mut world, a, Some(&format!("pcx-{:08x}", n * 10 + i as u32).parse().unwrap()));
+            a.take_effect(&mut world, Some(&format!("pcx-{:08x}", n * 10 + i as u32).parse().unwrap()));
         }
         world.peerings.iter_mut().filter(|p| p.state.is_live()).for_each(|p| p.state = PeeringState::Rejected);
         world.observed_at += wait_after(n);

@@ -19,6 +19,8 @@ use crate::ids::{AccountId, Endpoint, PeeringId, Region, VpcId};
 use crate::intent;
 use crate::model::{Peering, PeeringDns, PeeringState, Route, RouteTable, Target, Vpc, World};
 use crate::plan::{Action, Deployment};
+use crate::ports::{Cloud, EventSink};
+use std::future::Future;
 
 /// Every item of a paged describe call, or the call's error.
 macro_rules! all_items {
@@ -163,12 +165,7 @@ impl Ec2 {
     /// `arn:PARTITION:iam::ACCOUNT:role/NAME-REGION`: each regional stack
     /// makes its own reader role, which reads only its own region.
     pub fn reader_arn(name: &str, account: &AccountId, region: &Region) -> String {
-        let partition = match region.as_str() {
-            r if r.starts_with("cn-") => "aws-cn",
-            r if r.starts_with("us-gov-") => "aws-us-gov",
-            _ => "aws",
-        };
-        format!("arn:{partition}:iam::{account}:role/{name}-{region}")
+        format!("arn:{}:iam::{account}:role/{name}-{region}", region.partition())
     }
 
     /// The account the configured credentials act in (STS `GetCallerIdentity`).
@@ -366,7 +363,7 @@ impl Ec2 {
     }
 
     /// Makes one change. Returns the id of a connection it requested.
-    pub async fn apply(&self, action: &Action) -> Result<Option<PeeringId>, AwsError> {
+    pub async fn perform(&self, action: &Action) -> Result<Option<PeeringId>, AwsError> {
         let name = action.api_name();
         match action {
             Action::RequestPeering { link, requester, accepter, attempt } => {
@@ -470,7 +467,7 @@ impl Ec2 {
                 call.send().await.map_err(|e| aws_error(name, region, e))?;
                 Ok(None)
             }
-            Action::SetStatus { vpc, status: Some(status) } => {
+            Action::SetStatus { vpc, status: Some(status), .. } => {
                 self.client(&vpc.region)?
                     .create_tags()
                     .resources(vpc.vpc_id.as_str())
@@ -502,7 +499,7 @@ impl Ec2 {
                         .map(|_| None),
                 }
             }
-            Action::SetStatus { vpc, status: None } => {
+            Action::SetStatus { vpc, status: None, .. } => {
                 self.client(&vpc.region)?
                     .delete_tags()
                     .resources(vpc.vpc_id.as_str())
@@ -694,60 +691,61 @@ fn peering(p: &ec2::types::VpcPeeringConnection, seen_in: &Region) -> Option<Pee
     })
 }
 
-/// Where tagpeer's own events go: EventBridge, or a list a test reads.
-#[derive(Clone, Debug)]
-pub enum EventSink {
-    /// `PutEvents` to this bus in the function's own region; the template's
-    /// rules forward them to the regions they concern.
-    EventBridge {
-        client: eventbridge::Client,
-        bus: String,
-    },
-    Collect(std::sync::Arc<std::sync::Mutex<Vec<Outgoing>>>),
-}
-
-impl EventSink {
-    pub fn event_bridge(config: &SdkConfig, bus: String) -> Self {
-        Self::EventBridge { client: eventbridge::Client::new(config), bus }
+impl Cloud for Ec2 {
+    fn observe(&self, deployment: &Deployment) -> impl Future<Output = Result<World, AwsError>> + Send {
+        self.observe_deployment(deployment)
     }
 
-    pub async fn send(&self, region: &Region, outgoing: &[Outgoing]) -> Result<(), AwsError> {
-        match self {
-            EventSink::Collect(list) => {
-                list.lock().expect("no test panics while holding the list").extend_from_slice(outgoing);
-                Ok(())
-            }
-            EventSink::EventBridge { client, bus } => {
-                // PutEvents takes at most 10 entries a call.
-                for chunk in outgoing.chunks(10) {
-                    let entries = chunk.iter().map(|o| {
-                        eventbridge::types::PutEventsRequestEntry::builder()
-                            .event_bus_name(bus)
-                            .source(events::SOURCE)
-                            .detail_type(o.detail_type)
-                            .resources(events::vpc_arn(o.detail.requester()))
-                            .resources(events::vpc_arn(o.detail.accepter()))
-                            .detail(serde_json::to_string(&o.detail).expect("details serialize"))
-                            .build()
-                    });
-                    let out = client
-                        .put_events()
-                        .set_entries(Some(entries.collect()))
-                        .send()
-                        .await
-                        .map_err(|e| aws_error("PutEvents", region, e))?;
-                    if out.failed_entry_count() > 0 {
-                        let first = out.entries().iter().find(|e| e.error_code().is_some());
-                        return Err(AwsError {
-                            action: "PutEvents",
-                            region: region.to_string(),
-                            code: first.and_then(|e| e.error_code()).unwrap_or("Unknown").to_owned(),
-                            message: first.and_then(|e| e.error_message()).unwrap_or_default().to_owned(),
-                        });
-                    }
-                }
-                Ok(())
+    fn perform(&self, action: &Action) -> impl Future<Output = Result<Option<PeeringId>, AwsError>> + Send {
+        Ec2::perform(self, action)
+    }
+}
+
+/// Where tagpeer's own events go: `PutEvents` to this bus in the function's
+/// own region; the template's rules forward them to the regions they concern.
+#[derive(Clone, Debug)]
+pub struct EventBridge {
+    client: eventbridge::Client,
+    bus: String,
+}
+
+impl EventBridge {
+    pub fn new(config: &SdkConfig, bus: String) -> Self {
+        Self { client: eventbridge::Client::new(config), bus }
+    }
+}
+
+impl EventSink for EventBridge {
+    async fn send(&self, region: &Region, outgoing: &[Outgoing]) -> Result<(), AwsError> {
+        let (client, bus) = (&self.client, &self.bus);
+        // PutEvents takes at most 10 entries a call.
+        for chunk in outgoing.chunks(10) {
+            let entries = chunk.iter().map(|o| {
+                eventbridge::types::PutEventsRequestEntry::builder()
+                    .event_bus_name(bus)
+                    .source(events::SOURCE)
+                    .detail_type(o.detail_type)
+                    .resources(events::vpc_arn(o.detail.requester()))
+                    .resources(events::vpc_arn(o.detail.accepter()))
+                    .detail(serde_json::to_string(&o.detail).expect("details serialize"))
+                    .build()
+            });
+            let out = client
+                .put_events()
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await
+                .map_err(|e| aws_error("PutEvents", region, e))?;
+            if out.failed_entry_count() > 0 {
+                let first = out.entries().iter().find(|e| e.error_code().is_some());
+                return Err(AwsError {
+                    action: "PutEvents",
+                    region: region.to_string(),
+                    code: first.and_then(|e| e.error_code()).unwrap_or("Unknown").to_owned(),
+                    message: first.and_then(|e| e.error_message()).unwrap_or_default().to_owned(),
+                });
             }
         }
+        Ok(())
     }
 }

@@ -7,9 +7,7 @@ use aws_sdk_ec2 as ec2;
 use super::{aws_error, peering, route, vpc, Ec2};
 use crate::error::AwsError;
 use crate::ids::{Endpoint, Region};
-use crate::reach::{
-    Interface, Nacl, NaclEntry, Network, Protocol, RouteTableNet, SecurityGroup, SgPeer, SgRule, Subnet, VpcNet,
-};
+use crate::reach::{self, Interface, Nacl, NaclEntry, Network, Protocol, SecurityGroup, SgPeer, SgRule, Subnet};
 
 impl Ec2 {
     /// Everything a reachability check reads, in every region, the regions side by side.
@@ -47,8 +45,8 @@ async fn observe_region(client: &ec2::Client, region: &Region) -> Result<Network
         async { all_items!(client.describe_network_interfaces(), "DescribeNetworkInterfaces", region) },
     )?;
 
-    let vpcs: Vec<VpcNet> =
-        vpcs.iter().filter_map(|v| vpc(v, region)).map(|v| VpcNet { endpoint: v.endpoint, ipv4: v.ipv4 }).collect();
+    let vpcs: Vec<reach::Vpc> =
+        vpcs.iter().filter_map(|v| vpc(v, region)).map(|v| reach::Vpc { endpoint: v.endpoint, ipv4: v.ipv4 }).collect();
     // Resources name their VPC by id; its owner comes from the VPC itself.
     let endpoint = |vpc_id: Option<&str>| -> Option<Endpoint> {
         let id = vpc_id?;
@@ -68,7 +66,7 @@ async fn observe_region(client: &ec2::Client, region: &Region) -> Result<Network
     let route_tables = tables
         .iter()
         .filter_map(|t| {
-            Some(RouteTableNet {
+            Some(reach::RouteTable {
                 id: t.route_table_id()?.parse().ok()?,
                 vpc: endpoint(t.vpc_id())?,
                 main: t.associations().iter().any(|a| a.main() == Some(true)),

@@ -1,0 +1,284 @@
+//! The handler's failure, retry and status logic over in-memory ports: a
+//! world that changes by the actions performed on it, AWS's intermediate
+//! states passing one read later, and a list for the events. No AWS, no moto.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::events::{Outgoing, LINK_READY, PEERING_ACCEPTED, PEERING_REQUESTED};
+use crate::ids::{Endpoint, PeeringId, Region};
+use crate::intent::{PEERS, STATUS};
+use crate::model::{Peering, PeeringState};
+use crate::plan::Deployment;
+use tagpeer_core::testing::{deployment, osaka, seoul, WorldBuilder, OSAKA, SEOUL};
+
+/// An in-memory cloud: each read shows what the actions left, and moves a
+/// connection on from `initiating-request` or `provisioning` when `settles`.
+struct MemoryCloud {
+    world: Mutex<World>,
+    /// Whether AWS finishes its intermediate states between two reads.
+    settles: bool,
+    /// API actions that fail, with the error code they fail with.
+    failing: Vec<(&'static str, &'static str)>,
+    calls: Mutex<Vec<&'static str>>,
+    next_id: Mutex<u32>,
+}
+
+impl MemoryCloud {
+    fn new(world: World) -> Self {
+        Self {
+            world: Mutex::new(world),
+            settles: true,
+            failing: vec![],
+            calls: Mutex::default(),
+            next_id: Mutex::new(0),
+        }
+    }
+
+    fn world(&self) -> World {
+        self.world.lock().unwrap().clone()
+    }
+
+    fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Cloud for MemoryCloud {
+    async fn observe(&self, _: &Deployment) -> Result<World, AwsError> {
+        self.calls.lock().unwrap().push("Describe");
+        let mut world = self.world.lock().unwrap();
+        let seen = world.clone();
+        if self.settles {
+            world.settle();
+        }
+        Ok(seen)
+    }
+
+    async fn perform(&self, action: &Action) -> Result<Option<PeeringId>, AwsError> {
+        let name = action.api_name();
+        self.calls.lock().unwrap().push(name);
+        if let Some((_, code)) = self.failing.iter().find(|(a, _)| *a == name) {
+            let region = action.subject().region.to_string();
+            return Err(AwsError { action: name, region, code: (*code).into(), message: "refused".into() });
+        }
+        let created = matches!(action, Action::RequestPeering { .. }).then(|| {
+            let mut next = self.next_id.lock().unwrap();
+            *next += 1;
+            format!("pcx-{:08x}", *next).parse().unwrap()
+        });
+        action.take_effect(&mut self.world.lock().unwrap(), created.as_ref());
+        Ok(created)
+    }
+}
+
+/// The events sent, in order.
+#[derive(Default)]
+struct Outbox(Mutex<Vec<Outgoing>>);
+
+impl EventSink for Outbox {
+    async fn send(&self, _: &Region, events: &[Outgoing]) -> Result<(), AwsError> {
+        self.0.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+}
+
+fn app(role: Role, region: &str, cloud: MemoryCloud) -> App<MemoryCloud, Outbox> {
+    let config = Config {
+        role,
+        region: region.parse().unwrap(),
+        deployment: deployment(),
+        event_bus: "default".into(),
+        reader_role: None,
+        wait: Duration::from_millis(600),
+    };
+    App::with_ports(config, cloud, Outbox::default())
+}
+
+/// Seoul asks for Osaka, as the seed's tag does.
+fn seed() -> World {
+    let peers = format!("{OSAKA}/vpc-0000000b");
+    WorldBuilder::default().vpc(&seoul(), "10.0.0.0/16", &[(PEERS, &peers)]).vpc(&osaka(), "172.31.0.0/16", &[]).build()
+}
+
+fn tag_change(vpc: &Endpoint) -> Value {
+    json!({
+        "version": "0", "id": "11111111-2222-3333-4444-555555555555", "detail-type": "Tag Change on Resource",
+        "source": "aws.tag", "account": vpc.account.as_str(), "time": "2026-12-01T00:00:00Z",
+        "region": vpc.region.as_str(),
+        "resources": [format!("arn:aws:ec2:{}:{}:vpc/{}", vpc.region, vpc.account, vpc.vpc_id)],
+        "detail": {"changed-tag-keys": [PEERS], "service": "ec2", "resource-type": "vpc", "version": 1, "tags": {}}
+    })
+}
+
+fn sweep() -> Value {
+    json!({
+        "version": "0", "id": "11111111-2222-3333-4444-555555555556", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-12-01T00:00:00Z",
+        "region": SEOUL, "resources": [], "detail": {}
+    })
+}
+
+fn status(world: &World, vpc: &Endpoint) -> String {
+    world.vpc(vpc).and_then(|v| v.tags.get(STATUS)).cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_tag_change_requests_writes_the_status_and_hands_over_to_the_accepter() {
+    let requester = app(Role::Requester, SEOUL, MemoryCloud::new(seed()));
+    let report = requester.handle(&tag_change(&seoul())).await.expect("handled");
+    let world = requester.cloud.world();
+    assert_eq!(world.peerings.len(), 1, "one request");
+    assert!(status(&world, &seoul()).ends_with("requesting") || status(&world, &seoul()).contains("pending"));
+    let sent = requester.events.0.lock().unwrap();
+    assert_eq!(sent.iter().map(|e| e.detail_type).collect::<Vec<_>>(), [PEERING_REQUESTED]);
+    assert_eq!(report.failed(), 0);
+    assert!(report.changes.iter().any(|c| c.action == "CreateVpcPeeringConnection"));
+}
+
+#[tokio::test]
+async fn the_roles_in_turn_bring_the_link_up_and_both_statuses_say_ready() {
+    let cloud = MemoryCloud::new(seed());
+    let requester = app(Role::Requester, SEOUL, cloud);
+    requester.handle(&tag_change(&seoul())).await.expect("requested");
+    let handoff = |app: &App<MemoryCloud, Outbox>, kind: &str| {
+        let sent = app.events.0.lock().unwrap();
+        let e = sent.iter().find(|e| e.detail_type == kind).expect("handed over");
+        json!({
+            "version": "0", "id": "11111111-2222-3333-4444-555555555557", "detail-type": e.detail_type,
+            "source": "tagpeer", "account": "123456789012", "time": "2026-12-01T00:00:00Z",
+            "region": SEOUL, "resources": [], "detail": serde_json::to_value(&e.detail).unwrap()
+        })
+    };
+    let requested = handoff(&requester, PEERING_REQUESTED);
+    // AWS has not finished the request yet when the accepter hears of it.
+    let mut world = requester.cloud.world();
+    world.peerings[0].state = PeeringState::InitiatingRequest;
+    let accepter = app(Role::Accepter, OSAKA, MemoryCloud::new(world));
+    accepter.handle(&requested).await.expect("accepted after waiting for initiating-request to pass");
+    assert!(accepter.cloud.calls().contains(&"AcceptVpcPeeringConnection"));
+    let accepted = handoff(&accepter, PEERING_ACCEPTED);
+    // Nor has it finished the acceptance when the routers hear of it.
+    let mut world = accepter.cloud.world();
+    world.peerings[0].state = PeeringState::Provisioning;
+    for region in [SEOUL, OSAKA] {
+        let router = app(Role::Router, region, MemoryCloud::new(world));
+        router.handle(&accepted).await.expect("routed after waiting for provisioning to pass");
+        let sent = router.events.0.lock().unwrap();
+        assert!(sent.iter().any(|e| e.detail_type == LINK_READY), "Link Ready in {region}");
+        world = router.cloud.world();
+    }
+    let pcx = &world.peerings[0].id;
+    assert_eq!(status(&world, &seoul()), format!("{OSAKA}/vpc-0000000b: ready via {pcx}"));
+    assert_eq!(status(&world, &osaka()), format!("{SEOUL}/vpc-0000000a: ready via {pcx}"));
+    assert!(tagpeer_core::invariants::violations(&world, &deployment()).is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_step_stops_its_link_says_so_in_the_status_and_is_the_invocations_error() {
+    // Active, with no routes yet: the router's two CreateRoutes in Seoul.
+    let mut world = seed();
+    let pcx: PeeringId = "pcx-0000abcd".parse().unwrap();
+    let key = LinkKey::new(seoul(), osaka());
+    world.peerings.push(Peering {
+        id: pcx.clone(),
+        requester: seoul(),
+        accepter: osaka(),
+        state: PeeringState::Active,
+        tags: [
+            (crate::intent::MANAGED.to_owned(), "true".to_owned()),
+            (crate::intent::LINK.to_owned(), key.to_string()),
+        ]
+        .into(),
+        dns: Default::default(),
+        hidden_from_accepter: false,
+    });
+    let mut cloud = MemoryCloud::new(world);
+    cloud.failing = vec![("CreateRoute", "RequestLimitExceeded")];
+    let router = app(Role::Router, SEOUL, cloud);
+    let error = router.handle(&sweep()).await.expect_err("a failed call is the invocation's error");
+    assert!(matches!(error, HandlerError::Apply { failed: 1, .. }), "{error}");
+    let calls = router.cloud.calls();
+    assert_eq!(calls.iter().filter(|c| **c == "CreateRoute").count(), 1, "the link's later steps wait: {calls:?}");
+    let s = status(&router.cloud.world(), &seoul());
+    assert!(s.contains("last step failed: CreateRoute in ap-northeast-2 failed: RequestLimitExceeded"), "{s}");
+    let sent = router.events.0.lock().unwrap();
+    assert!(sent.iter().any(|e| e.detail_type == "Link Failed"));
+}
+
+#[tokio::test]
+async fn a_connection_that_stays_initiating_is_waited_on_then_handed_back_as_still_waiting() {
+    let requester = app(Role::Requester, SEOUL, MemoryCloud::new(seed()));
+    requester.handle(&tag_change(&seoul())).await.expect("requested");
+    let mut world = requester.cloud.world();
+    world.peerings[0].state = PeeringState::InitiatingRequest;
+    let mut cloud = MemoryCloud::new(world);
+    cloud.settles = false;
+    let accepter = app(Role::Accepter, OSAKA, cloud);
+    let error = accepter.handle(&sweep()).await.expect_err("AWS never finished");
+    assert!(matches!(&error, HandlerError::StillWaiting(w) if w.contains("initiating-request")), "{error}");
+    let reads = accepter.cloud.calls().iter().filter(|c| **c == "Describe").count();
+    assert!(reads >= 3, "it read again while it waited: {reads}");
+    assert!(!accepter.cloud.calls().contains(&"AcceptVpcPeeringConnection"), "nothing accepted before it can be");
+}
+
+#[tokio::test]
+async fn bad_input_changes_nothing_and_an_unrelated_tag_change_is_ignored() {
+    let requester = app(Role::Requester, SEOUL, MemoryCloud::new(seed()));
+    let error = requester.handle(&json!({"source": "aws.tag"})).await.expect_err("not an event");
+    assert!(matches!(error, HandlerError::Event(_)), "{error}");
+    let mut unrelated = tag_change(&seoul());
+    unrelated["detail"]["changed-tag-keys"] = json!(["Name"]);
+    let report = requester.handle(&unrelated).await.expect("ignored");
+    assert!(report.ignored.is_some());
+    assert!(requester.cloud.calls().is_empty(), "no call at all: {:?}", requester.cloud.calls());
+}
+
+#[tokio::test]
+async fn a_malformed_tag_is_an_error_status_logged_as_a_warning_with_no_other_change() {
+    let world = WorldBuilder::default().vpc(&seoul(), "10.0.0.0/16", &[(PEERS, "osaka")]).build();
+    let requester = app(Role::Requester, SEOUL, MemoryCloud::new(world));
+    let report = requester.handle(&tag_change(&seoul())).await.expect("handled");
+    assert_eq!(report.changes.len(), 1, "the status alone: {:?}", report.changes);
+    assert!(report.changes[0].reports_error, "logged as a warning");
+    assert!(status(&requester.cloud.world(), &seoul()).starts_with("error: tagpeer:peers"));
+}
+
+#[test]
+fn a_failed_step_says_which_link_side_step_and_error() {
+    let key = LinkKey::new(seoul(), osaka());
+    let pcx: PeeringId = "pcx-0000abcd".parse().unwrap();
+    let world = World {
+        peerings: vec![Peering {
+            id: pcx.clone(),
+            requester: seoul(),
+            accepter: osaka(),
+            state: PeeringState::PendingAcceptance,
+            tags: Default::default(),
+            dns: Default::default(),
+            hidden_from_accepter: false,
+        }],
+        ..World::default()
+    };
+    let accept = Action::AcceptPeering { link: key.clone(), region: osaka().region, peering: pcx.clone() };
+    let error = AwsError {
+        action: "AcceptVpcPeeringConnection",
+        region: OSAKA.into(),
+        code: "RequestLimitExceeded".into(),
+        message: "Request limit exceeded.".into(),
+    };
+    let deployment = Deployment::new(osaka().account, vec![osaka().region]);
+    let event = outcome::of_step(&world, &plan::assess(&world, &deployment), &accept, LINK_FAILED, None, Some(&error));
+    assert_eq!(event.detail_type, "Link Failed");
+    let detail = serde_json::to_value(&event.detail).unwrap();
+    assert_eq!(detail["link"], json!(key.to_string()));
+    assert_eq!(detail["side"], serde_json::to_value(osaka()).unwrap(), "the accepter's side failed");
+    assert_eq!(detail["requester"], serde_json::to_value(seoul()).unwrap());
+    assert_eq!(detail["step"], "AcceptVpcPeeringConnection");
+    assert_eq!(detail["error-code"], "RequestLimitExceeded");
+    assert_eq!(detail["message"], "Request limit exceeded.");
+    assert!(detail.get("peering-connection-id").is_none());
+}

@@ -1,0 +1,26 @@
+//! The handler's two ports: the cloud it observes and changes, and where its
+//! own events go. The AWS adapter ([`crate::aws`]) implements both for AWS;
+//! the handler's unit tests put an in-memory world and a list behind them.
+
+use std::future::Future;
+
+use crate::error::AwsError;
+use crate::events::Outgoing;
+use crate::ids::{PeeringId, Region};
+use crate::model::World;
+use crate::plan::{Action, Deployment};
+
+/// What a function observes and changes.
+pub trait Cloud: Send + Sync {
+    /// Everything the deployment's planning reads, as it stands now.
+    fn observe(&self, deployment: &Deployment) -> impl Future<Output = Result<World, AwsError>> + Send;
+
+    /// Makes one change; answers the id of a connection it requested.
+    fn perform(&self, action: &Action) -> impl Future<Output = Result<Option<PeeringId>, AwsError>> + Send;
+}
+
+/// Where a function's `tagpeer` events go.
+pub trait EventSink: Send + Sync {
+    /// Sends `events` from the function's own `region`.
+    fn send(&self, region: &Region, events: &[Outgoing]) -> impl Future<Output = Result<(), AwsError>> + Send;
+}
