@@ -161,6 +161,7 @@ async fn removing_the_tag_removes_the_routes_then_the_connection() {
 #[tokio::test]
 async fn a_rejected_request_is_asked_again_once_then_waits_and_says_so() {
     let cloud = Cloud::start().await;
+    let start = cloud.observe().await;
     let (seed, first) = tagged_seed(&cloud).await;
     // The request reaches nobody who accepts: Osaka's owner rejects it by hand.
     cloud.deliver(&first).await.0.expect("requested");
@@ -193,4 +194,5 @@ async fn a_rejected_request_is_asked_again_once_then_waits_and_says_so() {
     assert!(live(&world).is_none());
     let status = world.vpc(&seed.seoul()).unwrap().tags.get(STATUS).cloned().unwrap_or_default();
     assert!(status.contains(&format!("{} ended rejected; request 3 in", second.id)), "{status}");
+    cloud.assert_changes_allowed(&start).await;
 }

@@ -177,6 +177,7 @@ const SEOUL_SUBNETS: [(&str, &str); 2] = [("10.0.0.0/24", "ap-northeast-2a"), ("
 #[tokio::test]
 async fn one_request_builds_the_seed_network_and_the_same_again_builds_nothing() {
     let bed = Bed::start().await;
+    let start = observe(&bed.sdk).await;
     let before = census(&bed.sdk, SEOUL).await;
 
     let summary = bed.provision(&bed.request("seoul")).await.expect("built");
@@ -215,11 +216,13 @@ async fn one_request_builds_the_seed_network_and_the_same_again_builds_nothing()
         .await
         .expect("DescribeVpcAttribute");
     assert_eq!(dns.enable_dns_hostnames().and_then(|v| v.value()), Some(true));
+    assert_changes_allowed(&bed.sdk, &deployment(), &start).await;
 }
 
 #[tokio::test]
 async fn a_build_cut_short_after_any_step_is_finished_by_the_next_delivery() {
     let bed = Bed::start().await;
+    let start = observe(&bed.sdk).await;
     let pool = provision::default_pool();
     let mut k = 1;
     let steps = loop {
@@ -255,11 +258,13 @@ async fn a_build_cut_short_after_any_step_is_finished_by_the_next_delivery() {
     };
     assert_eq!(steps, 11, "the seed's network is ten steps, and DNS hostnames on");
     assert_eq!(census(&bed.sdk, SEOUL).await.vpcs, 1 + 10, "the default VPC and one VPC a cut");
+    assert_changes_allowed(&bed.sdk, &deployment(), &start).await;
 }
 
 #[tokio::test]
 async fn a_range_overlapping_the_peer_is_refused_and_nothing_is_made() {
     let bed = Bed::start().await;
+    let start = observe(&bed.sdk).await;
     let before = (census(&bed.sdk, SEOUL).await, census(&bed.sdk, OSAKA).await);
     let mut detail = bed.request("seoul");
     detail["cidr"] = json!("172.31.0.0/16");
@@ -286,11 +291,13 @@ async fn a_range_overlapping_the_peer_is_refused_and_nothing_is_made() {
         assert!(err.starts_with("network request refused: ") && err.contains(expect), "{detail}: {err}");
     }
     assert_eq!((census(&bed.sdk, SEOUL).await, census(&bed.sdk, OSAKA).await), before, "nothing made");
+    assert_changes_allowed(&bed.sdk, &deployment(), &start).await;
 }
 
 #[tokio::test]
 async fn a_second_network_gets_the_next_free_block_whatever_its_region() {
     let bed = Bed::start().await;
+    let start = observe(&bed.sdk).await;
     bed.provision(&bed.request("seoul")).await.expect("first");
     assert_eq!(network(&bed.sdk, SEOUL, "seoul").await.cidr, "10.0.0.0/16");
 
@@ -322,11 +329,13 @@ async fn a_second_network_gets_the_next_free_block_whatever_its_region() {
         &[("10.2.0.0/24", "ap-northeast-2a"), ("10.2.1.0/24", "ap-northeast-2b"), ("10.2.2.0/24", "ap-northeast-2c")],
         None,
     );
+    assert_changes_allowed(&bed.sdk, &deployment(), &start).await;
 }
 
 #[tokio::test]
 async fn two_vpcs_with_one_name_are_refused_without_a_change() {
     let bed = Bed::start().await;
+    let start = observe(&bed.sdk).await;
     bed.provision(&bed.request("seoul")).await.expect("built");
     let first = network(&bed.sdk, SEOUL, "seoul").await.vpc;
     let second = ec2(&bed.sdk, SEOUL)
@@ -357,4 +366,5 @@ async fn two_vpcs_with_one_name_are_refused_without_a_change() {
         )
     );
     assert_eq!(census(&bed.sdk, SEOUL).await, before, "no change");
+    assert_changes_allowed(&bed.sdk, &deployment(), &start).await;
 }

@@ -26,6 +26,7 @@ fn calls_since(cloud: &LocalCloud, mark: usize) -> Vec<Value> {
 async fn an_idle_sweep_reads_a_few_lists_per_region_and_changes_nothing() {
     let cloud = LocalCloud::start();
     let sdk = cloud.sdk_config().await;
+    let start = observe(&sdk).await;
     let mut idle_calls = Vec::new();
     let osaka = endpoint(OSAKA, &default_vpc(&sdk, OSAKA).await);
     for (i, cidr) in ["10.0.0.0/16", "10.1.0.0/16", "10.2.0.0/16"].iter().enumerate() {
@@ -45,6 +46,7 @@ async fn an_idle_sweep_reads_a_few_lists_per_region_and_changes_nothing() {
     }
     // 3 functions x 2 regions, each: DescribeVpcs, DescribeRouteTables, DescribeVpcPeeringConnections in 2 regions.
     assert_eq!(idle_calls, [36, 36, 36], "the same with 1, 2 and 3 links");
+    assert_invariants(&sdk, &deployment(), &start).await;
 }
 
 /// A connection deleted by hand: its routes go (CloudTrail tells the

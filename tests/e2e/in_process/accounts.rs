@@ -126,6 +126,7 @@ async fn without_the_accepters_consent_nothing_is_requested_until_it_is_given() 
 #[tokio::test]
 async fn a_request_from_an_account_the_accepter_does_not_allow_is_never_accepted() {
     let (ours, theirs, seed, their_vpc) = two_accounts(false).await;
+    let start = theirs.observe().await;
     tag_vpc(&theirs.sdk, &their_vpc, ACCEPT, Some("*")).await;
     ask(&ours, &seed, &their_vpc).await;
     for _ in 0..2 {
@@ -137,6 +138,7 @@ async fn a_request_from_an_account_the_accepter_does_not_allow_is_never_accepted
     assert_eq!(world.peerings[0].state, PeeringState::PendingAcceptance, "never accepted, never deleted");
     assert!(routes_via_peering(&world, &their_vpc).is_empty());
     assert_eq!(status(&world, &seed.seoul()), format!("{their_vpc}: pending acceptance ({})", world.peerings[0].id));
+    theirs.assert_changes_allowed(&start).await;
 }
 
 /// A request from an allowed account that tagpeer did not make (by hand, no
@@ -145,6 +147,7 @@ async fn a_request_from_an_account_the_accepter_does_not_allow_is_never_accepted
 #[tokio::test]
 async fn a_hand_made_request_from_an_allowed_account_is_never_accepted() {
     let (ours, theirs, seed, their_vpc) = two_accounts(true).await;
+    let start = theirs.observe().await;
     tag_vpc(&theirs.sdk, &their_vpc, ACCEPT, Some("*")).await;
     let made = ec2(&ours.sdk, SEOUL)
         .create_vpc_peering_connection()
@@ -164,4 +167,5 @@ async fn a_hand_made_request_from_an_allowed_account_is_never_accepted() {
     let pcx = world.peerings.iter().find(|p| p.id.as_str() == id).expect("still listed");
     assert_eq!(pcx.state, PeeringState::PendingAcceptance, "left alone");
     assert!(routes_via_peering(&world, &their_vpc).is_empty());
+    theirs.assert_changes_allowed(&start).await;
 }

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 use tagpeer::intent::PEERS;
+use tagpeer::plan::Role;
 use tagpeer_tests::local::{invocations, LocalCloud};
 use tagpeer_tests::*;
 
@@ -127,6 +128,7 @@ async fn a_dropped_event_is_recovered_by_the_schedule() {
 async fn an_event_that_matches_no_rule_does_nothing() {
     let cloud = LocalCloud::start();
     let sdk = cloud.sdk_config().await;
+    let start = observe(&sdk).await;
     let seed = build_seed(&sdk, "10.0.0.0/16").await;
     tag_vpc(&sdk, &seed.seoul(), "Name", Some("seoul-renamed")).await;
     tag_vpc(&sdk, &seed.seoul(), "tagpeer-status", Some("written by someone else")).await;
@@ -138,6 +140,7 @@ async fn an_event_that_matches_no_rule_does_nothing() {
     assert!(tag_changes.iter().all(|e| e["outcome"] == json!("no rule")));
     assert!(invocations(&events).is_empty(), "no function ran: {events:#?}");
     assert!(cloud.calls().iter().all(|c| c["caller"] == json!("123456789012-tester")), "every call is the test's own");
+    assert_invariants(&sdk, &deployment(), &start).await;
 }
 
 #[tokio::test]
@@ -193,4 +196,75 @@ async fn request_network(events: &aws_sdk_eventbridge::Client, detail: &serde_js
         .build();
     let put = events.put_events().entries(entry).send().await.expect("PutEvents");
     assert_eq!(put.failed_entry_count(), 0);
+}
+
+/// The in-process tests route tagpeer's events by hand ([`route`]); this
+/// proves that routing is the template's. Every event tagpeer sends, put on
+/// either region's bus of the local cloud by the functions' own sink
+/// (`PutEvents`), reaches exactly the functions `route` names, and no other.
+#[tokio::test]
+async fn the_in_process_routing_is_the_templates() {
+    use std::collections::BTreeSet;
+    use tagpeer::aws::EventBridge;
+    use tagpeer::events::{
+        Detail, OutcomeDetail, Outgoing, PeeringDetail, LINK_FAILED, LINK_READY, LINK_REMOVED, PEERING_ACCEPTED,
+        PEERING_REQUESTED,
+    };
+    use tagpeer::model::LinkKey;
+    use tagpeer::ports::EventSink;
+
+    let local = LocalCloud::start();
+    let sdk = local.sdk_config().await;
+    let function = |role: Role| format!("{}Function", [&role.name()[..1].to_uppercase(), &role.name()[1..]].concat());
+    let (seoul, osaka) = (endpoint(SEOUL, "vpc-0000000a"), endpoint(OSAKA, "vpc-0000000b"));
+    let mut checked = 0;
+    for (requester, accepter) in [(&seoul, &osaka), (&osaka, &seoul)] {
+        let link = LinkKey::new(requester.clone(), accepter.clone()).to_string();
+        let pcx: tagpeer::ids::PeeringId = "pcx-0000abcd".parse().unwrap();
+        let peering = Detail::Peering(PeeringDetail {
+            link: link.clone(),
+            peering_connection_id: pcx.clone(),
+            requester: requester.clone(),
+            accepter: accepter.clone(),
+        });
+        let outcome = |step: &str| {
+            Detail::Outcome(OutcomeDetail {
+                link: link.clone(),
+                requester: requester.clone(),
+                accepter: accepter.clone(),
+                side: accepter.clone(),
+                peering_connection_id: Some(pcx.clone()),
+                step: step.to_owned(),
+                error_code: None,
+                message: None,
+            })
+        };
+        let sent = [
+            Outgoing { detail_type: PEERING_REQUESTED, detail: peering.clone() },
+            Outgoing { detail_type: PEERING_ACCEPTED, detail: peering.clone() },
+            Outgoing { detail_type: LINK_READY, detail: outcome("ready") },
+            Outgoing { detail_type: LINK_FAILED, detail: outcome("CreateRoute") },
+            Outgoing { detail_type: LINK_REMOVED, detail: outcome("DeleteVpcPeeringConnection") },
+        ];
+        for from in [SEOUL, OSAKA] {
+            let region: tagpeer::ids::Region = from.parse().unwrap();
+            let regional = sdk.to_builder().region(aws_config::Region::new(from)).build();
+            let sink = EventBridge::new(&regional, "default".into());
+            for out in &sent {
+                let before = local.events().len();
+                sink.send(&region, std::slice::from_ref(out)).await.expect("PutEvents");
+                local.settle();
+                let delivered: BTreeSet<(String, String)> = invocations(&local.events()[before..])
+                    .into_iter()
+                    .filter(|(_, _, detail_type, _)| detail_type == out.detail_type)
+                    .map(|(f, r, _, _)| (f, r))
+                    .collect();
+                let routed: BTreeSet<(String, String)> =
+                    route(out, &region).into_iter().map(|d| (function(d.role), d.region)).collect();
+                assert_eq!(delivered, routed, "{} from {from} ({requester} requests)", out.detail_type);
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 20);
 }

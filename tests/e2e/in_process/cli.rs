@@ -80,6 +80,7 @@ fn bad_input_exits_non_zero_with_a_clear_message() {
 #[tokio::test]
 async fn check_agrees_with_the_seed_before_and_after_the_tag() {
     let cloud = Cloud::start().await;
+    let start = cloud.observe().await;
     let endpoint = cloud.moto.endpoint.clone();
     let sdk = &cloud.sdk;
     let seed = build_seed(sdk, "10.0.0.0/16").await;
@@ -128,4 +129,5 @@ async fn check_agrees_with_the_seed_before_and_after_the_tag() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    cloud.assert_invariants(&start).await;
 }
