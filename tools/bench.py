@@ -732,24 +732,21 @@ def _per_action(calls: list[dict], minimum: dict) -> tuple[str, dict]:
 
 
 def _owned(invocations: list[dict], calls: list[dict]) -> dict[int, list]:
-    """The calls each invocation's process made (index into `invocations` -> calls)."""
-    ends: dict[str, list] = defaultdict(list)
-    for n, e in enumerate(invocations):
-        ends[e.get("caller", "")].append(((e.get("calls") or [0, 0])[1], e.get("time", 0), n))
-    for v in ends.values():
-        v.sort()
+    """The calls each invocation made (index into `invocations` -> calls): the local cloud records on
+    each call the invocation that made it (`invocation`, the delivery's own)."""
+    if any("invocation" not in c for c in calls):
+        raise SystemExit("bench: the calls carry no `invocation` (a --json from before the local cloud recorded "
+                         "it): measure again")
+    index = {e["invocation"]: n for n, e in enumerate(invocations) if e.get("invocation")}
     owned: dict[int, list] = defaultdict(list)
     for c in calls:
-        later = [end for end in ends.get(c.get("caller", ""), []) if end[0] >= c.get("seq", 0)]
-        if later:
-            owned[later[0][2]].append(c)
+        if c.get("invocation") in index:
+            owned[index[c["invocation"]]].append(c)
     return owned
 
 
 def _invocation_rows(invocations: list[dict], calls: list[dict]) -> str:
-    """One row an invocation, with the calls its process made. A process runs one invocation at a time,
-    and the local cloud notes the last call recorded when each invocation ended (`calls`), so a call of
-    that process belongs to the first of its invocations that ended at or after it."""
+    """One row an invocation, with the calls it made."""
     owned = _owned(invocations, calls)
     rows = []
     for n, e in enumerate(invocations):

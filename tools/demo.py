@@ -145,11 +145,8 @@ def story(cloud: localcloud.LocalCloud) -> int:
             continue
         failed |= e["outcome"] != "ok"
         print(f"   {what}: rule {e['rule']} -> {e['target']}: {e['outcome']}")
-        first, last = e["calls"]
-        for seq in range(first, last + 1):
-            c = calls.get(seq)
-            if c and c["caller"] == e["caller"]:
-                print(f"       {c['action']:<28} {c['region']}  {c['error'] or 'ok'}")
+        for c in (calls[seq] for seq in e["calls"]):  # the calls this invocation made, in order
+            print(f"       {c['action']:<28} {c['region']}  {c['error'] or 'ok'}")
     print(f"   ({quiet} more events matched no rule: tagpeer's own status tags, and CloudTrail's records of the calls.)")
 
     print("\n6. The routes after:")

@@ -11,9 +11,12 @@ One endpoint on loopback that AWS SDKs and the AWS CLI use through
   when a trail of the deployed template records that region (awsevents.py).
 - Each region's bus routes events through the rules of `infra-template/`
   itself, evaluated for that region, with EventBridge's pattern semantics, to
-  the real function binaries (one warm process per function and region,
-  behind an emulated Lambda Runtime API) and to other regions' buses.
-- Every API call is recorded: service, action, region, account, caller, outcome.
+  the real function binaries (one warm process per function, region and unit
+  of concurrency, behind an emulated Lambda Runtime API) and to other regions'
+  buses.
+- Every API call is recorded: service, action, region, account, caller, outcome,
+  and the function invocation that made it: each function process has an access
+  key of its own (`process_key`) and serves one invocation at a time.
 
 Control interface (`/_local/...`): POST settle, POST schedule, GET events,
 GET calls, POST reset, POST faults, GET/POST clock, GET/POST lifecycle, GET/POST
@@ -61,6 +64,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def process_key(function_key: str, slot: int) -> str:
+    """The access key of a function's process in concurrency slot `slot`: its function's key
+    (`ACCOUNT-BINARY-REGION`, which IAM, the faults and GET /_local/calls know) and the slot."""
+    return f"{function_key}.{slot}"
+
+
 class Record:
     """What happened, in order, for GET /_local/calls and /_local/events."""
 
@@ -68,13 +77,23 @@ class Record:
         self.lock = threading.Lock()
         self.calls: list[dict] = []
         self.events: list[dict] = []
+        self._by_invocation: dict[str, list[int]] = {}  # invocation -> the seqs of its calls
 
     def call(self, **entry) -> dict:
+        """A call, with `invocation`: the function invocation that made it, or None."""
         with self.lock:
             entry["seq"] = len(self.calls) + 1
             entry["time"] = time.time()
             self.calls.append(entry)
+            if entry.get("invocation"):
+                self._by_invocation.setdefault(entry["invocation"], []).append(entry["seq"])
             return entry
+
+    def calls_of(self, invocation: str) -> list[int]:
+        """The seqs of the calls `invocation` made: the list itself, so that a call still in flight
+        when the invocation ended (its process killed) joins it when it is recorded."""
+        with self.lock:
+            return self._by_invocation.setdefault(invocation, [])
 
     def event(self, **entry) -> dict:
         with self.lock:
@@ -83,14 +102,11 @@ class Record:
             self.events.append(entry)
             return entry
 
-    def last_call_seq(self) -> int:
-        with self.lock:
-            return len(self.calls)
-
     def clear(self) -> None:
         with self.lock:
             self.calls.clear()
             self.events.clear()
+            self._by_invocation.clear()
 
 
 class LocalCloud:
@@ -108,8 +124,13 @@ class LocalCloud:
         self.peering = peering_.Peerings(self, self.clock)
         # Deliveries held back while `events.shuffle` is on: (event, region, rule, target).
         self.held: list[tuple] = []
-        # The access keys of the function processes (faults tell their calls apart).
+        # The access keys of the functions (faults tell their calls apart), which their calls are
+        # recorded and judged under.
         self.function_callers: set[str] = set()
+        # The access keys the function processes call with -> (the caller they are recorded under,
+        # the function, its concurrency slot): each slot's own key (`process_key`), and the
+        # temporary keys STS gave a process for a role (see `caller_of`).
+        self.process_keys: dict[str, tuple[str, runtime.Function, int]] = {}
         self.tag_versions: dict[str, int] = {}
         self.pending = 0
         self.pending_cv = threading.Condition()
@@ -155,13 +176,13 @@ class LocalCloud:
                 binary = self.bin_dir / fn.binary
                 if not binary.exists():
                     raise SystemExit(f"{binary} is missing: build the functions first (cargo build --bins)")
+                key = f"{DEFAULT_ACCOUNT}-{fn.binary}-{region}"  # the caller the calls are recorded under
                 env = dict(fn.environment)
                 env.update({
                     "AWS_REGION": region,
                     "AWS_DEFAULT_REGION": region,
                     "AWS_ENDPOINT_URL": self.endpoint,
-                    # The caller the calls are recorded under.
-                    "AWS_ACCESS_KEY_ID": f"{DEFAULT_ACCOUNT}-{fn.binary}-{region}",
+                    "AWS_ACCESS_KEY_ID": key,
                     "AWS_SECRET_ACCESS_KEY": "local",
                     "AWS_EC2_METADATA_DISABLED": "true",
                 })
@@ -173,10 +194,14 @@ class LocalCloud:
                     timeout=fn.timeout,
                     memory_mb=fn.memory_mb,
                     log=self._function_log,
+                    # Each process calls with its slot's key, so a call tells which process made it.
+                    slot_env=lambda slot, key=key: {"AWS_ACCESS_KEY_ID": process_key(key, slot)},
                 )
                 self.functions[(region, logical_id)] = f
-                self.function_callers.add(env["AWS_ACCESS_KEY_ID"])
-                self.iam.add_function(env["AWS_ACCESS_KEY_ID"], DEFAULT_ACCOUNT, region, logical_id, fn.name)
+                self.function_callers.add(key)
+                for slot in range(f.concurrency):
+                    self.process_keys[process_key(key, slot)] = (key, f, slot)
+                self.iam.add_function(key, DEFAULT_ACCOUNT, region, logical_id, fn.name)
         threading.Thread(target=self._release_held, daemon=True, name="shuffle").start()
         for f in self.functions.values():
             f.start()
@@ -293,19 +318,17 @@ class LocalCloud:
             return down if self.faults.down() else None
 
         for attempt in range(1 + ASYNC_RETRIES):
-            first_call = self.record.last_call_seq() + 1
             started = time.time()
             result = None if self.faults.down() else fn.invoke(event, admit=admit)
             if result is None or result.error is down:
                 # After crash_after's last call the functions are down (their processes that
                 # were in flight killed, see _kill_functions): the invocation fails at once,
-                # and so do Lambda's retries of it.
+                # and so do Lambda's retries of it. No process ran it.
                 self.record.event(region=region, rule=rule_name, target=fn.name, function=logical_id,
                                   caller=fn.env["AWS_ACCESS_KEY_ID"], source=event.get("source"),
                                   detail_type=event.get("detail-type"), attempt=attempt + 1, outcome="error",
-                                  error="crashed (crash_after)", calls=[], event=event)
+                                  error="crashed (crash_after)", invocation=None, calls=[], event=event)
                 continue
-            last_call = self.record.last_call_seq()
             outcome = "ok" if result.ok else "error"
             self.record.event(
                 region=region,
@@ -323,7 +346,9 @@ class LocalCloud:
                 started=started,
                 duration_ms=result.duration_ms,
                 init_duration_ms=result.init_duration_ms,
-                calls=[first_call, last_call],
+                # The invocation (its request ID) and the seqs of the calls it made (caller_of).
+                invocation=result.request_id,
+                calls=self.record.calls_of(result.request_id),
                 event=event,
             )
             if result.ok:
@@ -356,6 +381,31 @@ class LocalCloud:
         self.trails.reset()  # the trails as deployed (POST /_local/trail undone)
 
     # ------------------------------------------------------------ AWS calls
+
+    def caller_of(self, access_key: str) -> tuple[str, str | None]:
+        """Whose call this is: (the caller it is recorded and judged under, the function invocation
+        that made it). A function process's key (`process_key`) is its function's key and the
+        invocation the process is serving (runtime.Function.in_flight: a process serves one at a
+        time), asked when the call arrives, while the process waits for its answer; the temporary
+        keys STS gave a process stay themselves (IAM knows them as their role) and are that process's
+        too. Any other key (a person's, a test's) is itself, with no invocation."""
+        found = self.process_keys.get(access_key)
+        if found is None:
+            return access_key, None
+        caller, fn, slot = found
+        return caller, fn.in_flight(slot)
+
+    def note_assumed(self, access_key: str, action: str, status: int, response: bytes) -> None:
+        """After an STS call: the temporary keys STS gave a function process are that process's
+        (caller_of). (moto forgets them on a reset, the process keeps using them until they expire:
+        kept.)"""
+        found = self.process_keys.get(access_key)
+        if found is None or not action.startswith("AssumeRole") or status != 200:
+            return
+        key = iam_.assumed_key(response)
+        if key:
+            _, fn, slot = found
+            self.process_keys[key] = (key, fn, slot)
 
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.moto_port, timeout=120)
@@ -507,13 +557,15 @@ class _Handler(BaseHTTPRequestHandler):
         cloud = self.cloud
         auth = self.headers.get("Authorization", "")
         m = _AUTH.search(auth)
-        access_key, region, service = (m.group(1), m.group(2), m.group(3)) if m else ("anonymous", "us-east-1", "")
+        sent_key, region, service = (m.group(1), m.group(2), m.group(3)) if m else ("anonymous", "us-east-1", "")
+        # A function process's key is its function's from here on; `invocation`: whose call it is.
+        access_key, invocation = cloud.caller_of(sent_key)
         moto_account = peering_.account_of(access_key)  # None: moto says (its default, or an assumed role's)
         account = moto_account or DEFAULT_ACCOUNT
         target = self.headers.get("X-Amz-Target", "")
         function = access_key in cloud.function_callers
         if service == "events" and target == "AWSEvents.PutEvents":
-            call = Call("events", "PutEvents", region, account, access_key, function)
+            call = Call("events", "PutEvents", region, account, access_key, function, invocation=invocation)
             if self._iam_refused(call, body, target):  # IAM as deployed (iam.py)
                 return None
             fault = cloud.faults.before(call)
@@ -521,9 +573,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._refuse(call, fault)
             status, out = cloud.put_events(body, region, account)
             cloud.faults.after(call, fault, status)
-            cloud.record.call(service="events", action="PutEvents", region=region, account=account,
-                              caller=access_key, status=status, error=None if status == 200 else "Malformed",
-                              **fault.record())
+            self._record(call, status, None if status == 200 else "Malformed", **fault.record())
             try:
                 return self._reply(status, out, content_type="application/x-amz-json-1.1")
             finally:
@@ -535,7 +585,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers["x-moto-account-id"] = moto_account
         params = awsevents.form(body) if service == "ec2" or (service in ("sts", "iam") and body) else {}
         action = params.get("Action") or (target.split(".")[-1] if target else f"{method} {self.path.split('?')[0]}")
-        call = Call(service or "unknown", action, region, account, access_key, function, params)
+        call = Call(service or "unknown", action, region, account, access_key, function, params, invocation)
         if self._iam_refused(call, body, target):  # IAM as deployed (iam.py)
             return None
         fault = cloud.faults.before(call)
@@ -567,10 +617,10 @@ class _Handler(BaseHTTPRequestHandler):
                     error = json.loads(out).get("__type", f"HTTP {status}")
                 except (ValueError, AttributeError):
                     error = f"HTTP {status}"
-        cloud.record.call(service=service or "unknown", action=action, region=region, account=account,
-                          caller=access_key, status=status, error=error, **fault.record())
-        if service == "sts":  # the keys of a role a function assumed act as that role (iam.py)
+        self._record(call, status, error, **fault.record())
+        if service == "sts":  # the keys of a role a function assumed act as that role (iam.py), its process's
             cloud.iam.observe(service, action, access_key, params, status, out)
+            cloud.note_assumed(sent_key, action, status, out)
         if service == "ec2" and (status == 200 or (400 <= status < 600 and error)):  # failed calls too (CloudTrail)
             try:
                 cloud.after_ec2(action, params, region, account, access_key, self.headers.get("User-Agent", ""), out,
@@ -588,6 +638,11 @@ class _Handler(BaseHTTPRequestHandler):
         as Lambda kills a runtime (runtime.py: Runtime.ExitError, the process restarted)."""
         self.cloud.faults.note_killed(runtime.kill_in_flight(self.cloud.functions.values()))
 
+    def _record(self, call: Call, status: int, error: str | None, **more) -> None:
+        """GET /_local/calls' record of `call`: its caller the function's key, and its invocation."""
+        self.cloud.record.call(service=call.service, action=call.action, region=call.region, account=call.account,
+                               caller=call.caller, invocation=call.invocation, status=status, error=error, **more)
+
     def _iam_refused(self, call: Call, body: bytes, target: str) -> bool:
         """A function's call its template role does not allow is answered as AWS answers it (iam.py),
         never reaches moto, and is recorded with `denied`: what was refused and why."""
@@ -599,15 +654,13 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if refusal is None:
             return False
-        self.cloud.record.call(service=call.service, action=call.action, region=call.region, account=call.account,
-                               caller=call.caller, status=refusal.status, error=refusal.code, denied=refusal.record)
+        self._record(call, refusal.status, refusal.code, denied=refusal.record)
         self._reply(refusal.status, refusal.body, content_type=refusal.content_type)
         return True
 
     def _refuse(self, call: Call, fault) -> None:
         """An injected fault answers the call instead of moto: an EC2 error, or a closed connection."""
-        self.cloud.record.call(service=call.service, action=call.action, region=call.region, account=call.account,
-                               caller=call.caller, status=fault.status, error=fault.code, **fault.record())
+        self._record(call, fault.status, fault.code, **fault.record())
         if fault.kill:  # a mutating call after the crash, sent before the kill landed: the caller dies too
             self._kill_functions()
         if fault.code == faults.CONNECTION:

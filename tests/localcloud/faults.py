@@ -137,10 +137,10 @@ def error_xml(code: str, message: str | None = None) -> bytes:
 
 
 class Call:
-    """What the faults look at in an API call."""
+    """What the faults look at in an API call (and the invocation that made it, which they do not)."""
 
     def __init__(self, service: str, action: str, region: str, account: str, caller: str, function: bool,
-                 params: dict[str, str] | None = None) -> None:
+                 params: dict[str, str] | None = None, invocation: str | None = None) -> None:
         self.service = service
         self.action = action
         self.region = region
@@ -148,6 +148,7 @@ class Call:
         self.caller = caller
         self.function = function
         self.params = params or {}
+        self.invocation = invocation
 
     @property
     def mutating(self) -> bool:

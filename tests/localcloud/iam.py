@@ -540,6 +540,15 @@ def ec2_checks(action: str, params: dict[str, str], region: str, account: str, l
 # ---------------------------------------------------------------- principals
 
 
+def assumed_key(response: bytes) -> str | None:
+    """The temporary access key in an answer of STS AssumeRole*, or None."""
+    try:
+        root = ET.fromstring(response)
+    except ET.ParseError:
+        return None
+    return next((e.text for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "AccessKeyId"), None)
+
+
 @dataclass
 class Principal:
     access_key: str
@@ -681,11 +690,7 @@ class Iam:
         that role, with the template's policies for it."""
         if service != "sts" or action != "AssumeRole" or status != 200 or self.principal(access_key) is None:
             return
-        try:
-            root = ET.fromstring(response)
-        except ET.ParseError:
-            return
-        key = next((e.text for e in root.iter() if e.tag.rsplit("}", 1)[-1] == "AccessKeyId"), None)
+        key = assumed_key(response)
         found = self._role_by_arn(params.get("RoleArn", ""))
         if not key or found is None:
             return

@@ -35,6 +35,12 @@ specification (runtime-api.zip):
   cloud's crash fault uses: checked just before the event is handed to a process, under the lock
   kill_in_flight takes, so an invocation either runs on a process the kill will find or never
   reaches a process at all.
+* Each concurrency slot may have an environment of its own (`slot_env`), as each Lambda execution
+  environment has credentials of its own: the local cloud gives each slot its own access key, so
+  that a call tells which process made it. `Function.in_flight(slot)` is the request ID of the
+  invocation that slot's process is serving (from the moment its event is handed over until its
+  runtime asks for the next one), or None: a process serves one invocation at a time, so a call a
+  process makes is that invocation's.
 
 The process runs in LAMBDA_TASK_ROOT (the command's directory, unless env names another), in its
 own process group, with an environment made of the given env plus the variables Lambda reserves.
@@ -315,7 +321,7 @@ class _Sandbox:
         try:
             self.proc = subprocess.Popen(
                 fn.argv,
-                env=fn.process_env(self.port, self.log_stream),
+                env=fn.process_env(self.port, self.log_stream, slot),
                 cwd=fn.task_root,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -716,6 +722,7 @@ class Function:
         log: Callable[[str, str], None] | None = None,
         *,
         init_timeout: float = INIT_TIMEOUT,
+        slot_env: Callable[[int], dict[str, str]] | None = None,
     ):
         if not command:
             raise ValueError("command must not be empty")
@@ -729,6 +736,8 @@ class Function:
         self.memory_mb = int(memory_mb)
         self.log = log
         self.init_timeout = float(init_timeout)
+        # The environment of each concurrency slot's process on top of `env` (slot -> variables).
+        self.slot_env = slot_env
         self.region = self.env.get("AWS_REGION") or DEFAULT_REGION
         self.arn = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
 
@@ -748,7 +757,7 @@ class Function:
 
     # -- environment ---------------------------------------------------------------------------
 
-    def process_env(self, port: int, log_stream: str) -> dict[str, str]:
+    def process_env(self, port: int, log_stream: str, slot: int = 0) -> dict[str, str]:
         env = {
             "PATH": DEFAULT_PATH,
             "TZ": ":UTC",
@@ -757,6 +766,8 @@ class Function:
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         }
         env.update(self.env)
+        if self.slot_env is not None:
+            env.update(self.slot_env(slot))
         env.update(
             {
                 "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
@@ -879,6 +890,16 @@ class Function:
         return killed
 
     # -- introspection -------------------------------------------------------------------------
+
+    def in_flight(self, slot: int) -> str | None:
+        """The request ID of the invocation the process of concurrency slot `slot` is serving (its
+        event handed over, its runtime not yet asking for the next one), or None (idle, starting)."""
+        workers = self._workers
+        sandbox = workers[slot].sandbox if 0 <= slot < len(workers) else None
+        if sandbox is None:
+            return None
+        with sandbox.lock:
+            return sandbox.current.request_id if sandbox.current is not None else None
 
     @property
     def pids(self) -> list[int]:

@@ -1,4 +1,5 @@
-"""Tests for runtime.py, against a tiny Python "function" speaking the Lambda Runtime API.
+"""Tests for runtime.py, against a tiny Python "function" speaking the Lambda Runtime API (testing.py's
+fake_bootstrap).
 
 Run with `PYTHONPATH=tests .venv/bin/python -m pytest tests/localcloud/test_runtime.py` (`make test` runs them all).
 """
@@ -10,7 +11,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -18,141 +18,14 @@ import uuid
 from contextlib import contextmanager
 
 from localcloud import runtime as rt
-from localcloud.testing import alive, wait_until
-
-# The fake function: a Runtime API client loop in the shape of the lambda_runtime crate's.
-BOOTSTRAP = r'''#!{python}
-import http.client, json, os, sys, time, urllib.request
-
-API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
-# FAKE_KEEPALIVE: one persistent HTTP/1.1 connection and chunked bodies, like hyper's pool.
-KEEPALIVE = os.environ.get("FAKE_KEEPALIVE")
-conn = http.client.HTTPConnection(*os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")) if KEEPALIVE else None
-
-
-def post(path, body, headers=None):
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    if KEEPALIVE:
-        conn.request("POST", "/2018-06-01/runtime" + path, body=iter([data[:3], data[3:]]),
-                     headers=headers or {{}}, encode_chunked=True)
-        r = conn.getresponse()
-        r.read()
-        return r.status
-    req = urllib.request.Request(API + path, data=data, method="POST", headers=headers or {{}})
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return r.status
-
-
-def journal(d, what, tag):
-    """Append "<what> <tag> <pid>" to the journal directory d as its next numbered entry.
-
-    The entry is written aside and hard-linked into place (atomic, and EEXIST if the number is
-    taken), so a reader never sees half an entry and an entry made after another one completed
-    always gets a higher number, whichever process made it."""
-    tmp = os.path.join(d, ".tmp-%d" % os.getpid())
-    with open(tmp, "w") as f:
-        f.write("%s %s %d" % (what, tag, os.getpid()))
-    i = 0
-    while True:
-        try:
-            os.link(tmp, os.path.join(d, "%06d" % i))
-            break
-        except FileExistsError:
-            i += 1
-    os.remove(tmp)
-
-
-def starts(d):
-    n = 0
-    for name in os.listdir(d):
-        if not name.startswith("."):
-            with open(os.path.join(d, name)) as f:
-                n += f.read().startswith("start ")
-    return n
-
-
-class Next:
-    def __enter__(self):
-        if KEEPALIVE:
-            conn.request("GET", "/2018-06-01/runtime/invocation/next")
-            self.r = conn.getresponse()
-        else:
-            self.r = urllib.request.urlopen(API + "/invocation/next")
-        return self.r
-
-    def __exit__(self, *exc):
-        self.r.close()
-
-
-BROKEN = os.environ.get("FAKE_INIT_ERROR_FILE")
-if os.environ.get("FAKE_INIT_ERROR") or (BROKEN and os.path.exists(BROKEN)):
-    print("cannot initialise", file=sys.stderr, flush=True)
-    post("/init/error", {{"errorType": "Runtime.ConfigInvalid", "errorMessage": "bad config"}},
-         {{"Lambda-Runtime-Function-Error-Type": "Runtime.ConfigInvalid"}})
-    sys.exit(1)
-if os.environ.get("FAKE_CRASH_AT_INIT"):
-    print("panicked at src/main.rs:1:1: no config", file=sys.stderr, flush=True)
-    sys.exit(101)
-if os.environ.get("FAKE_HANG_AT_INIT"):
-    time.sleep(30)
-print("init pid=%d" % os.getpid(), flush=True)
-
-while True:
-    with Next() as r:
-        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
-        headers = dict(r.headers.items())
-        event = json.loads(r.read())
-    tag = event.get("tag", "-") if isinstance(event, dict) else "-"
-    print("event %s tag=%s" % (rid, tag), flush=True)
-    print("stderr line tag=%s" % tag, file=sys.stderr, flush=True)
-    if not isinstance(event, dict):
-        post("/invocation/%s/response" % rid, event)
-        continue
-    # "journal": a directory where the invocation records its start and its finish; "waits":
-    # [[n, seconds], ...] then waits, step by step, until n starts are recorded there (at most
-    # that long), and the response tells how many it saw after each step ("seen") and "pid".
-    jdir = event.get("journal")
-    if jdir:
-        journal(jdir, "start", tag)
-        seen = []
-        for want, limit in event.get("waits", []):
-            end = time.monotonic() + limit
-            while starts(jdir) < want and time.monotonic() < end:
-                time.sleep(0.01)
-            seen.append(starts(jdir))
-        event = dict(event, seen=seen, pid=os.getpid())
-    if event.get("sleep"):
-        time.sleep(event["sleep"])
-    if jdir:
-        journal(jdir, "finish", tag)
-    if event.get("exit"):
-        print("exiting tag=%s" % tag, file=sys.stderr, flush=True)
-        os._exit(3)
-    if event.get("fail"):
-        post("/invocation/%s/error" % rid,
-             {{"errorType": "Boom", "errorMessage": "asked to fail", "stackTrace": []}},
-             {{"Lambda-Runtime-Function-Error-Type": "Unhandled"}})
-    elif event.get("raw"):
-        post("/invocation/%s/response" % rid, event["raw"].encode())
-    elif event.get("context"):
-        env = {{k: v for k, v in os.environ.items()}}
-        post("/invocation/%s/response" % rid,
-             {{"request_id": rid, "headers": headers, "env": env, "cwd": os.getcwd(), "pid": os.getpid(),
-              "local_port": conn.sock.getsockname()[1] if KEEPALIVE else None}})
-    else:
-        post("/invocation/%s/response" % rid, event)
-    print("done tag=%s" % tag, flush=True)
-'''
+from localcloud.testing import alive, fake_bootstrap, wait_until
 
 
 @contextmanager
 def function(concurrency=1, timeout=10.0, env=None, log=None, **kwargs):
     """A started Function running the fake bootstrap from a fresh temp dir; stopped on exit."""
     root = tempfile.mkdtemp(prefix="lambda-fake-")
-    path = os.path.join(root, "bootstrap")
-    with open(path, "w") as f:
-        f.write(BOOTSTRAP.format(python=sys.executable))
-    os.chmod(path, 0o755)
+    path = fake_bootstrap(root)
     fn = rt.Function(
         "fake-fn", [path], dict(env or {}), concurrency=concurrency, timeout=timeout, log=log, **kwargs
     )
@@ -428,6 +301,33 @@ def test_concurrency_one_runs_one_at_a_time():
         assert [what for what, _, _ in _journal(jdir)] == ["start", "finish", "start", "finish"]
 
 
+def test_each_slot_has_an_environment_of_its_own_and_in_flight_names_the_invocation_it_serves():
+    # The two invocations meet (two starts), then wait for a third start: the test records it once
+    # it has asked each slot which invocation it serves.
+    with function(concurrency=2, timeout=30, slot_env=lambda slot: {"FAKE_SLOT": str(slot)}) as fn, \
+            _tempdir() as jdir:
+        assert [fn.in_flight(0), fn.in_flight(1)] == [None, None], "idle"
+        serving = {}
+
+        def release():
+            if wait_until(lambda: len(_journal(jdir)) == 2):
+                serving.update((slot, fn.in_flight(slot)) for slot in (0, 1))
+            with open(os.path.join(jdir, ".release"), "w") as f:
+                f.write("start release 0")
+            os.rename(os.path.join(jdir, ".release"), os.path.join(jdir, "999999"))
+
+        releaser = threading.Thread(target=release, daemon=True)
+        releaser.start()
+        events = [{"journal": jdir, "tag": tag, "waits": [[3, 10]], "context": True} for tag in ("a", "b")]
+        results = _invoke_together(fn, events)
+        releaser.join(10)
+        assert all(r.ok for r in results), [r.error for r in results]
+        by_slot = {int(r.response["env"]["FAKE_SLOT"]): r.request_id for r in results}
+        assert sorted(by_slot) == [0, 1], by_slot
+        assert serving == by_slot, (serving, by_slot)
+        assert [fn.in_flight(0), fn.in_flight(1)] == [None, None], "idle again"
+
+
 def _three_invocations(concurrency, linger):
     """Three simultaneous invocations that each meet a second one, then wait up to `linger` s
     for a third to start before finishing; the results and the journal."""
@@ -510,11 +410,7 @@ def test_init_duration_only_on_first_invocation():
 def test_stop_leaves_no_process_behind():
     root = tempfile.mkdtemp(prefix="lambda-fake-")
     try:
-        path = os.path.join(root, "bootstrap")
-        with open(path, "w") as f:
-            f.write(BOOTSTRAP.format(python=sys.executable))
-        os.chmod(path, 0o755)
-        fn = rt.Function("fake-fn", [path], {}, concurrency=3, timeout=5)
+        fn = rt.Function("fake-fn", [fake_bootstrap(root)], {}, concurrency=3, timeout=5)
         with fn:
             pids = fn.pids
             endpoints = fn.endpoints

@@ -1,13 +1,15 @@
 """What the local cloud's tests share: the deployment's names, the clouds a test module runs
 (conftest.py's `clouds` and `cloud` fixtures hand them out), and the helpers that talk to the
 cloud a test was last handed (its `/_local/` interface, boto3 clients), read AWS's errors, and
-wait. A helper given `cloud=` talks to that cloud instead.
+wait. A helper given `cloud=` talks to that cloud instead. And a fake function, a Python script
+speaking the Lambda Runtime API (`fake_bootstrap`), for runtime.py's tests and the cloud's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -157,3 +159,164 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+# --------------------------------------------------------------------------- a fake function
+
+# The fake function: a Runtime API client loop in the shape of the lambda_runtime crate's.
+BOOTSTRAP = r'''#!{python}
+import http.client, json, os, re, sys, time, urllib.error, urllib.request
+
+API = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+# FAKE_KEEPALIVE: one persistent HTTP/1.1 connection and chunked bodies, like hyper's pool.
+KEEPALIVE = os.environ.get("FAKE_KEEPALIVE")
+conn = http.client.HTTPConnection(*os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")) if KEEPALIVE else None
+
+
+def post(path, body, headers=None):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    if KEEPALIVE:
+        conn.request("POST", "/2018-06-01/runtime" + path, body=iter([data[:3], data[3:]]),
+                     headers=headers or {{}}, encode_chunked=True)
+        r = conn.getresponse()
+        r.read()
+        return r.status
+    req = urllib.request.Request(API + path, data=data, method="POST", headers=headers or {{}})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status
+
+
+def aws(region, service, form, key):
+    """An AWS query-API call through AWS_ENDPOINT_URL with the access key `key` (the local cloud reads
+    the key and checks no signature): the answer's body, an error's too."""
+    auth = "AWS4-HMAC-SHA256 Credential=%s/20260101/%s/%s/aws4_request, SignedHeaders=host, Signature=0" % (
+        key, region, service)
+    req = urllib.request.Request(os.environ["AWS_ENDPOINT_URL"] + "/", data=form.encode(), method="POST",
+                                 headers={{"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"}})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.read().decode()
+
+
+def journal(d, what, tag):
+    """Append "<what> <tag> <pid>" to the journal directory d as its next numbered entry.
+
+    The entry is written aside and hard-linked into place (atomic, and EEXIST if the number is
+    taken), so a reader never sees half an entry and an entry made after another one completed
+    always gets a higher number, whichever process made it."""
+    tmp = os.path.join(d, ".tmp-%d" % os.getpid())
+    with open(tmp, "w") as f:
+        f.write("%s %s %d" % (what, tag, os.getpid()))
+    i = 0
+    while True:
+        try:
+            os.link(tmp, os.path.join(d, "%06d" % i))
+            break
+        except FileExistsError:
+            i += 1
+    os.remove(tmp)
+
+
+def starts(d):
+    n = 0
+    for name in os.listdir(d):
+        if not name.startswith("."):
+            with open(os.path.join(d, name)) as f:
+                n += f.read().startswith("start ")
+    return n
+
+
+class Next:
+    def __enter__(self):
+        if KEEPALIVE:
+            conn.request("GET", "/2018-06-01/runtime/invocation/next")
+            self.r = conn.getresponse()
+        else:
+            self.r = urllib.request.urlopen(API + "/invocation/next")
+        return self.r
+
+    def __exit__(self, *exc):
+        self.r.close()
+
+
+BROKEN = os.environ.get("FAKE_INIT_ERROR_FILE")
+if os.environ.get("FAKE_INIT_ERROR") or (BROKEN and os.path.exists(BROKEN)):
+    print("cannot initialise", file=sys.stderr, flush=True)
+    post("/init/error", {{"errorType": "Runtime.ConfigInvalid", "errorMessage": "bad config"}},
+         {{"Lambda-Runtime-Function-Error-Type": "Runtime.ConfigInvalid"}})
+    sys.exit(1)
+if os.environ.get("FAKE_CRASH_AT_INIT"):
+    print("panicked at src/main.rs:1:1: no config", file=sys.stderr, flush=True)
+    sys.exit(101)
+if os.environ.get("FAKE_HANG_AT_INIT"):
+    time.sleep(30)
+print("init pid=%d" % os.getpid(), flush=True)
+
+while True:
+    with Next() as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+        headers = dict(r.headers.items())
+        event = json.loads(r.read())
+    tag = event.get("tag", "-") if isinstance(event, dict) else "-"
+    print("event %s tag=%s" % (rid, tag), flush=True)
+    print("stderr line tag=%s" % tag, file=sys.stderr, flush=True)
+    if not isinstance(event, dict):
+        post("/invocation/%s/response" % rid, event)
+        continue
+    # "journal": a directory where the invocation records its start and its finish; "waits":
+    # [[n, seconds], ...] then waits, step by step, until n starts are recorded there (at most
+    # that long), and the response tells how many it saw after each step ("seen") and "pid".
+    # "calls": [[region, action, role], ...]: EC2 calls through AWS_ENDPOINT_URL, with the process's
+    # access key, or with the temporary key of the role ARN `role` (when given: sts:AssumeRole first).
+    # Made before the journal's start, so that a rendezvous below holds the invocation until the
+    # others have made theirs.
+    for region, action, *role in event.get("calls", []):
+        key = os.environ["AWS_ACCESS_KEY_ID"]
+        if role:
+            answer = aws(region, "sts", "Action=AssumeRole&Version=2011-06-15&RoleSessionName=fake&RoleArn="
+                         + role[0], key)
+            key = re.search("<AccessKeyId>([^<]+)</AccessKeyId>", answer).group(1)
+        aws(region, "ec2", "Action=%s&Version=2016-11-15" % action, key)
+    jdir = event.get("journal")
+    if jdir:
+        journal(jdir, "start", tag)
+        seen = []
+        for want, limit in event.get("waits", []):
+            end = time.monotonic() + limit
+            while starts(jdir) < want and time.monotonic() < end:
+                time.sleep(0.01)
+            seen.append(starts(jdir))
+        event = dict(event, seen=seen, pid=os.getpid())
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if jdir:
+        journal(jdir, "finish", tag)
+    if event.get("exit"):
+        print("exiting tag=%s" % tag, file=sys.stderr, flush=True)
+        os._exit(3)
+    if event.get("fail"):
+        post("/invocation/%s/error" % rid,
+             {{"errorType": "Boom", "errorMessage": "asked to fail", "stackTrace": []}},
+             {{"Lambda-Runtime-Function-Error-Type": "Unhandled"}})
+    elif event.get("raw"):
+        post("/invocation/%s/response" % rid, event["raw"].encode())
+    elif event.get("context"):
+        env = {{k: v for k, v in os.environ.items()}}
+        post("/invocation/%s/response" % rid,
+             {{"request_id": rid, "headers": headers, "env": env, "cwd": os.getcwd(), "pid": os.getpid(),
+              "local_port": conn.sock.getsockname()[1] if KEEPALIVE else None}})
+    else:
+        post("/invocation/%s/response" % rid, event)
+    print("done tag=%s" % tag, flush=True)
+'''
+
+
+def fake_bootstrap(root: str, name: str = "bootstrap") -> str:
+    """The fake function, written to the executable `name` in the directory `root`: its path."""
+    path = os.path.join(root, name)
+    with open(path, "w") as f:
+        f.write(BOOTSTRAP.format(python=sys.executable))
+    os.chmod(path, 0o755)
+    return path
