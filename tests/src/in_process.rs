@@ -61,9 +61,25 @@ pub fn route(out: &Outgoing, from: &Region) -> Vec<Delivery> {
     let to = |role, region: &Region| Delivery { role, region: region.to_string(), event: event.clone() };
     match out.detail_type {
         events::PEERING_REQUESTED => vec![to(Role::Accepter, &out.detail.accepter().region)],
-        events::PEERING_ACCEPTED => {
-            vec![to(Role::Router, &out.detail.requester().region), to(Role::Router, &out.detail.accepter().region)]
-        }
+        events::LINK_WANTED => vec![to(Role::Requester, &out.detail.requester().region)],
+        events::PEERING_ACCEPTED => vec![
+            to(Role::Router, &out.detail.requester().region),
+            to(Role::Router, &out.detail.accepter().region),
+            to(Role::Requester, &out.detail.requester().region),
+        ],
+        // To the router of the link's other region: the side that took it
+        // down wrote its own region's statuses.
+        events::LINK_REMOVED => match &out.detail {
+            events::Detail::Outcome(d) => [&d.requester, &d.accepter]
+                .into_iter()
+                .map(|e| &e.region)
+                .filter(|r| *r != &d.side.region)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|r| to(Role::Router, r))
+                .collect(),
+            _ => vec![],
+        },
         _ => vec![],
     }
 }

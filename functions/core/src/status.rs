@@ -194,15 +194,16 @@ pub fn statuses(
 ) -> Vec<Action> {
     let links = all_links(world, assessment);
     let mut touched: BTreeSet<&Endpoint> = BTreeSet::new();
-    for key in links.iter().filter(|k| scope.covers(k, world)) {
+    for key in links.iter().filter(|k| scope.in_view(k, world, assessment)) {
         touched.extend([&key.a, &key.b]);
     }
-    touched.extend(scope.named_vpcs());
+    let named = scope.named_vpcs(world);
+    touched.extend(&named);
     let mut actions = Vec::new();
     let in_scope = |v: &&Vpc| {
         &v.endpoint.region == region
             && assessment.is_mine(&v.endpoint)
-            && (scope.is_sweep() || touched.contains(&v.endpoint))
+            && (scope.rewrites_every_status() || touched.contains(&v.endpoint))
     };
     for vpc in world.vpcs.iter().filter(in_scope) {
         let wanted = render(world, assessment, &links, failures, &vpc.endpoint);
@@ -229,7 +230,7 @@ pub fn newly_ready(
     scope: &Scope,
 ) -> Vec<(LinkKey, Endpoint, PeeringId)> {
     let mut ready = Vec::new();
-    for key in all_links(after, assessment).into_iter().filter(|k| scope.covers(k, after)) {
+    for key in all_links(after, assessment).into_iter().filter(|k| scope.in_view(k, after, assessment)) {
         for side in [&key.a, &key.b] {
             if &side.region != region || !assessment.is_mine(side) {
                 continue;

@@ -46,7 +46,9 @@ pub struct PeeringDetail {
 }
 
 /// The detail of tagpeer's outcome events, "Link Ready", "Link Failed" and
-/// "Link Removed": for people and their tools; no rule of tagpeer's takes them.
+/// "Link Removed": for people and their tools. One rule of tagpeer's takes
+/// one of them: "Link Removed" reaches the router of the link's other region,
+/// which alone writes the statuses there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct OutcomeDetail {
@@ -66,6 +68,21 @@ pub struct OutcomeDetail {
     pub message: Option<String>,
 }
 
+/// A link asked for in one region whose requester side is in another region
+/// of the account: that region's requester requests it (it alone requests
+/// for its region's VPCs).
+pub const LINK_WANTED: &str = "Link Wanted";
+
+/// The detail of "Link Wanted": the link, and its two sides.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LinkDetail {
+    /// The link's canonical id, as in `tagpeer-link`.
+    pub link: String,
+    pub requester: Endpoint,
+    pub accepter: Endpoint,
+}
+
 pub const LINK_READY: &str = "Link Ready";
 pub const LINK_FAILED: &str = "Link Failed";
 pub const LINK_REMOVED: &str = "Link Removed";
@@ -76,6 +93,7 @@ pub const LINK_REMOVED: &str = "Link Removed";
 pub enum Detail {
     Peering(PeeringDetail),
     Outcome(OutcomeDetail),
+    Link(LinkDetail),
 }
 
 impl Detail {
@@ -83,6 +101,7 @@ impl Detail {
         match self {
             Detail::Peering(d) => &d.requester,
             Detail::Outcome(d) => &d.requester,
+            Detail::Link(d) => &d.requester,
         }
     }
 
@@ -90,6 +109,7 @@ impl Detail {
         match self {
             Detail::Peering(d) => &d.accepter,
             Detail::Outcome(d) => &d.accepter,
+            Detail::Link(d) => &d.accepter,
         }
     }
 }
@@ -125,6 +145,10 @@ pub enum Trigger {
     Schedule,
     PeeringRequested(PeeringDetail),
     PeeringAccepted(PeeringDetail),
+    /// A link's connection was deleted, in the other region.
+    LinkRemoved(OutcomeDetail),
+    /// Another region asks this one's requester to request a link.
+    LinkWanted(LinkDetail),
     /// A CloudTrail record of an EC2 call that may change a link: where to look.
     ApiCall {
         name: String,
@@ -165,6 +189,8 @@ impl Trigger {
             (SOURCE, PEERING_ACCEPTED) => {
                 Ok(Trigger::PeeringAccepted(peering_detail(&event.detail).map_err(detail_error)?))
             }
+            (SOURCE, LINK_REMOVED) => Ok(Trigger::LinkRemoved(outcome_detail(&event.detail).map_err(detail_error)?)),
+            (SOURCE, LINK_WANTED) => Ok(Trigger::LinkWanted(link_detail(&event.detail).map_err(detail_error)?)),
             ("aws.ec2", API_CALL) => {
                 let account: AccountId = event
                     .account
@@ -187,8 +213,15 @@ impl Trigger {
             Trigger::UnrelatedTagChange { .. } => None,
             Trigger::ApiCall { scope, .. } => scope.clone(),
             Trigger::Schedule => Some(Scope::sweep()),
-            Trigger::PeeringRequested(d) | Trigger::PeeringAccepted(d) => {
-                Some(Scope::link(LinkKey::new(d.requester.clone(), d.accepter.clone())))
+            Trigger::PeeringRequested(d) => Some(Scope::link(LinkKey::new(d.requester.clone(), d.accepter.clone()))),
+            Trigger::LinkWanted(d) => Some(Scope::link(LinkKey::new(d.requester.clone(), d.accepter.clone()))),
+            // An accepted request no longer counts as outstanding, a deleted
+            // connection no longer against its VPCs: room a quota kept.
+            Trigger::PeeringAccepted(d) => {
+                Some(Scope::link(LinkKey::new(d.requester.clone(), d.accepter.clone())).freeing_room())
+            }
+            Trigger::LinkRemoved(d) => {
+                Some(Scope::link(LinkKey::new(d.requester.clone(), d.accepter.clone())).freeing_room())
             }
         }
     }
@@ -200,6 +233,8 @@ impl Trigger {
             Trigger::Schedule => SCHEDULED,
             Trigger::PeeringRequested(_) => PEERING_REQUESTED,
             Trigger::PeeringAccepted(_) => PEERING_ACCEPTED,
+            Trigger::LinkRemoved(_) => LINK_REMOVED,
+            Trigger::LinkWanted(_) => LINK_WANTED,
             Trigger::ApiCall { .. } => API_CALL,
         }
     }
@@ -282,12 +317,29 @@ fn api_call(detail: &Value, account: AccountId) -> Result<Trigger, String> {
     Ok(Trigger::ApiCall { name: call.event_name, scope })
 }
 
+fn link_detail(detail: &Value) -> Result<LinkDetail, String> {
+    let detail: LinkDetail = serde_json::from_value(detail.clone()).map_err(|e| e.to_string())?;
+    check_link(&detail.link, &detail.requester, &detail.accepter)?;
+    Ok(detail)
+}
+
+/// A detail's `link` names its own two sides.
+fn check_link(link: &str, requester: &Endpoint, accepter: &Endpoint) -> Result<(), String> {
+    if LinkKey::new(requester.clone(), accepter.clone()).to_string() != link {
+        return Err(format!("link {link:?} does not join {requester} and {accepter}"));
+    }
+    Ok(())
+}
+
+fn outcome_detail(detail: &Value) -> Result<OutcomeDetail, String> {
+    let detail: OutcomeDetail = serde_json::from_value(detail.clone()).map_err(|e| e.to_string())?;
+    check_link(&detail.link, &detail.requester, &detail.accepter)?;
+    Ok(detail)
+}
+
 fn peering_detail(detail: &Value) -> Result<PeeringDetail, String> {
     let detail: PeeringDetail = serde_json::from_value(detail.clone()).map_err(|e| e.to_string())?;
-    let key = LinkKey::new(detail.requester.clone(), detail.accepter.clone());
-    if key.to_string() != detail.link {
-        return Err(format!("link {:?} does not join {} and {}", detail.link, detail.requester, detail.accepter));
-    }
+    check_link(&detail.link, &detail.requester, &detail.accepter)?;
     Ok(detail)
 }
 
@@ -413,6 +465,19 @@ mod tests {
     }
 
     #[test]
+    fn a_link_removed_elsewhere_names_its_link() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/link-removed.json");
+        let event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let Trigger::LinkRemoved(detail) = Trigger::decode(&event).unwrap() else { panic!("a Link Removed") };
+        let key = LinkKey::new(detail.requester.clone(), detail.accepter.clone());
+        assert_eq!(Trigger::decode(&event).unwrap().scope(), Some(Scope::link(key).freeing_room()));
+        let mut wrong = event.clone();
+        wrong["detail"]["link"] =
+            json!("123456789012/ap-northeast-2/vpc-0123abcd+123456789012/ap-northeast-3/vpc-89abcdef");
+        assert!(Trigger::decode(&wrong).unwrap_err().to_string().contains("does not join"));
+    }
+
+    #[test]
     fn arns_name_vpcs() {
         let vpc = vpc_from_arn("arn:aws:ec2:ap-northeast-3:123456789012:vpc/vpc-0123abcd").unwrap();
         assert_eq!(vpc_arn(&vpc), "arn:aws:ec2:ap-northeast-3:123456789012:vpc/vpc-0123abcd");
@@ -438,7 +503,10 @@ mod tests {
             seen.push(trigger.kind());
         }
         seen.sort();
-        assert_eq!(seen, [API_CALL, API_CALL, PEERING_ACCEPTED, PEERING_REQUESTED, SCHEDULED, TAG_CHANGE]);
+        assert_eq!(
+            seen,
+            [API_CALL, API_CALL, LINK_REMOVED, LINK_WANTED, PEERING_ACCEPTED, PEERING_REQUESTED, SCHEDULED, TAG_CHANGE]
+        );
     }
 
     fn api_call_event(name: &str, params: Value, error: Option<&str>) -> Value {

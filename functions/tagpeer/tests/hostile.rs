@@ -61,6 +61,27 @@ const EVENT_ERRORS: [&str; 4] = [
     "the tag change names no VPC",
 ];
 
+/// One of tagpeer's own events, decoded as `trigger` with `detail`: its link
+/// names its own two sides; the detail round-trips (as tagpeer would send it,
+/// it decodes to the same); and every field tagpeer read holds what the event
+/// wrote (fields it does not read inside the endpoints are ignored).
+fn own_event<D: serde::Serialize>(
+    event: &Value,
+    trigger: &Trigger,
+    detail: &D,
+    (link, requester, accepter): (&str, &Endpoint, &Endpoint),
+) -> Result<(), TestCaseError> {
+    prop_assert_eq!(&event["source"], events::SOURCE);
+    prop_assert_eq!(link, LinkKey::new(requester.clone(), accepter.clone()).to_string());
+    let mut again = event.clone();
+    again["detail"] = serde_json::to_value(detail).unwrap();
+    let again = Trigger::decode(&again).ok();
+    prop_assert_eq!(again.as_ref(), Some(trigger));
+    let read = serde_json::to_value(detail).unwrap();
+    prop_assert!(within(&read, &event["detail"]), "{read} was not read from {}", event["detail"]);
+    Ok(())
+}
+
 /// Decodes `event` and checks what every outcome must satisfy; returns whether it was accepted.
 fn check_decode(event: &Value) -> Result<bool, TestCaseError> {
     match Trigger::decode(event) {
@@ -117,18 +138,10 @@ fn check_accepted(event: &Value, trigger: &Trigger) -> Result<(), TestCaseError>
             }
         }
         Trigger::PeeringRequested(d) | Trigger::PeeringAccepted(d) => {
-            prop_assert_eq!(&event["source"], events::SOURCE);
-            prop_assert_eq!(&d.link, &LinkKey::new(d.requester.clone(), d.accepter.clone()).to_string());
-            // The detail round-trips: as tagpeer would send it, it decodes to the same.
-            let mut again = event.clone();
-            again["detail"] = serde_json::to_value(d).unwrap();
-            let again = Trigger::decode(&again).ok();
-            prop_assert_eq!(again.as_ref(), Some(trigger));
-            // Every field tagpeer read holds what the event wrote (fields it
-            // does not read inside the endpoints are ignored).
-            let read = serde_json::to_value(d).unwrap();
-            prop_assert!(within(&read, &event["detail"]), "{read} was not read from {}", event["detail"]);
+            own_event(event, trigger, d, (&d.link, &d.requester, &d.accepter))?
         }
+        Trigger::LinkWanted(d) => own_event(event, trigger, d, (&d.link, &d.requester, &d.accepter))?,
+        Trigger::LinkRemoved(d) => own_event(event, trigger, d, (&d.link, &d.requester, &d.accepter))?,
         Trigger::ApiCall { name, .. } => {
             prop_assert_eq!(&event["source"], "aws.ec2");
             prop_assert!(events::API_CALLS.contains(&name.as_str()), "{name}");

@@ -34,6 +34,8 @@ async fn one_tag_gives_a_working_peering_and_handlers_run_again_change_nothing()
             (Role::Accepter, OSAKA, "Peering Requested"),
             (Role::Router, SEOUL, "Peering Accepted"),
             (Role::Router, OSAKA, "Peering Accepted"),
+            // The acceptance freed room in Seoul's quota of outstanding requests.
+            (Role::Requester, SEOUL, "Peering Accepted"),
         ]
     );
     for (d, r) in &log {

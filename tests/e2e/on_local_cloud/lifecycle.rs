@@ -230,9 +230,10 @@ async fn a_request_left_pending_expires_after_a_week_and_is_asked_again() {
 }
 
 /// A person rejects the request in the accepter's region: CloudTrail records it
-/// there only, and Osaka's requester asks again for Seoul, with no sweep.
+/// there only; Osaka's requester hands the link over ("Link Wanted"), and
+/// Seoul's, which alone requests for Seoul's VPCs, asks again, with no sweep.
 #[tokio::test]
-async fn a_reject_in_the_accepters_region_is_asked_again_from_there_with_no_sweep() {
+async fn a_reject_in_the_accepters_region_is_handed_over_and_asked_again_with_no_sweep() {
     let cloud = LocalCloud::start();
     let sdk = cloud.sdk_config().await;
     let seed = build_seed(&sdk, "10.0.0.0/16").await;
@@ -262,9 +263,16 @@ async fn a_reject_in_the_accepters_region_is_asked_again_from_there_with_no_swee
         requested_by,
         [
             format!("123456789012-tagpeer-requester-{SEOUL} {SEOUL}"),
-            format!("123456789012-tagpeer-requester-{OSAKA} {SEOUL}")
+            format!("123456789012-tagpeer-requester-{SEOUL} {SEOUL}")
         ],
-        "Osaka's requester asked again, in Seoul"
+        "Seoul's requester asked both times"
     );
+    let handed: Vec<_> = tagpeer_tests::local::invocations(&cloud.events())
+        .into_iter()
+        .filter(|(function, region, detail_type, _)| {
+            function == "RequesterFunction" && region == SEOUL && detail_type == "Link Wanted"
+        })
+        .collect();
+    assert_eq!(handed.len(), 1, "Osaka handed the link over once: {handed:?}");
     assert_seed_converged(&world, &seed, &deployment());
 }

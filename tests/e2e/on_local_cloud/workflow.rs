@@ -53,9 +53,15 @@ async fn one_tag_change_through_the_endpoint_drives_the_whole_chain_in_order() {
         ]
     );
     assert_eq!(took("Peering Requested"), [step("AccepterFunction", OSAKA, "Peering Requested")]);
+    // The acceptance: both routers route; Seoul's requester, whose quota of
+    // outstanding requests it freed, requests what waited for room (nothing).
     assert_eq!(
         took("Peering Accepted"),
-        [step("RouterFunction", SEOUL, "Peering Accepted"), step("RouterFunction", OSAKA, "Peering Accepted")]
+        [
+            step("RequesterFunction", SEOUL, "Peering Accepted"),
+            step("RouterFunction", SEOUL, "Peering Accepted"),
+            step("RouterFunction", OSAKA, "Peering Accepted")
+        ]
     );
     // CloudTrail's records take a second path: the person's CreateTags to the
     // requester, the accepter's AcceptVpcPeeringConnection to Osaka's router.
@@ -207,8 +213,8 @@ async fn the_in_process_routing_is_the_templates() {
     use std::collections::BTreeSet;
     use tagpeer::aws::EventBridge;
     use tagpeer::events::{
-        Detail, OutcomeDetail, Outgoing, PeeringDetail, LINK_FAILED, LINK_READY, LINK_REMOVED, PEERING_ACCEPTED,
-        PEERING_REQUESTED,
+        Detail, LinkDetail, OutcomeDetail, Outgoing, PeeringDetail, LINK_FAILED, LINK_READY, LINK_REMOVED, LINK_WANTED,
+        PEERING_ACCEPTED, PEERING_REQUESTED,
     };
     use tagpeer::model::LinkKey;
     use tagpeer::ports::EventSink;
@@ -242,6 +248,14 @@ async fn the_in_process_routing_is_the_templates() {
         let sent = [
             Outgoing { detail_type: PEERING_REQUESTED, detail: peering.clone() },
             Outgoing { detail_type: PEERING_ACCEPTED, detail: peering.clone() },
+            Outgoing {
+                detail_type: LINK_WANTED,
+                detail: Detail::Link(LinkDetail {
+                    link: link.clone(),
+                    requester: requester.clone(),
+                    accepter: accepter.clone(),
+                }),
+            },
             Outgoing { detail_type: LINK_READY, detail: outcome("ready") },
             Outgoing { detail_type: LINK_FAILED, detail: outcome("CreateRoute") },
             Outgoing { detail_type: LINK_REMOVED, detail: outcome("DeleteVpcPeeringConnection") },
@@ -266,5 +280,5 @@ async fn the_in_process_routing_is_the_templates() {
             }
         }
     }
-    assert_eq!(checked, 20);
+    assert_eq!(checked, 24);
 }

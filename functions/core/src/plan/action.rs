@@ -20,6 +20,13 @@ pub enum Action {
         /// Which request for the link this is, from 1.
         attempt: u32,
     },
+    /// Tells the requester of the link's requester region (another region of
+    /// this account) to request it: only that region's requester requests.
+    HandOver {
+        link: LinkKey,
+        requester: Endpoint,
+        accepter: Endpoint,
+    },
     AcceptPeering {
         link: LinkKey,
         region: Region,
@@ -82,6 +89,7 @@ impl Action {
     pub fn link(&self) -> Option<&LinkKey> {
         match self {
             Action::RequestPeering { link, .. }
+            | Action::HandOver { link, .. }
             | Action::AcceptPeering { link, .. }
             | Action::CreateRoute { link, .. }
             | Action::ReplaceRoute { link, .. }
@@ -97,6 +105,7 @@ impl Action {
     pub fn api_name(&self) -> &'static str {
         match self {
             Action::RequestPeering { .. } => "CreateVpcPeeringConnection",
+            Action::HandOver { .. } => "PutEvents",
             Action::AcceptPeering { .. } => "AcceptVpcPeeringConnection",
             Action::CreateRoute { .. } => "CreateRoute",
             Action::ReplaceRoute { .. } => "ReplaceRoute",
@@ -119,6 +128,11 @@ impl Action {
                 requester.region.clone(),
                 requester.vpc_id.to_string(),
                 Some(format!("to {}", accepter.relative_to(requester))),
+            ),
+            Action::HandOver { requester, accepter, .. } => (
+                requester.region.clone(),
+                requester.vpc_id.to_string(),
+                Some(format!("Link Wanted: request the link to {}", accepter.relative_to(requester))),
             ),
             Action::AcceptPeering { region, peering, .. } | Action::DeletePeering { region, peering, .. } => {
                 (region.clone(), peering.to_string(), None)
@@ -163,7 +177,7 @@ impl Action {
         let named = |vpc: &Endpoint| if &key.a == vpc { &key.a } else { &key.b };
         let by_region = |region: &Region| if &key.a.region == region { &key.a } else { &key.b };
         match self {
-            Action::RequestPeering { requester, .. } => named(requester),
+            Action::RequestPeering { requester, .. } | Action::HandOver { requester, .. } => named(requester),
             Action::AcceptPeering { peering, region, .. } => {
                 world.peering(peering).map(|p| named(&p.accepter)).unwrap_or_else(|| by_region(region))
             }
@@ -215,6 +229,8 @@ impl Action {
     /// it, and the in-memory cloud of the tests changes by it.
     pub fn take_effect(&self, world: &mut World, created: Option<&PeeringId>) {
         match self {
+            // An event: the world is as it was.
+            Action::HandOver { .. } => {}
             Action::RequestPeering { link, requester, accepter, attempt } => {
                 if let Some(id) = created {
                     world.peerings.push(Peering {

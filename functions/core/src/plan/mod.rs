@@ -69,7 +69,7 @@ pub fn for_role(world: &World, deployment: &Deployment, role: Role, region: &Reg
 pub fn actions(world: &World, assessment: &Assessment, role: Role, region: &Region, scope: &Scope) -> Vec<Action> {
     let mut actions = Vec::new();
     for key in all_links(world, assessment) {
-        if !scope.covers(&key, world) || assessment.is_held(&key) {
+        if !scope.in_view(&key, world, assessment) || assessment.is_held(&key) {
             continue;
         }
         let link = LinkView { key: &key, desired: assessment.links.get(&key), live: world.live_managed(&key) };

@@ -10,15 +10,14 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
     let Context { world, assessment, region, scope } = *at;
     let (key, desired, live) = (link.key, link.desired, &link.live);
     let here = |vpc: &Endpoint| &vpc.region == region && assessment.is_mine(vpc);
-    // The scope says where this invocation requests: in a sweep, for its own
-    // region's VPCs (every region sweeps, and each request is made once);
-    // after a change, wherever in this account the link's requester is (the
-    // change may reach only the other side's region: a tag there, or a reject
-    // or delete made there, which CloudTrail records only in the region of
-    // the call).
-    let requests_for = |vpc: &Endpoint| match scope.requests {
-        Reach::Region => here(vpc),
-        Reach::Account => assessment.is_mine(vpc),
+    // Only the requester of the link's requester region requests: one writer
+    // a region (the function runs one invocation at a time there), so a link
+    // is never requested twice by a race. A change that reached only another
+    // region of this account (a tag there, or a reject or delete made there,
+    // which CloudTrail records only in the region of the call) is handed
+    // over to the requester's region ("Link Wanted").
+    let hands_over = |vpc: &Endpoint| {
+        scope.requests == Reach::Account && assessment.is_mine(vpc) && !here(vpc) && scope.covers(key, world)
     };
     // Connections to remove: all of them when the intent is gone, else every
     // duplicate beside the one kept. Each goes by the side that requested it.
@@ -39,7 +38,14 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
         }
     }
     if let Some(wanted) = desired {
-        if live.is_empty() && requests_for(&wanted.requester) {
+        if live.is_empty() && hands_over(&wanted.requester) && matches!(retry(world, key), Retry::Now { .. }) {
+            actions.push(Action::HandOver {
+                link: key.clone(),
+                requester: wanted.requester.clone(),
+                accepter: wanted.accepter().clone(),
+            });
+        }
+        if live.is_empty() && here(&wanted.requester) {
             if let Retry::Now { attempt } = retry(world, key) {
                 actions.push(Action::RequestPeering {
                     link: key.clone(),

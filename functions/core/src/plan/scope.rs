@@ -2,6 +2,7 @@
 //! each event into a [`Scope`]); the planner only reads it, and never asks
 //! what kind of event arrived.
 
+use super::Assessment;
 use crate::ids::{Endpoint, PeeringId};
 use crate::model::{LinkKey, World};
 
@@ -38,30 +39,65 @@ pub struct Scope {
     pub routes: Reach,
     /// Whose DNS option the router sets.
     pub options: Reach,
+    /// The change may have freed room a quota kept (an accepted request no
+    /// longer counts as outstanding; a deleted connection no longer counts
+    /// against its VPCs): every link asked for that has no connection yet is
+    /// in view too, and every status of the region is rewritten where it
+    /// differs, so that links waiting for room are requested now.
+    pub frees_room: bool,
 }
 
 impl Scope {
     /// A sweep: every link, each region doing its own sides; every region sweeps.
     pub fn sweep() -> Self {
-        Self { links: Links::All, requests: Reach::Region, routes: Reach::Region, options: Reach::Region }
+        Self {
+            links: Links::All,
+            requests: Reach::Region,
+            routes: Reach::Region,
+            options: Reach::Region,
+            frees_room: false,
+        }
     }
 
     /// These VPCs' tags changed: their links are requested wherever their
     /// requester is, and both sides' DNS options follow (`tagpeer:dns` on one
-    /// side sets the other side's option).
+    /// side sets the other side's option). A link taken down frees room.
     pub fn tags_changed(vpcs: Vec<Endpoint>) -> Self {
-        Self { links: Links::Of(vpcs), requests: Reach::Account, routes: Reach::Region, options: Reach::Account }
+        Self {
+            links: Links::Of(vpcs),
+            requests: Reach::Account,
+            routes: Reach::Region,
+            options: Reach::Account,
+            frees_room: true,
+        }
     }
 
     /// These VPCs' ranges changed: only this region hears of it, so both
     /// sides' routes are redone from here.
     pub fn ranges_changed(vpcs: Vec<Endpoint>) -> Self {
-        Self { links: Links::Of(vpcs), requests: Reach::Account, routes: Reach::Account, options: Reach::Account }
+        Self {
+            links: Links::Of(vpcs),
+            requests: Reach::Account,
+            routes: Reach::Account,
+            options: Reach::Account,
+            frees_room: false,
+        }
     }
 
     /// tagpeer's own event for one link, sent to every region that acts on it.
     pub fn link(key: LinkKey) -> Self {
-        Self { links: Links::Link(key), requests: Reach::Account, routes: Reach::Region, options: Reach::Region }
+        Self {
+            links: Links::Link(key),
+            requests: Reach::Account,
+            routes: Reach::Region,
+            options: Reach::Region,
+            frees_room: false,
+        }
+    }
+
+    /// The same scope, for a change that may have freed room a quota kept.
+    pub fn freeing_room(self) -> Self {
+        Self { frees_room: true, ..self }
     }
 
     /// A call on a peering connection, recorded in the caller's region only.
@@ -70,14 +106,27 @@ impl Scope {
     /// region's, and tagpeer's own events tell the other.
     pub fn peering(id: PeeringId, ended: bool) -> Self {
         let sides = if ended { Reach::Account } else { Reach::Region };
-        Self { links: Links::Peering(id), requests: Reach::Account, routes: sides, options: sides }
+        Self { links: Links::Peering(id), requests: Reach::Account, routes: sides, options: sides, frees_room: true }
     }
 
     pub fn is_sweep(&self) -> bool {
         self.links == Links::All
     }
 
-    /// Whether `key` is in view.
+    /// Every VPC of the function's region gets its status rewritten where it
+    /// differs: in a sweep, and after a change that may have freed room.
+    pub fn rewrites_every_status(&self) -> bool {
+        self.is_sweep() || self.frees_room
+    }
+
+    /// Whether `key` is in view: named by the trigger, or, when the change
+    /// may have freed room, asked for and still without a connection.
+    pub fn in_view(&self, key: &LinkKey, world: &World, assessment: &Assessment) -> bool {
+        self.covers(key, world)
+            || (self.frees_room && assessment.links.contains_key(key) && world.live_managed(key).is_empty())
+    }
+
+    /// Whether the trigger named `key`.
     pub fn covers(&self, key: &LinkKey, world: &World) -> bool {
         match &self.links {
             Links::All => true,
@@ -88,11 +137,16 @@ impl Scope {
     }
 
     /// The VPCs the trigger named, whose statuses are rewritten even when
-    /// they have no link left.
-    pub fn named_vpcs(&self) -> &[Endpoint] {
+    /// they have no link left: a VPC whose tags changed, the two ends of a
+    /// link or of a connection (a link taken down has none left).
+    pub fn named_vpcs(&self, world: &World) -> Vec<Endpoint> {
         match &self.links {
-            Links::Of(vpcs) => vpcs,
-            _ => &[],
+            Links::All => Vec::new(),
+            Links::Of(vpcs) => vpcs.clone(),
+            Links::Link(key) => vec![key.a.clone(), key.b.clone()],
+            Links::Peering(id) => {
+                world.peering(id).map(|p| vec![p.requester.clone(), p.accepter.clone()]).unwrap_or_default()
+            }
         }
     }
 }

@@ -824,7 +824,7 @@ fn an_account_that_cannot_be_read_is_said_so_and_nothing_is_requested() {
 }
 
 #[test]
-fn a_reject_or_delete_heard_in_the_accepters_region_is_requested_again_from_there() {
+fn a_reject_or_delete_heard_in_the_accepters_region_is_handed_over_and_requested_again_by_the_requesters_region() {
     let link = LinkKey::new(seoul(), osaka());
     for state in [PeeringState::Rejected, PeeringState::Deleted] {
         let mut world = seed_tagged();
@@ -842,11 +842,17 @@ fn a_reject_or_delete_heard_in_the_accepters_region_is_requested_again_from_ther
             dns: Default::default(),
             hidden_from_accepter: false,
         });
-        // CloudTrail records the call in Osaka only: Osaka's requester requests for Seoul.
+        // CloudTrail records the call in Osaka only: Osaka's requester hands
+        // the link over to Seoul's, which alone requests for Seoul's VPCs.
         assert_eq!(
             plan_for(&world, Role::Requester, OSAKA, &Scope::peering(pcx.clone(), true)),
-            [Action::RequestPeering { link: link.clone(), requester: seoul(), accepter: osaka(), attempt: 2 }],
+            [Action::HandOver { link: link.clone(), requester: seoul(), accepter: osaka() }],
             "{state:?}"
+        );
+        assert_eq!(
+            plan_for(&world, Role::Requester, SEOUL, &Scope::link(link.clone())),
+            [Action::RequestPeering { link: link.clone(), requester: seoul(), accepter: osaka(), attempt: 2 }],
+            "{state:?}: the Link Wanted"
         );
         // A sweep requests only for its own region's VPCs, so two sweeps never both request.
         assert!(plan_for(&world, Role::Requester, OSAKA, &Scope::sweep()).is_empty());
@@ -981,17 +987,49 @@ fn a_full_route_table_refuses_a_new_link_before_any_request_and_is_reported_on_a
     assert!(line.contains("but rtb-00000001 is full (1 routes, the quota)"), "{line}");
 }
 
-#[test]
-fn requests_awaiting_acceptance_stay_within_the_quota_in_canonical_order() {
+/// A mesh of three, two VPCs in Seoul (`a`, `b`) and one in Osaka, where
+/// Seoul requests all three links, under a quota of one outstanding request.
+fn mesh_of_three_one_request_at_a_time() -> (Deployment, World, Endpoint, Endpoint) {
     let mut d = deployment();
     d.quotas.outstanding_requests = 1;
-    // A mesh of three: two VPCs in Seoul, one in Osaka; Seoul requests all three links.
     let (a, b) = (ep(SEOUL, "vpc-0000000a"), ep(SEOUL, "vpc-0000000d"));
-    let mut world = Builder::default()
+    let world = Builder::default()
         .vpc(&a, "10.0.0.0/16", &[(MESH, "g")])
         .vpc(&b, "10.1.0.0/16", &[(MESH, "g")])
         .vpc(&osaka(), "172.31.0.0/16", &[(MESH, "g")])
         .build();
+    (d, world, a, b)
+}
+
+/// An acceptance frees room in the requester's quota of outstanding requests:
+/// the requester that hears of it ("Peering Accepted", a scope that frees
+/// room) requests the link that waited, though the event names another link.
+#[test]
+fn a_link_waiting_for_room_is_requested_when_an_acceptance_frees_it() {
+    let (d, mut world, a, b) = mesh_of_three_one_request_at_a_time();
+    let first = LinkKey::new(a.clone(), b.clone());
+    let plan_for = |world: &World, role: Role, r: &str, scope: &Scope| {
+        super::actions(world, &assess(world, &d), role, &region(r), scope)
+    };
+    let request = plan_for(&world, Role::Requester, SEOUL, &Scope::tags_changed(vec![a.clone()]));
+    assert!(matches!(&request[..], [Action::RequestPeering { link, .. }] if link == &first), "{request:?}");
+    request[0].take_effect(&mut world, Some(&"pcx-00000001".parse().unwrap()));
+    world.settle();
+    let accept = plan_for(&world, Role::Accepter, SEOUL, &Scope::link(first.clone()));
+    accept[0].take_effect(&mut world, None);
+    // The acceptance names the first link only.
+    let accepted = Scope::link(first.clone());
+    assert_eq!(plan_for(&world, Role::Requester, SEOUL, &accepted), vec![], "without room freed, nothing more");
+    let next = plan_for(&world, Role::Requester, SEOUL, &accepted.freeing_room());
+    assert!(
+        matches!(&next[..], [Action::RequestPeering { link, .. }] if link != &first),
+        "the next link in canonical order: {next:?}"
+    );
+}
+
+#[test]
+fn requests_awaiting_acceptance_stay_within_the_quota_in_canonical_order() {
+    let (d, mut world, a, b) = mesh_of_three_one_request_at_a_time();
     let mut next = 0u32;
     let mut rounds = 0;
     loop {

@@ -21,7 +21,7 @@ pub struct Awaited {
 pub fn awaiting(world: &World, assessment: &Assessment, role: Role, region: &Region, scope: &Scope) -> Vec<Awaited> {
     let mut out = Vec::new();
     for key in all_links(world, assessment) {
-        if !scope.covers(&key, world) || assessment.is_held(&key) || !assessment.links.contains_key(&key) {
+        if !scope.in_view(&key, world, assessment) || assessment.is_held(&key) || !assessment.links.contains_key(&key) {
             continue;
         }
         let live = world.live_managed(&key);

@@ -226,6 +226,11 @@ impl<C: Cloud, S: EventSink> App<C, S> {
             if run.failures.contains_key(link) {
                 continue;
             }
+            if let Some(event) = outcome::hand_over(action) {
+                tracing::info!(function, link = %link, "handed over to the requester's region");
+                run.report.events.push(event);
+                continue;
+            }
             let result = self.cloud.perform(action).await;
             if let (Action::AcceptPeering { peering, region, .. }, Err(e)) = (action, &result) {
                 if e.is(NOT_FOUND) {

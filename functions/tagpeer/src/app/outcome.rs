@@ -4,7 +4,10 @@
 use serde::Serialize;
 
 use crate::error::AwsError;
-use crate::events::{Detail, OutcomeDetail, Outgoing, PeeringDetail, LINK_READY, PEERING_ACCEPTED, PEERING_REQUESTED};
+use crate::events::{
+    Detail, LinkDetail, OutcomeDetail, Outgoing, PeeringDetail, LINK_READY, LINK_WANTED, PEERING_ACCEPTED,
+    PEERING_REQUESTED,
+};
 use crate::ids::{Endpoint, PeeringId};
 use crate::model::{LinkKey, World};
 use crate::plan::{Action, Assessment};
@@ -113,6 +116,19 @@ pub fn handoff(world: &World, action: &Action, created: Option<&PeeringId>) -> O
             peering_connection_id: id.clone(),
             requester: peering.requester.clone(),
             accepter: peering.accepter.clone(),
+        }),
+    })
+}
+
+/// "Link Wanted": the requester's region requests the link.
+pub fn hand_over(action: &Action) -> Option<Outgoing> {
+    let Action::HandOver { link, requester, accepter } = action else { return None };
+    Some(Outgoing {
+        detail_type: LINK_WANTED,
+        detail: Detail::Link(LinkDetail {
+            link: link.to_string(),
+            requester: requester.clone(),
+            accepter: accepter.clone(),
         }),
     })
 }

@@ -366,6 +366,8 @@ impl Ec2 {
     pub async fn perform(&self, action: &Action) -> Result<Option<PeeringId>, AwsError> {
         let name = action.api_name();
         match action {
+            // Not an EC2 call: the handler sends it as an event.
+            Action::HandOver { .. } => Ok(None),
             Action::RequestPeering { link, requester, accepter, attempt } => {
                 let region = &requester.region;
                 let tags = TagSpecification::builder()

@@ -1,0 +1,150 @@
+//! Events alone do the whole job: on the local cloud with AWS's timing (a
+//! connection `initiating-request` for 2 s, unseen in the accepter's region
+//! for 5 s, `provisioning` for 5 s) and no schedule fired, every order of
+//! tagging brings every link up, with both statuses true, and no request made
+//! twice.
+
+use serde_json::{json, Value};
+use tagpeer::ids::Endpoint;
+use tagpeer::intent::MESH;
+use tagpeer_tests::local::LocalCloud;
+use tagpeer_tests::*;
+
+async fn vpc(sdk: &aws_config::SdkConfig, region: &str, cidr: &str) -> Endpoint {
+    let out = ec2(sdk, region).create_vpc().cidr_block(cidr).send().await.expect("CreateVpc");
+    endpoint(region, out.vpc().and_then(|v| v.vpc_id()).expect("a VPC id"))
+}
+
+/// The 24 orders of four things.
+fn orders() -> Vec<[usize; 4]> {
+    let mut out = Vec::new();
+    for a in 0..4 {
+        for b in (0..4).filter(|b| *b != a) {
+            for c in (0..4).filter(|c| *c != a && *c != b) {
+                let d = 6 - a - b - c;
+                out.push([a, b, c, d]);
+            }
+        }
+    }
+    out
+}
+
+fn successful(calls: &[Value], action: &str) -> usize {
+    calls.iter().filter(|c| c["action"] == json!(action) && c["error"].is_null()).count()
+}
+
+/// Four VPCs, two in Seoul and two in Osaka, tagged `tagpeer:mesh = g` one
+/// after another, in each of the 24 orders: six meshes side by side at a time
+/// (each its own group), four rounds. With no sweep, each ends converged:
+/// nothing is left for a sweep to do (`sweep_plan` is empty: every
+/// connection, route and status as it should be), the invariants hold, and
+/// each link was requested once.
+#[tokio::test]
+async fn every_order_of_tagging_a_four_vpc_mesh_converges_by_events_alone() {
+    let cloud = LocalCloud::start_with(&[]);
+    let sdk = cloud.sdk_config().await;
+    let start = observe(&sdk).await;
+    let mut cidr = 0;
+    for (r, round) in orders().chunks(6).enumerate() {
+        let mut meshes = Vec::new();
+        for (i, order) in round.iter().enumerate() {
+            let mut members = Vec::new();
+            for region in [SEOUL, SEOUL, OSAKA, OSAKA] {
+                cidr += 1;
+                members.push(vpc(&sdk, region, &format!("10.{cidr}.0.0/16")).await);
+            }
+            meshes.push((format!("g{r}-{i}"), *order, members));
+        }
+        for step in 0..4 {
+            for (group, order, members) in &meshes {
+                tag_vpc(&sdk, &members[order[step]], MESH, Some(group)).await;
+            }
+        }
+        cloud.settle();
+        let world = observe(&sdk).await;
+        let left = left_to_the_sweep(&world);
+        let orders: Vec<[usize; 4]> = meshes.iter().map(|(_, order, _)| *order).collect();
+        assert_eq!(left, Vec::<String>::new(), "left to the sweep, orders {orders:?}");
+        assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment()), Vec::<String>::new());
+    }
+    let calls = cloud.calls();
+    assert_eq!(successful(&calls, "CreateVpcPeeringConnection"), 24 * 6, "each link requested once");
+    assert_eq!(successful(&calls, "AcceptVpcPeeringConnection"), 24 * 6, "each accepted once");
+}
+
+/// Nothing left for a sweep: every connection, route and status as it should be.
+fn left_to_the_sweep(world: &tagpeer::model::World) -> Vec<String> {
+    tagpeer::report::sweep_plan(world, &deployment())
+        .into_iter()
+        .map(|(role, region, action)| format!("{} {region} {action}", role.name()))
+        .collect()
+}
+
+/// A mesh member leaves: its links come down, and the status of every VPC,
+/// in either region, says so, by events alone (the statuses of a region are
+/// written by its own functions: "Link Removed" tells the other region's).
+#[tokio::test]
+async fn a_member_leaving_a_mesh_takes_its_links_down_and_every_status_follows() {
+    let cloud = LocalCloud::start_with(&[]);
+    let sdk = cloud.sdk_config().await;
+    let start = observe(&sdk).await;
+    let a = vpc(&sdk, SEOUL, "10.1.0.0/16").await;
+    let b = vpc(&sdk, SEOUL, "10.2.0.0/16").await;
+    let c = vpc(&sdk, OSAKA, "10.3.0.0/16").await;
+    for member in [&a, &b, &c] {
+        tag_vpc(&sdk, member, MESH, Some("g")).await;
+    }
+    cloud.settle();
+    let world = observe(&sdk).await;
+    assert_eq!(left_to_the_sweep(&world), Vec::<String>::new(), "the mesh is up");
+    assert_eq!(world.peerings.iter().filter(|p| p.state.is_live()).count(), 3);
+
+    tag_vpc(&sdk, &a, MESH, None).await;
+    cloud.settle();
+    let world = observe(&sdk).await;
+    assert_eq!(left_to_the_sweep(&world), Vec::<String>::new(), "no status or route left behind");
+    let status = |v: &Endpoint| world.vpc(v).and_then(|v| v.status()).unwrap_or_default().to_owned();
+    assert_eq!(status(&a), "", "the leaver says nothing");
+    assert!(!status(&c).contains(a.vpc_id.as_str()), "Osaka's status dropped the leaver: {}", status(&c));
+    assert!(status(&c).contains("ready via"), "{}", status(&c));
+    assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment()), Vec::<String>::new());
+}
+
+/// The side in the higher region asks: Osaka names Seoul, so Osaka requests.
+#[tokio::test]
+async fn a_link_asked_for_from_the_higher_region_comes_up() {
+    let cloud = LocalCloud::start_with(&[]);
+    let sdk = cloud.sdk_config().await;
+    let start = observe(&sdk).await;
+    let seoul = vpc(&sdk, SEOUL, "10.1.0.0/16").await;
+    let osaka = vpc(&sdk, OSAKA, "10.2.0.0/16").await;
+    tag_vpc(&sdk, &osaka, tagpeer::intent::PEERS, Some(&format!("{SEOUL}/{}", seoul.vpc_id))).await;
+    cloud.settle();
+    let world = observe(&sdk).await;
+    assert_eq!(left_to_the_sweep(&world), Vec::<String>::new());
+    assert_eq!(world.peerings.len(), 1);
+    assert_eq!(world.peerings[0].requester, osaka, "the asker requests");
+    assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment()), Vec::<String>::new());
+}
+
+/// Every event delivered twice (EventBridge delivers at least once): a
+/// four-VPC mesh comes up all the same, and no link is requested twice.
+#[tokio::test]
+async fn every_event_delivered_twice_brings_a_mesh_up_with_one_request_a_link() {
+    let cloud = LocalCloud::start_with(&[]);
+    cloud.faults(&json!({"events": {"duplicate": 1.0}}));
+    let sdk = cloud.sdk_config().await;
+    let start = observe(&sdk).await;
+    let mut members = Vec::new();
+    for (i, region) in [SEOUL, SEOUL, OSAKA, OSAKA].iter().enumerate() {
+        members.push(vpc(&sdk, region, &format!("10.{}.0.0/16", i + 1)).await);
+    }
+    for member in &members {
+        tag_vpc(&sdk, member, MESH, Some("g")).await;
+    }
+    cloud.settle();
+    let world = observe(&sdk).await;
+    assert_eq!(left_to_the_sweep(&world), Vec::<String>::new());
+    assert_eq!(successful(&cloud.calls(), "CreateVpcPeeringConnection"), 6, "one request a link");
+    assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment()), Vec::<String>::new());
+}
