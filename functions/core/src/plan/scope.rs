@@ -22,7 +22,8 @@ pub enum Links {
 /// How far a role's steps reach: the sides in the function's own region, or
 /// this account's sides in every region. A change that the other region's
 /// function never hears of (CloudTrail records a call only in the region it
-/// was made in) is done from here, through the clients every function holds.
+/// was made in) is done from here, through the clients every function holds
+/// (routes and DNS options), or handed over to that region (requests).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reach {
     Region,
@@ -33,7 +34,11 @@ pub enum Reach {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Scope {
     pub links: Links,
-    /// Where the requester requests a link (its requester side's region).
+    /// Which links' requests this invocation sees to: those of its own
+    /// region's VPCs (`Region`, a sweep: every region sweeps), or also those
+    /// of the account's other regions (`Account`, a change the other region
+    /// may not hear of), which it hands over to the requester there ("Link
+    /// Wanted"): only a link's requester region requests it.
     pub requests: Reach,
     /// Whose route tables the router routes.
     pub routes: Reach,
@@ -59,7 +64,7 @@ impl Scope {
         }
     }
 
-    /// These VPCs' tags changed: their links are requested wherever their
+    /// These VPCs' tags changed: their links are seen to wherever their
     /// requester is, and both sides' DNS options follow (`tagpeer:dns` on one
     /// side sets the other side's option). A link taken down frees room.
     pub fn tags_changed(vpcs: Vec<Endpoint>) -> Self {
