@@ -10,9 +10,9 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
     let Context { world, assessment, region, scope } = *at;
     let (key, desired, live) = (link.key, link.desired, &link.live);
     let here = |vpc: &Endpoint| &vpc.region == region && assessment.is_mine(vpc);
-    // Only the requester of the link's requester region requests: one writer
-    // a region (the function runs one invocation at a time there), so a link
-    // is never requested twice by a race. A change that reached only another
+    // Only the requester of the link's requester region requests, so two
+    // regions never both request a link (within a region, see "One requester
+    // a region" in docs/DESIGN.md). A change that reached only another
     // region of this account (a tag there, or a reject or delete made there,
     // which CloudTrail records only in the region of the call) is handed
     // over to the requester's region ("Link Wanted").
