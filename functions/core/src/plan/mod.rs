@@ -48,21 +48,20 @@ pub use waits::{awaiting, Awaited};
 use crate::ids::Region;
 use crate::model::{LinkKey, World};
 
-/// One role's plan for one invocation: the analysis it rests on, the steps to
-/// take, and the connections later steps wait on.
+/// One role's plan for one invocation: the analysis it rests on, and the
+/// steps to take. What later steps wait on is asked of the world the steps
+/// leave ([`awaiting`]).
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub assessment: Assessment,
     pub actions: Vec<Action>,
-    pub awaited: Vec<Awaited>,
 }
 
 /// The planner's entry: what `role` does in `region` for the links in `scope`.
 pub fn for_role(world: &World, deployment: &Deployment, role: Role, region: &Region, scope: &Scope) -> Plan {
     let assessment = assess(world, deployment);
     let actions = actions(world, &assessment, role, region, scope);
-    let awaited = awaiting(world, &assessment, role, region, scope);
-    Plan { assessment, actions, awaited }
+    Plan { assessment, actions }
 }
 
 /// Phase three alone, on an assessment already made.

@@ -130,8 +130,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
             Err(ignored) => return Ok(ignored),
         };
         let before = self.observe(&run.report).await?;
-        let world = self.act_until_settled(before.clone(), &scope, &mut run).await;
-        let assessment = plan::assess(&world, &self.config.deployment);
+        let (world, assessment) = self.act_until_settled(before.clone(), &scope, &mut run).await;
         self.announce_ready(&before, &world, &assessment, &scope, &mut run.report);
         run.report.log_outcomes();
         self.write_statuses(world, assessment, &scope, &mut run).await;
@@ -175,24 +174,26 @@ impl<C: Cloud, S: EventSink> App<C, S> {
     /// [`Config::wait`], reads again and acts again. A step still waiting then
     /// is the invocation's error ([`HandlerError::StillWaiting`]), so that
     /// Lambda hands the event back a little later and the sweep follows up.
-    async fn act_until_settled(&self, mut world: World, scope: &Scope, run: &mut Run) -> World {
+    /// Returns the world as it stands after, with its assessment.
+    async fn act_until_settled(&self, mut world: World, scope: &Scope, run: &mut Run) -> (World, Assessment) {
         let (function, role, region) = (self.config.role.name(), self.config.role, &self.config.region);
         let deadline = tokio::time::Instant::now() + self.config.wait;
         let mut pause = FIRST_PAUSE;
         loop {
             let planned = plan::for_role(&world, &self.config.deployment, role, region, scope);
             let mut awaited = self.perform_all(&mut world, &planned.assessment, &planned.actions, run).await;
-            let after = plan::for_role(&world, &self.config.deployment, role, region, scope);
-            awaited.extend(after.awaited.into_iter().map(|a| format!("{} is {}", a.peering, a.state.code())));
+            let assessment = plan::assess(&world, &self.config.deployment);
+            let still = plan::awaiting(&world, &assessment, role, region, scope);
+            awaited.extend(still.into_iter().map(|a| format!("{} is {}", a.peering, a.state.code())));
             if awaited.is_empty() {
                 run.still_waiting = None;
-                return world;
+                return (world, assessment);
             }
             let waited = awaited.join(", ");
             run.still_waiting = Some(waited.clone());
             if tokio::time::Instant::now() + pause > deadline {
                 tracing::warn!(function, waiting = %waited, "still waiting for AWS; Lambda's retry or the sweep follows up");
-                return world;
+                return (world, assessment);
             }
             tracing::info!(function, waiting = %waited, pause_ms = pause.as_millis() as u64, "waiting for AWS");
             tokio::time::sleep(pause).await;
@@ -202,7 +203,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
                 Err(e) => {
                     tracing::warn!(function, error = %e, "reading again while waiting failed");
                     run.first_error.get_or_insert(e);
-                    return world;
+                    return (world, assessment);
                 }
             }
         }
