@@ -11,6 +11,9 @@
 //! - [`status`]: beside the planner, how each link stands and the words of
 //!   `tagpeer-status`;
 //! - [`invariants`]: what must hold after convergence, checked by the tests;
+//! - [`overview`]: the deployment at a glance: each link's health, and the
+//!   figures the metrics publish;
+//! - [`graph`]: the links as a picture (Mermaid, Graphviz DOT);
 //! - [`report`]: what the `tagpeer` command prints;
 //! - [`reach`]: whether two servers can reach each other, and why not;
 //! - [`provision`]: the design of the network the provisioner builds.
@@ -20,10 +23,12 @@
 
 pub mod cidr;
 pub mod error;
+pub mod graph;
 pub mod ids;
 pub mod intent;
 pub mod invariants;
 pub mod model;
+pub mod overview;
 pub mod plan;
 pub mod provision;
 pub mod reach;

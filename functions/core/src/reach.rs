@@ -412,6 +412,33 @@ impl Verdict {
     pub fn is_reachable(&self) -> bool {
         matches!(self, Self::Reachable { .. })
     }
+
+    /// `tagpeer check --json`: whether it is reachable, the verdict in words,
+    /// and the hops passed (reachable) or the hop that drops it and why.
+    pub fn to_json(&self) -> serde_json::Value {
+        let hop = |h: &Hop| {
+            serde_json::json!({
+                "direction": match h.direction { Direction::Request => "request", Direction::Reply => "reply" },
+                "at": h.at.to_string(),
+            })
+        };
+        match self {
+            Self::Reachable { from, to, packet, hops } => serde_json::json!({
+                "reachable": true,
+                "verdict": self.to_string(),
+                "from": from.to_string(),
+                "to": to.to_string(),
+                "packet": packet.to_string(),
+                "hops": hops.iter().map(hop).collect::<Vec<_>>(),
+            }),
+            Self::Unreachable { hop: dropped, reason } => serde_json::json!({
+                "reachable": false,
+                "verdict": self.to_string(),
+                "dropped": hop(dropped),
+                "reason": reason.to_string(),
+            }),
+        }
+    }
 }
 
 /// Why a packet could not be described.

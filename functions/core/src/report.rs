@@ -1,11 +1,16 @@
 //! What the `tagpeer` command prints: `tagpeer plan`'s [`sweep_plan`], and
-//! `tagpeer status`'s table: per link, its peering connection and state,
-//! and the routes on each side, as a table.
+//! `tagpeer status`'s [`StatusReport`]: per link, its peering connection and
+//! health, each side's state and routes, and the progress of the wanted
+//! links, as a table ([`status_text`]) or as JSON.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
 
 use crate::ids::Region;
 use crate::model::{LinkKey, Target, World};
+use crate::overview::{self, Health, LinkSummary};
 use crate::plan::{self, Action, Deployment, Role, Scope};
 use crate::status;
 
@@ -37,24 +42,145 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The links of the deployment with their connections, each side's state and
-/// routes, then every VPC whose intent has a problem.
-pub fn status(world: &World, deployment: &Deployment) -> String {
+/// `tagpeer status` as data: every link with its health and each side's
+/// state and routes, every problem, and how many of the wanted links are ready.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatusReport {
+    pub links: Vec<LinkRow>,
+    pub problems: Vec<ProblemRow>,
+    pub progress: Progress,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LinkRow {
+    pub link: String,
+    pub health: &'static str,
+    /// Its live connections, each with its state (`pcx-… active`).
+    pub connections: Vec<String>,
+    /// Why it stands so, in the words of `tagpeer-status`.
+    pub detail: String,
+    /// Each side of a link that exists or is asked for; none for a
+    /// reference that makes no link (its problem says why).
+    pub sides: Vec<SideRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SideRow {
+    pub vpc: String,
+    pub peer: String,
+    pub state: String,
+    /// `rtb-… DESTINATION -> pcx-…`, each of this side's routes through the link.
+    pub routes: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProblemRow {
+    pub vpc: String,
+    pub problem: String,
+}
+
+/// How many of the wanted links are ready, and how the others stand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub wanted: usize,
+    pub ready: usize,
+    pub pending: usize,
+    pub failing: usize,
+    pub conflict: usize,
+    pub awaiting_consent: usize,
+    pub removing: usize,
+}
+
+impl Progress {
+    pub fn of(links: &[LinkSummary]) -> Self {
+        let mut p = Progress::default();
+        for link in links {
+            match link.health {
+                Health::Ready => p.ready += 1,
+                Health::Pending => p.pending += 1,
+                Health::Failing => p.failing += 1,
+                Health::Conflict => p.conflict += 1,
+                Health::AwaitingConsent => p.awaiting_consent += 1,
+                Health::Removing => p.removing += 1,
+            }
+            if link.health.is_wanted() {
+                p.wanted += 1;
+            }
+        }
+        p
+    }
+
+    /// Every wanted link ready, and none left to remove.
+    pub fn is_done(&self) -> bool {
+        self.ready == self.wanted && self.removing == 0
+    }
+}
+
+/// `3 of 6 links ready (2 pending, 1 failing)`.
+impl fmt::Display for Progress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let noun = if self.wanted == 1 { "link" } else { "links" };
+        write!(f, "{} of {} {noun} ready", self.ready, self.wanted)?;
+        let rest: Vec<String> = [
+            (self.pending, "pending"),
+            (self.failing, "failing"),
+            (self.conflict, "in conflict"),
+            (self.awaiting_consent, "waiting for consent"),
+            (self.removing, "being removed"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if !rest.is_empty() {
+            write!(f, " ({})", rest.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// The deployment's links as [`StatusReport`] data.
+pub fn status_report(world: &World, deployment: &Deployment) -> StatusReport {
     let assessment = plan::assess(world, deployment);
-    let mut rows = Vec::new();
-    for key in &plan::all_links(world, &assessment) {
-        let connection = world
-            .live_managed(key)
-            .iter()
-            .map(|p| format!("{} {}", p.id, p.state.code()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let link_connections: BTreeSet<&str> =
-            world.peerings.iter().filter(|p| &LinkKey::of(p) == key).map(|p| p.id.as_str()).collect();
-        for side in [&key.a, &key.b] {
-            let state = status::link_state(world, &assessment, key, side).to_string();
-            let peer = key.other(side);
-            let mut routes: Vec<String> = Vec::new();
+    let summaries = overview::links(world, &assessment);
+    let existing = plan::all_links(world, &assessment);
+    let links = summaries
+        .iter()
+        .map(|summary| {
+            let key = &summary.key;
+            let connections = world.live_managed(key).iter().map(|p| format!("{} {}", p.id, p.state.code())).collect();
+            let sides = if existing.contains(key) { sides(world, &assessment, key) } else { Vec::new() };
+            LinkRow {
+                link: key.to_string(),
+                health: summary.health.word(),
+                connections,
+                detail: summary.detail.clone(),
+                sides,
+            }
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for (vpc, errors) in &assessment.held {
+        for e in errors {
+            problems.push(ProblemRow { vpc: format!("{}/{}", vpc.region, vpc.vpc_id), problem: e.to_string() });
+        }
+    }
+    for (vpc, list) in &assessment.problems {
+        for p in list {
+            problems.push(ProblemRow { vpc: format!("{}/{}", vpc.region, vpc.vpc_id), problem: p.to_string() });
+        }
+    }
+    StatusReport { links, problems, progress: Progress::of(&summaries) }
+}
+
+/// Each side of `key`: its state and its routes through the link's connections.
+fn sides(world: &World, assessment: &plan::Assessment, key: &LinkKey) -> Vec<SideRow> {
+    let link_connections: BTreeSet<&str> =
+        world.peerings.iter().filter(|p| &LinkKey::of(p) == key).map(|p| p.id.as_str()).collect();
+    [&key.a, &key.b]
+        .into_iter()
+        .map(|side| {
+            let mut routes = Vec::new();
             for table in world.route_tables_of(side) {
                 for route in &table.routes {
                     if let Target::Peering(id) = &route.target {
@@ -64,12 +190,35 @@ pub fn status(world: &World, deployment: &Deployment) -> String {
                     }
                 }
             }
+            SideRow {
+                vpc: format!("{}/{}", side.region, side.vpc_id),
+                peer: key.other(side).relative_to(side),
+                state: status::link_state(world, assessment, key, side).to_string(),
+                routes,
+            }
+        })
+        .collect()
+}
+
+/// The links of the deployment with their connections, each side's state and
+/// routes, then every VPC whose intent has a problem.
+pub fn status(world: &World, deployment: &Deployment) -> String {
+    status_text(&status_report(world, deployment))
+}
+
+/// A [`StatusReport`] as `tagpeer status` prints it: a row per side of each
+/// link, then the problems.
+pub fn status_text(report: &StatusReport) -> String {
+    let dash = |cell: String| if cell.is_empty() { "-".to_owned() } else { cell };
+    let mut rows = Vec::new();
+    for link in &report.links {
+        for side in &link.sides {
             rows.push(vec![
-                format!("{}/{}", side.region, side.vpc_id),
-                peer.relative_to(side),
-                if connection.is_empty() { "-".to_owned() } else { connection.clone() },
-                state,
-                if routes.is_empty() { "-".to_owned() } else { routes.join(", ") },
+                side.vpc.clone(),
+                side.peer.clone(),
+                dash(link.connections.join(", ")),
+                side.state.clone(),
+                dash(side.routes.join(", ")),
             ]);
         }
     }
@@ -78,18 +227,7 @@ pub fn status(world: &World, deployment: &Deployment) -> String {
     } else {
         table(&["VPC", "PEER", "CONNECTION", "STATE", "ROUTES"], &rows)
     };
-
-    let mut problems = Vec::new();
-    for (vpc, errors) in &assessment.held {
-        for e in errors {
-            problems.push(vec![format!("{}/{}", vpc.region, vpc.vpc_id), e.to_string()]);
-        }
-    }
-    for (vpc, list) in &assessment.problems {
-        for p in list {
-            problems.push(vec![format!("{}/{}", vpc.region, vpc.vpc_id), p.to_string()]);
-        }
-    }
+    let problems: Vec<Vec<String>> = report.problems.iter().map(|p| vec![p.vpc.clone(), p.problem.clone()]).collect();
     if !problems.is_empty() {
         out.push('\n');
         out.push_str(&table(&["VPC", "PROBLEM"], &problems));

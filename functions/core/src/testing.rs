@@ -4,9 +4,12 @@
 
 use ipnet::IpNet;
 
+use std::collections::BTreeMap;
+
 use crate::ids::{Endpoint, Region};
 use crate::model::{Route, RouteTable, Target, Vpc, World};
-use crate::plan::Deployment;
+use crate::plan::{actions, assess, Action, Deployment, Role, Scope};
+use crate::status::statuses;
 
 pub const SEOUL: &str = "ap-northeast-2";
 pub const OSAKA: &str = "ap-northeast-3";
@@ -73,4 +76,34 @@ impl WorldBuilder {
     pub fn build(self) -> World {
         self.world
     }
+}
+
+/// Runs every role in every region of `deployment` until nothing is left to
+/// do, as the sweeps would, AWS finishing its part between rounds; requested
+/// connections get fresh ids. Returns the rounds.
+pub fn converge(world: &mut World, deployment: &Deployment) -> usize {
+    let mut next_id = world.peerings.len() as u32;
+    for round in 1..=10 {
+        let mut changed = false;
+        for role in [Role::Requester, Role::Accepter, Role::Router] {
+            for r in &deployment.regions {
+                let assessment = assess(world, deployment);
+                let mut actions = actions(world, &assessment, role, r, &Scope::sweep());
+                actions.extend(statuses(world, &assessment, r, &Scope::sweep(), &BTreeMap::new()));
+                for action in actions {
+                    changed = true;
+                    let created = matches!(action, Action::RequestPeering { .. }).then(|| {
+                        next_id += 1;
+                        format!("pcx-{next_id:08x}").parse().unwrap()
+                    });
+                    action.take_effect(world, created.as_ref());
+                }
+            }
+        }
+        changed |= world.settle();
+        if !changed {
+            return round;
+        }
+    }
+    panic!("no convergence in 10 rounds: {world:#?}");
 }

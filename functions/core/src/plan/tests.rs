@@ -31,33 +31,9 @@ fn plan_for(world: &World, role: Role, r: &str, focus: &Scope) -> Vec<Action> {
     actions(world, &assess(world, &deployment()), role, &region(r), focus)
 }
 
-/// Runs every role in every region until nothing is left to do, as the
-/// sweeps would; requested connections get fresh ids. Returns the rounds.
+/// Every role in every region until nothing is left to do ([`crate::testing::converge`]).
 fn converge(world: &mut World) -> usize {
-    let mut next_id = world.peerings.len() as u32;
-    for round in 1..=10 {
-        let mut changed = false;
-        for role in [Role::Requester, Role::Accepter, Role::Router] {
-            for r in [SEOUL, OSAKA] {
-                let assessment = assess(world, &deployment());
-                let mut actions = actions(world, &assessment, role, &region(r), &Scope::sweep());
-                actions.extend(statuses(world, &assessment, &region(r), &Scope::sweep(), &BTreeMap::new()));
-                for action in actions {
-                    changed = true;
-                    let created = matches!(action, Action::RequestPeering { .. }).then(|| {
-                        next_id += 1;
-                        format!("pcx-{next_id:08x}").parse().unwrap()
-                    });
-                    action.take_effect(world, created.as_ref());
-                }
-            }
-        }
-        changed |= world.settle();
-        if !changed {
-            return round;
-        }
-    }
-    panic!("no convergence in 10 rounds: {world:#?}");
+    crate::testing::converge(world, &deployment())
 }
 
 fn status(world: &World, vpc: &Endpoint) -> String {
