@@ -9,16 +9,18 @@
 //! - [`ports`]: the two ports a handler works through, the cloud and the event sink;
 //! - [`aws`]: the one adapter to AWS, behind both ports; nothing else names an SDK type;
 //! - [`app`]: the thin handler every Lambda runs, and its configuration;
-//! - [`error`]: the shell's errors; [`telemetry`]: the JSON log.
+//! - [`error`]: the shell's errors; [`telemetry`]: the JSON log; [`metrics`]:
+//!   the metrics, as CloudWatch's embedded metric format.
 
 pub mod app;
 pub mod aws;
 pub mod error;
 pub mod events;
+pub mod metrics;
 pub mod ports;
 pub mod telemetry;
 
-pub use tagpeer_core::{cidr, ids, intent, invariants, model, plan, provision, reach, report, status};
+pub use tagpeer_core::{cidr, graph, ids, intent, invariants, model, overview, plan, provision, reach, report, status};
 
 pub use app::{App, Config, Provisioner, Report};
 pub use plan::Role;
@@ -31,7 +33,13 @@ pub async fn run_lambda(role: Role) -> Result<(), lambda_runtime::Error> {
     let app = &app;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            app.handle(&event.payload).await.map_err(lambda_runtime::Error::from)
+            let (answer, mut lines) = app.invoke(&event.payload).await;
+            // Each metrics line names the invocation it comes from, as Lambda's own log lines do.
+            for line in &mut lines {
+                line["RequestId"] = serde_json::Value::from(event.context.request_id.as_str());
+            }
+            metrics::publish(&lines);
+            answer.map_err(lambda_runtime::Error::from)
         },
     ))
     .await

@@ -17,6 +17,29 @@ pub trait Cloud: Send + Sync {
 
     /// Makes one change; answers the id of a connection it requested.
     fn perform(&self, action: &Action) -> impl Future<Output = Result<Option<PeeringId>, AwsError>> + Send;
+
+    /// The API calls sent so far, by this cloud's count: the handler
+    /// publishes each invocation's difference as metrics.
+    fn calls(&self) -> Calls {
+        Calls::default()
+    }
+}
+
+/// API calls sent, retries included, and how many of them were throttled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Calls {
+    pub sent: u64,
+    pub throttled: u64,
+}
+
+impl Calls {
+    /// What was sent since `earlier`.
+    pub fn since(self, earlier: Calls) -> Calls {
+        Calls {
+            sent: self.sent.saturating_sub(earlier.sent),
+            throttled: self.throttled.saturating_sub(earlier.throttled),
+        }
+    }
 }
 
 /// Where a function's `tagpeer` events go.

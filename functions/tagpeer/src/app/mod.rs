@@ -19,7 +19,9 @@ pub use provisioner::Provisioner;
 use crate::aws::{Ec2, EventBridge};
 use crate::error::{AwsError, HandlerError};
 use crate::events::{Trigger, LINK_FAILED, LINK_REMOVED};
+use crate::metrics::{self, Source};
 use crate::model::{LinkKey, World};
+use crate::overview;
 use crate::plan::{self, Action, Assessment, Role, Scope};
 use crate::ports::{Cloud, EventSink};
 use crate::status;
@@ -73,8 +75,18 @@ struct Run {
     /// The errors met, by link: that link's later steps wait.
     failures: BTreeMap<LinkKey, String>,
     first_error: Option<AwsError>,
+    /// Every error met: failed steps, reads and sends (the `Errors` metric).
+    errors: usize,
     /// What a step still waited on when the invocation stopped waiting.
     still_waiting: Option<String>,
+    /// The metrics it publishes besides its own line ([`crate::metrics`]).
+    metrics: Vec<Value>,
+}
+
+/// How an invocation went, in the figures of its metrics line.
+struct Tally {
+    errors: usize,
+    changes: usize,
 }
 
 impl Run {
@@ -89,9 +101,21 @@ impl Run {
         self.report.changes.push(change);
     }
 
-    /// The invocation's answer: its report, or the first error it met, or
-    /// what it still waited on.
-    fn finish(self) -> Result<Report, HandlerError> {
+    /// An error met; the first one is the invocation's answer.
+    fn fail(&mut self, error: AwsError) {
+        self.errors += 1;
+        self.first_error.get_or_insert(error);
+    }
+
+    /// The invocation's answer (its report, or the first error it met, or
+    /// what it still waited on), its tally and the metrics it publishes.
+    fn finish(mut self) -> (Result<Report, HandlerError>, Tally, Vec<Value>) {
+        let tally = Tally { errors: self.errors, changes: self.report.changes.len() - self.report.failed() };
+        let metrics = std::mem::take(&mut self.metrics);
+        (self.answer(), tally, metrics)
+    }
+
+    fn answer(self) -> Result<Report, HandlerError> {
         let report = self.report;
         tracing::info!(
             function = report.function,
@@ -124,18 +148,60 @@ impl<C: Cloud, S: EventSink> App<C, S> {
     /// Handles one event. Bad input is logged and answered with an error,
     /// without a change; failed AWS calls are logged, written to the status and
     /// answered with an error, so that Lambda retries and the sweep follows up.
+    /// Every invocation publishes its metrics ([`crate::metrics`]).
     pub async fn handle(&self, payload: &Value) -> Result<Report, HandlerError> {
-        let (scope, mut run) = match self.scope_of(payload)? {
-            Ok(started) => started,
-            Err(ignored) => return Ok(ignored),
+        let (answer, lines) = self.invoke(payload).await;
+        metrics::publish(&lines);
+        answer
+    }
+
+    /// [`App::handle`], with the metrics lines it publishes handed back
+    /// instead: the invocation's own line first.
+    pub async fn invoke(&self, payload: &Value) -> (Result<Report, HandlerError>, Vec<Value>) {
+        let calls = self.cloud.calls();
+        let (answer, tally, mut lines) = match self.scope_of(payload) {
+            Err(rejected) => (Err(rejected), Tally { errors: 1, changes: 0 }, Vec::new()),
+            Ok(Err(ignored)) => (Ok(ignored), Tally { errors: 0, changes: 0 }, Vec::new()),
+            Ok(Ok((scope, run))) => self.run(&scope, run).await,
         };
-        let before = self.observe(&run.report).await?;
-        let (world, assessment) = self.act_until_settled(before.clone(), &scope, &mut run).await;
-        self.announce_ready(&before, &world, &assessment, &scope, &mut run.report);
+        let calls = self.cloud.calls().since(calls);
+        lines.insert(0, self.source().invocation(calls, tally.errors, tally.changes));
+        (answer, lines)
+    }
+
+    /// Who this function's metrics come from, now.
+    fn source(&self) -> Source {
+        Source::now(self.config.role.name(), self.config.region.clone(), self.config.deployment.account.clone())
+    }
+
+    async fn run(&self, scope: &Scope, mut run: Run) -> (Result<Report, HandlerError>, Tally, Vec<Value>) {
+        let before = match self.observe(&run.report).await {
+            Ok(world) => world,
+            Err(e) => return (Err(e), Tally { errors: 1, changes: 0 }, Vec::new()),
+        };
+        let (world, assessment) = self.act_until_settled(before.clone(), scope, &mut run).await;
+        self.announce_ready(&before, &world, &assessment, scope, &mut run);
         run.report.log_outcomes();
-        self.write_statuses(world, assessment, &scope, &mut run).await;
+        let (world, assessment) = self.write_statuses(world, assessment, scope, &mut run).await;
+        if self.config.role == Role::Router {
+            self.gauge(&world, &assessment, scope, &mut run);
+        }
         self.send_events(&mut run).await;
         run.finish()
+    }
+
+    /// The router's metrics of its region: its links by health and the
+    /// highest quota use; in a sweep, each VPC's and route table's quota use too.
+    fn gauge(&self, world: &World, assessment: &Assessment, scope: &Scope, run: &mut Run) {
+        let region = &self.config.region;
+        let source = self.source();
+        let links = overview::links(world, assessment);
+        run.metrics.push(source.region_gauges(&overview::region_gauges(world, assessment, &links, region)));
+        if scope.is_sweep() {
+            let (vpcs, tables) = overview::quota_use(world, assessment, region);
+            run.metrics.extend(vpcs.iter().map(|q| source.vpc_quota(q)));
+            run.metrics.extend(tables.iter().map(|q| source.table_quota(q)));
+        }
     }
 
     /// The trigger decides the scope. `Ok(Err(report))`: nothing to look at.
@@ -202,7 +268,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
                 Ok(now) => world = now,
                 Err(e) => {
                     tracing::warn!(function, error = %e, "reading again while waiting failed");
-                    run.first_error.get_or_insert(e);
+                    run.fail(e);
                     return (world, assessment);
                 }
             }
@@ -255,24 +321,23 @@ impl<C: Cloud, S: EventSink> App<C, S> {
                 Err(e) => {
                     run.report.events.push(outcome::of_step(world, assessment, action, LINK_FAILED, None, Some(&e)));
                     run.failures.insert(link.clone(), e.to_string());
-                    run.first_error.get_or_insert(e);
+                    run.fail(e);
                 }
             }
         }
         not_visible
     }
 
-    /// "Link Ready" for each link in scope whose side in this region became ready.
-    fn announce_ready(
-        &self,
-        before: &World,
-        after: &World,
-        assessment: &Assessment,
-        scope: &Scope,
-        report: &mut Report,
-    ) {
+    /// "Link Ready" for each link in scope whose side in this region became
+    /// ready, and the time it took since its connection was requested.
+    fn announce_ready(&self, before: &World, after: &World, assessment: &Assessment, scope: &Scope, run: &mut Run) {
+        let source = self.source();
         for (key, side, peering) in status::newly_ready(before, after, assessment, &self.config.region, scope) {
-            report.events.push(outcome::ready(after, assessment, &key, side, peering));
+            let requested_at = after.peering(&peering).map(|p| p.requested_at()).filter(|at| *at > 0);
+            if let Some(at) = requested_at {
+                run.metrics.push(source.link_up(&key, &side, &peering, after.observed_at.saturating_sub(at)));
+            }
+            run.report.events.push(outcome::ready(after, assessment, &key, side, peering));
         }
     }
 
@@ -283,8 +348,14 @@ impl<C: Cloud, S: EventSink> App<C, S> {
     /// reads again first, writes, and reads once more to check that what it
     /// wrote still holds, writing again if not: then the last status written is
     /// always the one its writer checked against what stands. An idle sweep
-    /// writes none and reads nothing more.
-    async fn write_statuses(&self, world: World, assessment: Assessment, scope: &Scope, run: &mut Run) {
+    /// writes none and reads nothing more. Returns the world as last read.
+    async fn write_statuses(
+        &self,
+        mut world: World,
+        mut assessment: Assessment,
+        scope: &Scope,
+        run: &mut Run,
+    ) -> (World, Assessment) {
         let function = self.config.role.name();
         let region = &self.config.region;
         let mut writes = status::statuses(&world, &assessment, region, scope, &run.failures);
@@ -294,12 +365,14 @@ impl<C: Cloud, S: EventSink> App<C, S> {
             }
             let checked = match self.cloud.observe(&self.config.deployment).await {
                 Ok(now) => {
-                    let assessment = plan::assess(&now, &self.config.deployment);
-                    writes = status::statuses(&now, &assessment, region, scope, &run.failures);
+                    world = now;
+                    assessment = plan::assess(&world, &self.config.deployment);
+                    writes = status::statuses(&world, &assessment, region, scope, &run.failures);
                     true
                 }
                 Err(e) => {
                     tracing::warn!(function, error = %e, "reading again before the status failed");
+                    run.errors += 1;
                     false
                 }
             };
@@ -307,13 +380,14 @@ impl<C: Cloud, S: EventSink> App<C, S> {
                 let result = self.cloud.perform(action).await;
                 run.record(function, action, &result);
                 if let Err(e) = result {
-                    run.first_error.get_or_insert(e);
+                    run.fail(e);
                 }
             }
             if !checked {
                 break;
             }
         }
+        (world, assessment)
     }
 
     async fn send_events(&self, run: &mut Run) {
@@ -322,7 +396,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         }
         if let Err(e) = self.events.send(&self.config.region, &run.report.events).await {
             tracing::error!(function = run.report.function, error = %e, "sending events failed");
-            run.first_error.get_or_insert(e);
+            run.fail(e);
         }
     }
 }

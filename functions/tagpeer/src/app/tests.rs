@@ -42,7 +42,7 @@ impl MemoryCloud {
         self.world.lock().unwrap().clone()
     }
 
-    fn calls(&self) -> Vec<&'static str> {
+    fn made(&self) -> Vec<&'static str> {
         self.calls.lock().unwrap().clone()
     }
 }
@@ -72,6 +72,10 @@ impl Cloud for MemoryCloud {
         });
         action.take_effect(&mut self.world.lock().unwrap(), created.as_ref());
         Ok(created)
+    }
+
+    fn calls(&self) -> crate::ports::Calls {
+        crate::ports::Calls { sent: self.calls.lock().unwrap().len() as u64, throttled: 0 }
     }
 }
 
@@ -159,7 +163,7 @@ async fn the_roles_in_turn_bring_the_link_up_and_both_statuses_say_ready() {
     world.peerings[0].state = PeeringState::InitiatingRequest;
     let accepter = app(Role::Accepter, OSAKA, MemoryCloud::new(world));
     accepter.handle(&requested).await.expect("accepted after waiting for initiating-request to pass");
-    assert!(accepter.cloud.calls().contains(&"AcceptVpcPeeringConnection"));
+    assert!(accepter.cloud.made().contains(&"AcceptVpcPeeringConnection"));
     let accepted = handoff(&accepter, PEERING_ACCEPTED);
     // Nor has it finished the acceptance when the routers hear of it.
     let mut world = accepter.cloud.world();
@@ -201,7 +205,7 @@ async fn a_failed_step_stops_its_link_says_so_in_the_status_and_is_the_invocatio
     let router = app(Role::Router, SEOUL, cloud);
     let error = router.handle(&sweep()).await.expect_err("a failed call is the invocation's error");
     assert!(matches!(error, HandlerError::Apply { failed: 1, .. }), "{error}");
-    let calls = router.cloud.calls();
+    let calls = router.cloud.made();
     assert_eq!(calls.iter().filter(|c| **c == "CreateRoute").count(), 1, "the link's later steps wait: {calls:?}");
     let s = status(&router.cloud.world(), &seoul());
     assert!(s.contains("last step failed: CreateRoute in ap-northeast-2 failed: RequestLimitExceeded"), "{s}");
@@ -220,9 +224,9 @@ async fn a_connection_that_stays_initiating_is_waited_on_then_handed_back_as_sti
     let accepter = app(Role::Accepter, OSAKA, cloud);
     let error = accepter.handle(&sweep()).await.expect_err("AWS never finished");
     assert!(matches!(&error, HandlerError::StillWaiting(w) if w.contains("initiating-request")), "{error}");
-    let reads = accepter.cloud.calls().iter().filter(|c| **c == "Describe").count();
+    let reads = accepter.cloud.made().iter().filter(|c| **c == "Describe").count();
     assert!(reads >= 3, "it read again while it waited: {reads}");
-    assert!(!accepter.cloud.calls().contains(&"AcceptVpcPeeringConnection"), "nothing accepted before it can be");
+    assert!(!accepter.cloud.made().contains(&"AcceptVpcPeeringConnection"), "nothing accepted before it can be");
 }
 
 #[tokio::test]
@@ -234,7 +238,7 @@ async fn bad_input_changes_nothing_and_an_unrelated_tag_change_is_ignored() {
     unrelated["detail"]["changed-tag-keys"] = json!(["Name"]);
     let report = requester.handle(&unrelated).await.expect("ignored");
     assert!(report.ignored.is_some());
-    assert!(requester.cloud.calls().is_empty(), "no call at all: {:?}", requester.cloud.calls());
+    assert!(requester.cloud.made().is_empty(), "no call at all: {:?}", requester.cloud.made());
 }
 
 #[tokio::test]
@@ -281,4 +285,57 @@ fn a_failed_step_says_which_link_side_step_and_error() {
     assert_eq!(detail["error-code"], "RequestLimitExceeded");
     assert_eq!(detail["message"], "Request limit exceeded.");
     assert!(detail.get("peering-connection-id").is_none());
+}
+
+/// The metrics line of `lines` that carries `metric`.
+fn line_with<'l>(lines: &'l [Value], metric: &str) -> &'l Value {
+    lines.iter().find(|l| l.get(metric).is_some()).unwrap_or_else(|| panic!("no {metric} in {lines:#?}"))
+}
+
+#[tokio::test]
+async fn every_invocation_publishes_its_calls_errors_and_changes_and_the_router_its_regions_links() {
+    let requester = app(Role::Requester, SEOUL, MemoryCloud::new(seed()));
+    let (answer, lines) = requester.invoke(&tag_change(&seoul())).await;
+    answer.expect("requested");
+    let own = &lines[0];
+    assert_eq!((own["Function"].as_str(), own["Region"].as_str()), (Some("requester"), Some(SEOUL)));
+    assert_eq!(own["Ec2Calls"], json!(requester.cloud.made().len() as f64), "every call counted");
+    assert_eq!((own["Errors"].as_f64(), own["Changes"].as_f64()), (Some(0.0), Some(2.0)), "the request and a status");
+    assert!(lines.iter().all(|l| l.get("LinksWanted").is_none()), "only the router publishes the region's links");
+
+    let mut cloud = MemoryCloud::new(requester.cloud.world());
+    cloud.failing = vec![("CreateRoute", "RequestLimitExceeded")];
+    cloud.world.lock().unwrap().settle();
+    cloud.world.lock().unwrap().peerings[0].state = PeeringState::Active;
+    let router = app(Role::Router, SEOUL, cloud);
+    let (answer, lines) = router.invoke(&sweep()).await;
+    answer.expect_err("the route failed");
+    assert_eq!(lines[0]["Errors"], 1.0);
+    let gauges = line_with(&lines, "LinksWanted");
+    let counts: Vec<f64> = ["LinksWanted", "LinksReady", "LinksPending", "LinksFailing"]
+        .iter()
+        .map(|m| gauges[m].as_f64().unwrap())
+        .collect();
+    assert_eq!(counts, [1.0, 0.0, 1.0, 0.0], "the seed's link, its routes missing");
+    assert_eq!(gauges["PeeringQuotaUsePercent"], 2.0, "one connection of 50");
+    let vpc = line_with(&lines, "Peerings");
+    assert_eq!((vpc["VpcId"].as_str(), vpc["Quota"].as_u64()), (Some("vpc-0000000a"), Some(50)), "a sweep: per VPC");
+}
+
+#[tokio::test]
+async fn the_side_that_turns_ready_publishes_how_long_it_took_since_the_request() {
+    let mut world = seed();
+    world.observed_at = 1_000;
+    let requester = app(Role::Requester, SEOUL, MemoryCloud::new(world));
+    requester.handle(&tag_change(&seoul())).await.expect("requested");
+    let mut world = requester.cloud.world();
+    world.peerings[0].state = PeeringState::Active;
+    world.observed_at = 1_042;
+    let router = app(Role::Router, SEOUL, MemoryCloud::new(world));
+    let (answer, lines) = router.invoke(&sweep()).await;
+    answer.expect("routed");
+    let up = line_with(&lines, "LinkUpSeconds");
+    assert_eq!(up["LinkUpSeconds"], 42.0);
+    assert_eq!(up["VpcId"], "vpc-0000000a");
+    assert_eq!(line_with(&lines, "LinksReady")["LinksReady"], 0.0, "Osaka's side has no routes yet");
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::error::Error as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_config::SdkConfig;
@@ -19,7 +20,7 @@ use crate::ids::{AccountId, Endpoint, PeeringId, Region, VpcId};
 use crate::intent;
 use crate::model::{Peering, PeeringDns, PeeringState, Route, RouteTable, Target, Vpc, World};
 use crate::plan::{Action, Deployment};
-use crate::ports::{Cloud, EventSink};
+use crate::ports::{Calls, Cloud, EventSink};
 use std::future::Future;
 
 /// Every item of a paged describe call, or the call's error.
@@ -84,6 +85,59 @@ impl ec2::config::Intercept for DateHeader {
     }
 }
 
+/// Counts every EC2 attempt a client sends and those AWS answers with a
+/// throttling error (`RequestLimitExceeded`, HTTP 503, as EC2 throttles).
+#[derive(Clone, Debug, Default)]
+pub struct CallCounter(Arc<CallCounts>);
+
+#[derive(Debug, Default)]
+struct CallCounts {
+    sent: AtomicU64,
+    throttled: AtomicU64,
+}
+
+/// EC2's throttling error codes.
+const THROTTLING: [&str; 3] = ["RequestLimitExceeded", "Throttling", "ThrottlingException"];
+
+impl CallCounter {
+    pub fn calls(&self) -> Calls {
+        Calls { sent: self.0.sent.load(Ordering::Relaxed), throttled: self.0.throttled.load(Ordering::Relaxed) }
+    }
+}
+
+impl ec2::config::Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "tagpeer-call-counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &ec2::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &ec2::config::RuntimeComponents,
+        _: &mut ec2::config::ConfigBag,
+    ) -> Result<(), ec2::error::BoxError> {
+        self.0.sent.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// After deserialization, the body of an answer has been read whole.
+    fn read_after_deserialization(
+        &self,
+        context: &ec2::config::interceptors::AfterDeserializationInterceptorContextRef<'_>,
+        _: &ec2::config::RuntimeComponents,
+        _: &mut ec2::config::ConfigBag,
+    ) -> Result<(), ec2::error::BoxError> {
+        let response = context.response();
+        if response.status().is_server_error() || response.status().is_client_error() {
+            let body = response.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+            if THROTTLING.iter().any(|code| body.contains(&format!("<Code>{code}</Code>"))) {
+                self.0.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Sets a route call's destination, IPv4 or IPv6 (each route call has its own builder type).
 macro_rules! to_destination {
     ($call:expr, $destination:expr) => {
@@ -126,6 +180,7 @@ pub async fn load_sdk_config() -> SdkConfig {
 pub struct Ec2 {
     clients: HashMap<Region, ec2::Client>,
     clock: CloudClock,
+    counter: CallCounter,
     config: SdkConfig,
     /// The reader role's name in every other account, without its region
     /// suffix (`tagpeer-reader` → `arn:aws:iam::ACCOUNT:role/tagpeer-reader-REGION`).
@@ -138,17 +193,19 @@ impl Ec2 {
     /// endpoint and retry settings.
     pub fn new(config: &SdkConfig, regions: &[Region]) -> Self {
         let clock = CloudClock::default();
+        let counter = CallCounter::default();
         let clients = regions
             .iter()
             .map(|r| {
                 let conf = ec2::config::Builder::from(config)
                     .region(ec2::config::Region::new(r.to_string()))
                     .interceptor(DateHeader(clock.clone()))
+                    .interceptor(counter.clone())
                     .build();
                 (r.clone(), ec2::Client::from_conf(conf))
             })
             .collect();
-        Self { clients, clock, config: config.clone(), reader_role: None, readers: Default::default() }
+        Self { clients, clock, counter, config: config.clone(), reader_role: None, readers: Default::default() }
     }
 
     /// The cloud's clock, as its answers tell it.
@@ -208,6 +265,7 @@ impl Ec2 {
             .region(sdk_region)
             .credentials_provider(ec2::config::SharedCredentialsProvider::new(provider))
             .interceptor(DateHeader(self.clock.clone()))
+            .interceptor(self.counter.clone())
             .build();
         let client = ec2::Client::from_conf(conf);
         self.readers.lock().expect("readers lock").insert(key, client.clone());
@@ -700,6 +758,10 @@ impl Cloud for Ec2 {
 
     fn perform(&self, action: &Action) -> impl Future<Output = Result<Option<PeeringId>, AwsError>> + Send {
         Ec2::perform(self, action)
+    }
+
+    fn calls(&self) -> Calls {
+        self.counter.calls()
     }
 }
 
