@@ -44,6 +44,8 @@ $(CHECKOV):
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $@
 
+include tools/graphcheck/Makefile.fragment
+
 # The function binaries the local cloud runs, and the tagpeer command.
 functions:
 	cargo build --quiet --locked $(FUNCTIONS) -p tagpeer-cli
@@ -65,7 +67,7 @@ lint: venv $(CHECKOV)
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov \
 		-f infra-template/template.yaml --framework cloudformation --quiet --compact --skip-download
 
-test: lint functions
+test: lint functions graphcheck
 	PYTHONPATH=tests $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/localcloud
 	cargo test --workspace --locked
 
@@ -143,4 +145,4 @@ deploy: $(DEPLOY_VENV)/bin/sam
 
 clean:
 	cargo clean
-	rm -rf $(VENV) $(DEPLOY_VENV) $(CHECKOV_VENV)
+	rm -rf $(VENV) $(DEPLOY_VENV) $(CHECKOV_VENV) $(GRAPHCHECK_VENV) $(GRAPHCHECK)/node_modules
