@@ -5,8 +5,9 @@
 A person builds Seoul's network and starts a server in Seoul and in Osaka with
 the AWS CLI, pointed at the local cloud through AWS_ENDPOINT_URL; then tags the
 Seoul VPC, and does nothing else. The demo shows what followed: each event, the
-rule and function that took it, the API calls the function made, in order, and
-the final routes on both sides.
+rule and function that took it, the API calls the function made, in order, the
+final routes on both sides, and the metrics the functions published (their CloudWatch
+embedded metric format lines, as the local cloud's GET /_local/metrics has them).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import shlex
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from localcloud import cloud as localcloud
@@ -24,6 +26,11 @@ SEOUL, OSAKA = "ap-northeast-2", "ap-northeast-3"
 REPO = Path(__file__).resolve().parents[1]
 AWS = REPO / ".venv" / "bin" / "aws"
 BIN_DIR = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / "debug"
+# The counters of the functions' invocation line (the metrics contract, issue 14): summed over the
+# run. LinkUpSeconds is a sample per link side; every other metric is a gauge (its latest value).
+COUNTERS = ("Ec2Calls", "Ec2Throttled", "Errors", "Changes")
+SAMPLES = ("LinkUpSeconds",)
+UNITS = {"Seconds": " s", "Milliseconds": " ms", "Percent": " %"}
 
 
 class Person:
@@ -76,6 +83,74 @@ def print_routes(person: Person, region: str, vpc: str, name: str) -> None:
             print(f"       {dest:<18} -> {via}")
 
 
+def read_metrics(endpoint: str) -> dict:
+    """GET /_local/metrics: {"metrics": [datapoint, ...], "rejected": [...]}."""
+    with urllib.request.urlopen(endpoint + "/_local/metrics", timeout=60) as r:
+        return json.loads(r.read())
+
+
+def since(answer: dict, mark: dict) -> dict:
+    """The part of GET /_local/metrics' `answer` that came after the answer `mark` (by `seq`)."""
+    out = {}
+    for key in ("metrics", "rejected"):
+        last = max((x.get("seq", 0) for x in mark.get(key) or []), default=0)
+        out[key] = [x for x in answer.get(key) or [] if x.get("seq", 0) > last]
+    return out
+
+
+def _number(value: float) -> str:
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.3g}"
+
+
+def metrics_table(answer: dict) -> list[str]:
+    """The lines that show the metrics of GET /_local/metrics' `answer`, per region and function:
+    each EMF line's metrics once (a line publishes a metric once per dimension set: the most specific
+    set is the one shown, and its dimensions other than Region and Function name the row), COUNTERS
+    summed, SAMPLES' average and maximum, any other metric (a gauge) its latest value. The rejected
+    lines follow, with their reasons."""
+    chosen: dict[tuple, dict] = {}  # (line, metric) -> its datapoint with the most dimensions
+    for p in answer.get("metrics") or []:
+        key = (p.get("record"), p.get("namespace"), p["name"])
+        if key not in chosen or len(p.get("dimensions") or {}) > len(chosen[key].get("dimensions") or {}):
+            chosen[key] = p
+    groups: dict[tuple[str, str], dict[str, dict]] = {}
+    for p in sorted(chosen.values(), key=lambda p: (p.get("timestamp") or 0, p.get("seq", 0))):
+        props = p.get("properties") or {}
+        region = str(props.get("Region") or p.get("region") or "?")
+        function = str(props.get("Function") or p.get("function") or "?")
+        extra = {k: v for k, v in (p.get("dimensions") or {}).items() if k not in ("Region", "Function")}
+        label = p["name"] + "".join(f" {k}={v}" for k, v in sorted(extra.items()))
+        row = groups.setdefault((region, function), {}).setdefault(
+            label, {"name": p["name"], "unit": p.get("unit"), "values": [], "lines": 0})
+        row["values"].extend(p["values"] if "values" in p else [p["value"]])
+        row["lines"] += 1
+    lines = []
+    for (region, function), rows in sorted(groups.items()):
+        shown = []
+        for label, row in sorted(rows.items()):
+            unit, values, n = UNITS.get(row["unit"], ""), row["values"], row["lines"]
+            if row["name"] in COUNTERS:
+                shown.append((label, f"{_number(sum(values))}{unit}", f"sum of {n} invocation{'s' * (n != 1)}"))
+            elif row["name"] in SAMPLES:
+                shown.append((label, f"{_number(sum(values) / len(values))}{unit}",
+                              f"average of {len(values)} sample{'s' * (len(values) != 1)}, "
+                              f"maximum {_number(max(values))}{unit}"))
+            else:
+                shown.append((label, f"{_number(values[-1])}{unit}", f"latest of {n}"))
+        lines.append(f"{region} {function}:")
+        width, value_width = max(len(r[0]) for r in shown), max(len(r[1]) for r in shown)
+        lines += [f"  {label:<{width}}  {value:>{value_width}}  {note}" for label, value, note in shown]
+    if not lines:
+        lines.append("(none: the functions printed no metric line)")
+    rejected = answer.get("rejected") or []
+    if rejected:
+        lines.append(f"{len(rejected)} metric line{'s' * (len(rejected) != 1)} CloudWatch would reject:")
+        lines += [f"  {r.get('function')} ({r.get('region')}): {r.get('reason')}" for r in rejected[:5]]
+        if len(rejected) > 5:
+            lines.append(f"  ... and {len(rejected) - 5} more")
+    return lines
+
+
 def story(cloud: localcloud.LocalCloud) -> int:
     person = Person(cloud.endpoint)
     print(f"1. The local cloud is up at {cloud.endpoint}: moto, the template's rules in {SEOUL} and {OSAKA},")
@@ -124,6 +199,7 @@ def story(cloud: localcloud.LocalCloud) -> int:
     before = person.tagpeer("check", seoul_id, osaka_id)
     cloud.settle()
     mark_events, mark_calls = len(cloud.record.events), len(cloud.record.calls)
+    mark_metrics = read_metrics(cloud.endpoint)
 
     print("\n4. A person tags the Seoul VPC, and does nothing else:")
     person.aws(SEOUL, "create-tags", "--resources", vpc, "--tags", f"Key=tagpeer:peers,Value={OSAKA}/{osaka_vpc}")
@@ -166,6 +242,9 @@ def story(cloud: localcloud.LocalCloud) -> int:
     there = person.tagpeer("check", seoul_id, osaka_id)
     back = person.tagpeer("check", osaka_id, seoul_id)
     person.tagpeer("status")
+
+    print("\n8. The metrics the functions published since the tag (their EMF lines, GET /_local/metrics):")
+    print("\n".join("   " + line for line in metrics_table(since(read_metrics(cloud.endpoint), mark_metrics))))
     checks_agree = before.startswith("unreachable") and there.startswith("reachable") and back.startswith("reachable")
     if not checks_agree:
         print("\ntagpeer check does not agree with the story.", file=sys.stderr)

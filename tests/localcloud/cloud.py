@@ -19,7 +19,7 @@ One endpoint on loopback that AWS SDKs and the AWS CLI use through
   key of its own (`process_key`) and serves one invocation at a time.
 
 Control interface (`/_local/...`): POST settle, POST schedule, GET events,
-GET calls, POST reset, POST faults, GET/POST clock, GET/POST lifecycle, GET/POST
+GET calls, GET metrics, POST reset, POST faults, GET/POST clock, GET/POST lifecycle, GET/POST
 trail. See DESIGN.md and the README.
 """
 
@@ -40,6 +40,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from . import awsevents, patterns, runtime, template
 from . import ec2rules  # route races and the DNS prerequisite, as EC2 answers them (ec2rules.py)
@@ -117,6 +118,8 @@ class LocalCloud:
         self.regions = regions
         self.verbose = verbose
         self.record = Record()
+        # What the functions' EMF lines publish to CloudWatch (runtime.Metrics; GET /_local/metrics).
+        self.metrics = runtime.Metrics()
         self.faults = Faults()
         # The cloud's clock (POST /_local/clock) and the peering connections AWS would hold, with
         # their lifecycle (POST /_local/lifecycle): peering.py.
@@ -196,6 +199,8 @@ class LocalCloud:
                     log=self._function_log,
                     # Each process calls with its slot's key, so a call tells which process made it.
                     slot_env=lambda slot, key=key: {"AWS_ACCESS_KEY_ID": process_key(key, slot)},
+                    account=DEFAULT_ACCOUNT,
+                    metrics=self.metrics,
                 )
                 self.functions[(region, logical_id)] = f
                 self.function_callers.add(key)
@@ -269,15 +274,16 @@ class LocalCloud:
 
     def _dispatch(self, event: dict, region: str, rule: template.Rule, target: template.Target) -> None:
         """A rule's target gets the event: at once, or as the `events` faults say (dropped,
-        doubled, held back to be handed out in random order)."""
-        copies = 1 if target.bus_arn else self.faults.copies()
+        doubled, held back to be handed out in random order: the faults of deliveries to functions;
+        a bus or an SNS topic gets it once, at once)."""
+        copies = 1 if target.function is None else self.faults.copies()
         if copies != 1:
             self.record.event(region=region, rule=rule.name, target=target.function, source=event.get("source"),
                               detail_type=event.get("detail-type"),
                               outcome="dropped" if copies == 0 else "duplicated", event=event)
         for _ in range(copies):
             self._begin()
-            if not target.bus_arn and self.faults.shuffling():
+            if target.function is not None and self.faults.shuffling():
                 with self.pending_cv:
                     self.held.append((event, region, rule, target))
                     self.pending_cv.notify_all()
@@ -302,6 +308,11 @@ class LocalCloud:
                                   detail_type=event.get("detail-type"), outcome="forwarded", event=event)
                 if to_region in self.stacks:
                     self.put(event, to_region)
+                return
+            if target.topic_arn:  # no SNS here: the publication is recorded, and goes no further
+                self.record.event(region=region, rule=rule.name, target=target.topic_arn, function=None,
+                                  source=event.get("source"), detail_type=event.get("detail-type"),
+                                  outcome="published", event=event)
                 return
             self.invoke(region, target.function, event, rule.name)
         finally:
@@ -374,6 +385,7 @@ class LocalCloud:
         conn.getresponse().read()
         conn.close()
         self.record.clear()
+        self.metrics.clear()
         self.tag_versions.clear()
         self.faults.set({})
         self.iam.forget_sessions()  # moto forgot the temporary keys it gave (iam.py)
@@ -685,6 +697,8 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET" and path == "/_local/calls":
                 with cloud.record.lock:
                     return self._json(200, list(cloud.record.calls))
+            if method == "GET" and path == "/_local/metrics":  # the EMF lines' datapoints (runtime.Metrics)
+                return self._json(200, cloud.metrics.query(parse_qs(urlsplit(self.path).query)))
             if method == "POST" and path == "/_local/reset":
                 cloud.reset()
                 return self._json(200, {"reset": True})

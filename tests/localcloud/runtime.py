@@ -48,6 +48,15 @@ An invocation's `logs` are the lines the process writes from the moment its even
 until it asks for the next one (as CloudWatch groups them between START and END); every line, init
 output included, also goes to `log(function_name, line)`.
 
+The CloudWatch embedded metric format (EMF): every line a process writes on standard output that
+is a JSON object whose `_aws` holds `CloudWatchMetrics` is a record CloudWatch Logs would extract
+metrics from. `Metrics` (each Function's `metrics`, or one store the functions share) keeps what
+CloudWatch would publish: one datapoint per metric and dimension set, with the function, region,
+account and invocation (request ID) that wrote it; a record CloudWatch would not accept (a
+dimension's value missing, a metric's value not a number, a limit broken: `emf_datapoints`) is
+dropped whole and kept among the `rejected`, with the reason. Lines that are not EMF (plain text,
+other JSON) are only log lines. The line stays in the invocation's logs either way.
+
 Not emulated: freezing the process between invocations, memory limits (AWS_LAMBDA_FUNCTION_MEMORY_SIZE
 is only advertised), the Extensions and Telemetry APIs, CloudWatch's START/END/REPORT lines,
 client context and Cognito identity headers, and response streaming beyond collecting the
@@ -77,7 +86,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-__all__ = ["Function", "Invocation", "kill_in_flight"]
+__all__ = ["EmfRejected", "Function", "Invocation", "Metrics", "emf_datapoints", "emf_record", "kill_in_flight"]
 
 API_PREFIX = "/2018-06-01/runtime"
 ACCOUNT_ID = "123456789012"
@@ -92,6 +101,230 @@ INIT_TIMEOUT = 30.0
 FOLLOW_WAIT = 1.0
 STOP_GRACE = 2.0
 TAIL_LINES = 40
+
+
+# -- CloudWatch embedded metric format ----------------------------------------------------------
+#
+# As CloudWatch Logs reads it ("Specification: Embedded metric format", CloudWatch User Guide):
+# the root is a JSON object whose `_aws` (the metadata object) holds `CloudWatchMetrics`, an array
+# of MetricDirectives, and `Timestamp`, a number (ms since the epoch). A MetricDirective holds
+# `Namespace` (a string), `Dimensions` (an array of DimensionSets: arrays of at most 30 dimension
+# keys, each the name of a top-level member whose value is a string) and `Metrics` (at most 100
+# MetricDefinitions: `Name`, the name of a top-level member whose value is a number or an array of
+# at most 100 numbers; `Unit`, one of CloudWatch's standard units, "None" when absent;
+# `StorageResolution`, 1 or 60, 60 when absent). The root holds every member a directive refers to;
+# a record that breaks a rule yields no metric at all. A DimensionSet with no keys (`[[]]`), or no
+# DimensionSet (`[]`), publishes the metrics without dimensions.
+
+EMF_MAX_DIMENSIONS = 30
+EMF_MAX_METRICS = 100
+EMF_MAX_VALUES = 100
+EMF_UNITS = frozenset(
+    "Seconds Microseconds Milliseconds Bytes Kilobytes Megabytes Gigabytes Terabytes Bits Kilobits Megabits "
+    "Gigabits Terabits Percent Count Bytes/Second Kilobytes/Second Megabytes/Second Gigabytes/Second "
+    "Terabytes/Second Bits/Second Kilobits/Second Megabits/Second Gigabits/Second Terabits/Second Count/Second "
+    "None".split()
+)
+
+
+class EmfRejected(ValueError):
+    """An EMF record CloudWatch would extract no metric from; the message says why."""
+
+
+def emf_record(line: str) -> dict | None:
+    """The JSON object of `line` when it is an EMF record (its `_aws` holds `CloudWatchMetrics`),
+    else None (plain text, other JSON)."""
+    text = line.strip()
+    if not text.startswith("{") or '"_aws"' not in text:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get("_aws"), dict) and "CloudWatchMetrics" in doc["_aws"]:
+        return doc
+    return None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and abs(value) != float("inf")
+
+
+def emf_datapoints(record: dict) -> list[dict]:
+    """The datapoints CloudWatch publishes for the EMF `record` (emf_record's object): one per metric
+    and dimension set, each {"namespace", "name", "unit", "storage_resolution", "value" (a number) or
+    "values" (an array's numbers), "dimensions": {key: value}, "timestamp" (ms), "properties": the
+    record's other top-level members (dimensions' included, `_aws` and the metrics' not)}, in the
+    order of the directives, their metrics, then their dimension sets. EmfRejected when CloudWatch
+    would reject the record."""
+    meta = record.get("_aws")
+    if not isinstance(meta, dict):
+        raise EmfRejected("_aws is not an object")
+    timestamp = meta.get("Timestamp")
+    if timestamp is None:
+        raise EmfRejected("_aws.Timestamp is missing")
+    if not _is_number(timestamp):
+        raise EmfRejected(f"_aws.Timestamp is not a number: {timestamp!r}")
+    directives = meta.get("CloudWatchMetrics")
+    if not isinstance(directives, list):
+        raise EmfRejected("_aws.CloudWatchMetrics is not an array")
+    parsed = []
+    metric_names: set[str] = set()
+    for i, directive in enumerate(directives):
+        where = f"CloudWatchMetrics[{i}]"
+        if not isinstance(directive, dict):
+            raise EmfRejected(f"{where} is not an object")
+        namespace = directive.get("Namespace")
+        if not isinstance(namespace, str) or not namespace.strip():
+            raise EmfRejected(f"{where}.Namespace is missing or not a non-empty string")
+        if len(namespace) > 1024:
+            raise EmfRejected(f"{where}.Namespace is longer than 1024 characters")
+        if namespace.startswith("AWS/"):
+            raise EmfRejected(f"{where}.Namespace {namespace!r}: namespaces starting with AWS/ are AWS's own")
+        dimension_sets = directive.get("Dimensions", [])
+        if not isinstance(dimension_sets, list):
+            raise EmfRejected(f"{where}.Dimensions is not an array of dimension sets")
+        sets: list[dict[str, str]] = []
+        for j, keys in enumerate(dimension_sets):
+            if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+                raise EmfRejected(f"{where}.Dimensions[{j}] is not an array of dimension keys (strings)")
+            if len(keys) > EMF_MAX_DIMENSIONS:
+                raise EmfRejected(f"{where}.Dimensions[{j}] has {len(keys)} dimensions (at most {EMF_MAX_DIMENSIONS})")
+            dims = {}
+            for key in keys:
+                if key not in record:
+                    raise EmfRejected(f"dimension {key!r} has no value (no top-level member {key!r})")
+                value = record[key]
+                if not isinstance(value, str):
+                    raise EmfRejected(f"dimension {key!r} is not a string: {value!r}")
+                if not value.strip() or len(value) > 1024:
+                    raise EmfRejected(f"dimension {key!r}: a value of 1 to 1024 characters, not only spaces: {value!r}")
+                dims[key] = value
+            sets.append(dims)
+        if not sets:
+            sets = [{}]
+        definitions = directive.get("Metrics")
+        if not isinstance(definitions, list):
+            raise EmfRejected(f"{where}.Metrics is missing or not an array")
+        if len(definitions) > EMF_MAX_METRICS:
+            raise EmfRejected(f"{where}.Metrics has {len(definitions)} metrics (at most {EMF_MAX_METRICS})")
+        metrics = []
+        for j, definition in enumerate(definitions):
+            if not isinstance(definition, dict):
+                raise EmfRejected(f"{where}.Metrics[{j}] is not an object")
+            name = definition.get("Name")
+            if not isinstance(name, str) or not name:
+                raise EmfRejected(f"{where}.Metrics[{j}].Name is missing or not a string")
+            unit = definition.get("Unit", "None")
+            if unit not in EMF_UNITS:
+                raise EmfRejected(f"metric {name!r}: Unit {unit!r} is not a CloudWatch unit")
+            resolution = definition.get("StorageResolution", 60)
+            if resolution not in (1, 60) or isinstance(resolution, bool):
+                raise EmfRejected(f"metric {name!r}: StorageResolution {resolution!r} is neither 1 nor 60")
+            if name not in record:
+                raise EmfRejected(f"metric {name!r} has no value (no top-level member {name!r})")
+            value = record[name]
+            if isinstance(value, list):
+                if not value or not all(_is_number(v) for v in value):
+                    raise EmfRejected(f"metric {name!r} is not a number or a non-empty array of numbers: {value!r}")
+                if len(value) > EMF_MAX_VALUES:
+                    raise EmfRejected(f"metric {name!r} has {len(value)} values (at most {EMF_MAX_VALUES})")
+            elif not _is_number(value):
+                raise EmfRejected(f"metric {name!r} is not a number: {value!r}")
+            metrics.append((name, unit, resolution, value))
+            metric_names.add(name)
+        parsed.append((namespace, sets, metrics))
+    properties = {k: v for k, v in record.items() if k != "_aws" and k not in metric_names}
+    out = []
+    for namespace, sets, metrics in parsed:
+        for name, unit, resolution, value in metrics:
+            for dims in sets:
+                point = {"namespace": namespace, "name": name, "unit": unit, "storage_resolution": resolution}
+                point["values" if isinstance(value, list) else "value"] = list(value) if isinstance(value, list) else value
+                point.update(dimensions=dict(dims), timestamp=timestamp, properties=dict(properties))
+                out.append(point)
+    return out
+
+
+class Metrics:
+    """The metrics the functions' EMF lines publish, as GET /_local/metrics serves them: `metrics`,
+    their datapoints (emf_datapoints'), each with `seq` (its number), `record` (the number of the
+    line it came from: the datapoints of one line share it) and who wrote it: `function`, `region`,
+    `account`, `invocation` (the request ID it was written during, None outside an invocation);
+    `rejected`: the lines CloudWatch would reject, {"seq", "line", "reason", "function", "region",
+    "account", "invocation"}. Thread-safe."""
+
+    # Filters on these match the datapoint's own field; any other, a dimension or property of that name.
+    FIELDS = ("namespace", "name", "unit", "function", "region", "account", "invocation")
+    WHO = ("function", "region", "account", "invocation")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.datapoints: list[dict] = []
+        self.rejected: list[dict] = []
+        self._records = 0
+
+    def observe(self, line: str, *, function: str, region: str, account: str, invocation: str | None) -> bool:
+        """Take `line` (one line of a function's standard output): True when it is an EMF record
+        (published, or rejected), False when it is not one (nothing kept)."""
+        record = emf_record(line)
+        if record is None:
+            return False
+        # A line that names its invocation (tagpeer's carry the Lambda request id as `RequestId`)
+        # is that invocation's: the reader may see it only after the runtime has its answer.
+        if isinstance(record.get("RequestId"), str):
+            invocation = record["RequestId"]
+        who = {"function": function, "region": region, "account": account, "invocation": invocation}
+        try:
+            points = emf_datapoints(record)
+        except EmfRejected as e:
+            with self.lock:
+                self.rejected.append({"seq": len(self.rejected) + 1, "line": line, "reason": str(e), **who})
+            return True
+        with self.lock:
+            self._records += 1
+            for point in points:
+                point.update(seq=len(self.datapoints) + 1, record=self._records, **who)
+                self.datapoints.append(point)
+        return True
+
+    def query(self, filters: dict[str, list[str] | str] | None = None) -> dict:
+        """{"metrics": [...], "rejected": [...]}: the datapoints that match every filter (a key and
+        the values it accepts, any of them): `namespace`, `name`, `unit`, `function` (the function's
+        name, or the record's `Function` property: `router`), `region`, `account`, `invocation`, and
+        any other key a dimension or property of that name (`VpcId=vpc-1`); the rejected lines that
+        match the filters on function, region, account and invocation (the others say nothing of a
+        line that published nothing)."""
+        wanted = {k: [v] if isinstance(v, str) else list(v) for k, v in (filters or {}).items()}
+        with self.lock:
+            points = [p for p in self.datapoints if self._matches(p, wanted)]
+            rejected = [r for r in self.rejected
+                        if all(self._field(r, k, vs) for k, vs in wanted.items() if k in self.WHO)]
+            return json.loads(json.dumps({"metrics": points, "rejected": rejected}))  # copies
+
+    @staticmethod
+    def _field(entry: dict, key: str, values: list[str]) -> bool:
+        got = entry.get(key)
+        return (got is None and "" in values) or (got is not None and str(got) in values)
+
+    def _matches(self, point: dict, wanted: dict[str, list[str]]) -> bool:
+        for key, values in wanted.items():
+            if key in self.FIELDS:
+                if self._field(point, key, values):
+                    continue
+                if key == "function" and str(point["properties"].get("Function")) in values:
+                    continue
+                return False
+            found = point["dimensions"].get(key, point["properties"].get(key))
+            if found is None or str(found) not in values:
+                return False
+        return True
+
+    def clear(self) -> None:
+        with self.lock:
+            self.datapoints.clear()
+            self.rejected.clear()
+            self._records = 0
 
 
 @dataclass
@@ -543,8 +776,15 @@ class _Sandbox:
         line = raw.decode("utf-8", "replace").rstrip("\r")
         (self.stderr_tail if stream == "stderr" else self.stdout_tail).append(line)
         with self.lock:
+            invocation = self.current.request_id if self.current is not None else None
             if self.current is not None:
                 self.current.logs.append(line)
+        if stream == "stdout":  # an EMF record: the invocation it was written during is its own
+            fn = self.fn
+            try:
+                fn.metrics.observe(line, function=fn.name, region=fn.region, account=fn.account, invocation=invocation)
+            except Exception:  # noqa: BLE001 - a bad record must not stop the reader
+                pass
         if self.fn.log is not None:
             try:
                 self.fn.log(self.fn.name, line)
@@ -723,6 +963,8 @@ class Function:
         *,
         init_timeout: float = INIT_TIMEOUT,
         slot_env: Callable[[int], dict[str, str]] | None = None,
+        account: str = ACCOUNT_ID,
+        metrics: Metrics | None = None,
     ):
         if not command:
             raise ValueError("command must not be empty")
@@ -739,7 +981,10 @@ class Function:
         # The environment of each concurrency slot's process on top of `env` (slot -> variables).
         self.slot_env = slot_env
         self.region = self.env.get("AWS_REGION") or DEFAULT_REGION
-        self.arn = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
+        self.account = account
+        self.arn = f"arn:aws:lambda:{self.region}:{account}:function:{name}"
+        # Where the EMF lines of its processes' standard output go (a store of its own unless given one).
+        self.metrics = metrics if metrics is not None else Metrics()
 
         program = self.command[0]
         if os.sep in program:

@@ -7,6 +7,11 @@ Fn::Or, Fn::Select, Fn::Split, Fn::Join, Condition), applies SAM's Globals to
 the functions, and hands the local cloud what it deploys: the functions (with
 their binary and environment) and the EventBridge rules (pattern or schedule,
 targets).
+
+The template's CloudWatch dashboard and alarms are ignored: the local cloud
+evaluates no alarm and draws no dashboard (GET /_local/metrics shows what the
+functions publish). `resources` evaluates them, as any other resource, for the
+tests of the template alone.
 """
 
 from __future__ import annotations
@@ -73,6 +78,9 @@ class Target:
     # Exactly one of these.
     function: str | None = None  # a function's logical id
     bus_arn: str | None = None  # another event bus
+    # An SNS topic (the alarm topic): the local cloud has no SNS, so a delivery to it is
+    # recorded (GET /_local/events, outcome "published") and goes nowhere further.
+    topic_arn: str | None = None
 
 
 @dataclass
@@ -151,6 +159,8 @@ class _Evaluator:
             raise TemplateError(f"GetAtt of unknown {logical_id}")
         kind = resources[logical_id]["Type"]
         name = self.resource_name(logical_id)
+        if kind == "AWS::CloudWatch::Alarm":  # named by AlarmName when it has one
+            name = str(self.eval((resources[logical_id].get("Properties") or {}).get("AlarmName") or name))
         if attribute != "Arn":
             raise TemplateError(f"GetAtt {logical_id}.{attribute} is not supported")
         service, path = {
@@ -159,6 +169,7 @@ class _Evaluator:
             "AWS::IAM::Role": ("iam", f"role/{name}"),
             "AWS::Logs::LogGroup": ("logs", f"log-group:{name}:*"),
             "AWS::Events::Rule": ("events", f"rule/{name}"),
+            "AWS::CloudWatch::Alarm": ("cloudwatch", f"alarm:{name}"),
         }.get(kind, (None, None))
         if service is None:
             raise TemplateError(f"GetAtt {logical_id}.Arn of a {kind} is not supported")
@@ -281,8 +292,16 @@ def stack(template: dict, region: str, account: str, params: dict[str, str], sta
                 targets.append(Target(id=t["Id"], function=arn_to_function[arn]))
             elif re.match(r"^arn:[^:]+:events:[^:]+:\d{12}:event-bus/", arn):
                 targets.append(Target(id=t["Id"], bus_arn=arn))
+            elif m := re.match(r"^arn:[^:]+:sns:([^:]+):\d{12}:[^:]+$", arn):
+                # "The targets you associate with a rule must be in the same Region as the rule"
+                # (AWS re:Post Knowledge Center, "sns-not-getting-eventbridge-notification");
+                # only an event bus may be another region's.
+                if m.group(1) != region:
+                    raise TemplateError(f"{logical_id}: topic {arn} is not in the rule's region {region}")
+                targets.append(Target(id=t["Id"], topic_arn=arn))
             else:
-                raise TemplateError(f"{logical_id}: target {arn} is neither a function of the template nor a bus")
+                raise TemplateError(f"{logical_id}: target {arn} is neither a function of the template, a bus "
+                                    "nor an SNS topic")
         rules.append(
             Rule(
                 logical_id=logical_id,
@@ -294,6 +313,17 @@ def stack(template: dict, region: str, account: str, params: dict[str, str], sta
             )
         )
     return Stack(region=region, account=account, functions=functions, rules=rules)
+
+
+def resources(template: dict, region: str, account: str, params: dict[str, str], kind: str,
+              stack_name: str = "tagpeer") -> dict[str, dict]:
+    """The resources of type `kind` the template creates in `region` (their Condition holds), by
+    logical id, each's Properties resolved. For tests of what the local cloud does not run (the
+    CloudWatch dashboard and alarms): the local cloud deploys only `stack`, `iam` and `trails`."""
+    ev = _Evaluator(template, region, account, params, stack_name)
+    return {logical_id: ev.eval(res.get("Properties") or {})
+            for logical_id, res in (template.get("Resources") or {}).items()
+            if res.get("Type") == kind and ("Condition" not in res or ev.condition(res["Condition"]))}
 
 
 # ------------------------------------------------------------------------ IAM

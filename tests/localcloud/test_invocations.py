@@ -13,24 +13,14 @@ import threading
 
 import pytest
 
-from localcloud import cloud as lc
-from localcloud.testing import ACCOUNT, OSAKA, SEOUL, TEMPLATE, TESTER, ec2, fake_bootstrap, local
+from localcloud.testing import ACCOUNT, FAKE_FUNCTION, OSAKA, SEOUL, TESTER, ec2, local, one_fake_function
 
-FUNCTION = "RequesterFunction"
+FUNCTION = FAKE_FUNCTION
 
 
 @pytest.fixture(scope="module")
 def fake_cloud(tmp_path_factory):
-    bins = tmp_path_factory.mktemp("bin")
-    c = lc.LocalCloud(lc.free_port(), TEMPLATE, bins, [SEOUL, OSAKA])
-    for region, stack in c.stacks.items():
-        stack.rules.clear()  # the tests invoke
-        for logical_id in [f for f in stack.functions if (region, f) != (SEOUL, FUNCTION)]:
-            del stack.functions[logical_id]
-    fn = c.stacks[SEOUL].functions[FUNCTION]
-    fn.concurrency = 2
-    fake_bootstrap(bins, fn.binary)
-    c.start()
+    c = one_fake_function(tmp_path_factory.mktemp("bin"), concurrency=2)
     yield c
     c.stop()
 

@@ -1,7 +1,7 @@
 """What the local cloud's tests share: the deployment's names, the clouds a test module runs
 (conftest.py's `clouds` and `cloud` fixtures hand them out), and the helpers that talk to the
-cloud a test was last handed (its `/_local/` interface, boto3 clients), read AWS's errors, and
-wait. A helper given `cloud=` talks to that cloud instead. And a fake function, a Python script
+cloud a test was last handed (its `/_local/` interface, the metrics its functions published,
+boto3 clients), read AWS's errors, and wait. A helper given `cloud=` talks to that cloud instead. And a fake function, a Python script
 speaking the Lambda Runtime API (`fake_bootstrap`), for runtime.py's tests and the cloud's.
 """
 
@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -35,6 +36,26 @@ def bin_dir() -> Path:
 
 
 # ------------------------------------------------------------------------------- the clouds
+
+# The function a cloud of one fake function runs (one_fake_function).
+FAKE_FUNCTION = "RequesterFunction"
+
+
+def one_fake_function(bins: Path, concurrency: int | None = None) -> lc.LocalCloud:
+    """A started local cloud whose one function is Seoul's requester, the fake one
+    (`fake_bootstrap`, in `bins`), with no rules: the tests invoke it."""
+    c = lc.LocalCloud(lc.free_port(), TEMPLATE, bins, [SEOUL, OSAKA])
+    for region, stack in c.stacks.items():
+        stack.rules.clear()
+        for logical_id in [f for f in stack.functions if (region, f) != (SEOUL, FAKE_FUNCTION)]:
+            del stack.functions[logical_id]
+    fn = c.stacks[SEOUL].functions[FAKE_FUNCTION]
+    if concurrency is not None:
+        fn.concurrency = concurrency
+    fake_bootstrap(bins, fn.binary)
+    c.start()
+    return c
+
 
 _current: lc.LocalCloud | None = None
 
@@ -97,6 +118,17 @@ def local(path: str, body=None, *, cloud: lc.LocalCloud | None = None):
     status, _, answer = request("GET" if body is None else "POST", path,
                                 None if body is None else json.dumps(body).encode(), cloud=cloud)
     return status, answer
+
+
+def metrics(*, cloud: lc.LocalCloud | None = None, **filters) -> dict:
+    """`GET /_local/metrics`: what the functions' EMF lines published, {"metrics": [datapoint, ...],
+    "rejected": [{"line", "reason", ...}, ...]}; `filters` its query (`name="LinksReady"`,
+    `region=SEOUL`, `function="router"`, `invocation=...`, a dimension or property: `VpcId=...`;
+    a list for any of several values)."""
+    query = urllib.parse.urlencode(filters, doseq=True)
+    status, answer = local("/_local/metrics" + (f"?{query}" if query else ""), cloud=cloud)
+    assert status == 200, answer
+    return answer
 
 
 def client(service: str, region: str = SEOUL, key: str = TESTER, *, cloud: lc.LocalCloud | None = None,
@@ -265,6 +297,9 @@ while True:
     if not isinstance(event, dict):
         post("/invocation/%s/response" % rid, event)
         continue
+    # "stdout": lines to write on standard output during the invocation (EMF records, say).
+    for line in event.get("stdout", []):
+        print(line, flush=True)
     # "journal": a directory where the invocation records its start and its finish; "waits":
     # [[n, seconds], ...] then waits, step by step, until n starts are recorded there (at most
     # that long), and the response tells how many it saw after each step ("seen") and "pid".
