@@ -141,6 +141,19 @@ impl LocalCloud {
         body.as_array().cloned().unwrap_or_default()
     }
 
+    /// GET /_local/metrics: the datapoints the functions published in
+    /// CloudWatch's embedded metric format, one per metric and dimension set:
+    /// `{"name", "unit", "value", "dimensions", "function" (`tagpeer-RouterFunction`),
+    /// "region", "account", "invocation", "properties" (`Function`: `router`, ...),
+    /// "timestamp", "record"}`. Fails on any line CloudWatch would reject.
+    pub fn metrics(&self) -> Vec<Value> {
+        let (status, body) = self.request("GET", "/_local/metrics", "");
+        assert_eq!(status, 200, "{body}");
+        let rejected = body["rejected"].as_array().cloned().unwrap_or_default();
+        assert!(rejected.is_empty(), "CloudWatch would reject these lines: {rejected:#?}");
+        body["metrics"].as_array().cloned().unwrap_or_default()
+    }
+
     /// POST /_local/faults
     pub fn faults(&self, spec: &Value) {
         let (status, body) = self.request("POST", "/_local/faults", &spec.to_string());
@@ -203,4 +216,51 @@ pub fn invocations(events: &[Value]) -> Vec<(String, String, String, String)> {
             (s("function"), s("region"), s("detail_type"), s("outcome"))
         })
         .collect()
+}
+
+/// The datapoints of `metrics` named `name`, published under exactly the
+/// dimension keys `dimensions`, in the order they were published.
+pub fn datapoints<'m>(metrics: &'m [Value], name: &str, dimensions: &[&str]) -> Vec<&'m Value> {
+    let mut keys: Vec<&str> = dimensions.to_vec();
+    keys.sort_unstable();
+    metrics
+        .iter()
+        .filter(|m| m["name"] == name)
+        .filter(|m| {
+            let mut have: Vec<&str> =
+                m["dimensions"].as_object().map(|d| d.keys().map(String::as_str).collect()).unwrap_or_default();
+            have.sort_unstable();
+            have == keys
+        })
+        .collect()
+}
+
+/// The last value of gauge `name` that `region`'s router published.
+pub fn last_gauge(metrics: &[Value], name: &str, region: &str) -> Option<f64> {
+    datapoints(metrics, name, &["Region"])
+        .into_iter()
+        .rfind(|m| m["dimensions"]["Region"] == region && m["properties"]["Function"] == "router")
+        .and_then(|m| m["value"].as_f64())
+}
+
+/// Each invocation's `Ec2Calls` and `Ec2Throttled` are the EC2 calls the
+/// cloud recorded for that invocation, and those it throttled.
+pub fn assert_invocations_count_their_calls(metrics: &[Value], calls: &[Value]) {
+    let lines = datapoints(metrics, "Ec2Calls", &["Region", "Function"]);
+    assert!(!lines.is_empty(), "no invocation published its calls");
+    for line in lines {
+        let invocation = &line["invocation"];
+        assert!(invocation.is_string(), "a line names its invocation: {line}");
+        let own: Vec<&Value> =
+            calls.iter().filter(|c| &c["invocation"] == invocation && c["service"] == "ec2").collect();
+        assert_eq!(line["value"].as_f64(), Some(own.len() as f64), "{line}");
+        let throttled = own.iter().filter(|c| c["error"] == "RequestLimitExceeded").count();
+        let published = metrics
+            .iter()
+            .find(|m| {
+                m["name"] == "Ec2Throttled" && &m["invocation"] == invocation && m["dimensions"]["Function"].is_string()
+            })
+            .and_then(|m| m["value"].as_f64());
+        assert_eq!(published, Some(throttled as f64), "throttled calls of {invocation}");
+    }
 }

@@ -92,6 +92,12 @@ fn subnet_of(cidr: &str) -> String {
 }
 
 /// The region's default VPC (moto makes one, 172.31.0.0/16, in every region).
+/// A bare VPC with range `cidr` in `region` (and its main route table).
+pub async fn create_vpc(sdk: &SdkConfig, region: &str, cidr: &str) -> Endpoint {
+    let out = ec2(sdk, region).create_vpc().cidr_block(cidr).send().await.expect("CreateVpc");
+    endpoint(region, out.vpc().and_then(|v| v.vpc_id()).expect("a VPC id"))
+}
+
 pub async fn default_vpc(sdk: &SdkConfig, region: &str) -> String {
     let vpcs = ec2(sdk, region)
         .describe_vpcs()

@@ -10,11 +10,6 @@ use tagpeer::intent::MESH;
 use tagpeer_tests::local::LocalCloud;
 use tagpeer_tests::*;
 
-async fn vpc(sdk: &aws_config::SdkConfig, region: &str, cidr: &str) -> Endpoint {
-    let out = ec2(sdk, region).create_vpc().cidr_block(cidr).send().await.expect("CreateVpc");
-    endpoint(region, out.vpc().and_then(|v| v.vpc_id()).expect("a VPC id"))
-}
-
 /// The 24 orders of four things.
 fn orders() -> Vec<[usize; 4]> {
     let mut out = Vec::new();
@@ -51,7 +46,7 @@ async fn every_order_of_tagging_a_four_vpc_mesh_converges_by_events_alone() {
             let mut members = Vec::new();
             for region in [SEOUL, SEOUL, OSAKA, OSAKA] {
                 cidr += 1;
-                members.push(vpc(&sdk, region, &format!("10.{cidr}.0.0/16")).await);
+                members.push(create_vpc(&sdk, region, &format!("10.{cidr}.0.0/16")).await);
             }
             meshes.push((format!("g{r}-{i}"), *order, members));
         }
@@ -88,9 +83,9 @@ async fn a_member_leaving_a_mesh_takes_its_links_down_and_every_status_follows()
     let cloud = LocalCloud::start_with(&[]);
     let sdk = cloud.sdk_config().await;
     let start = observe(&sdk).await;
-    let a = vpc(&sdk, SEOUL, "10.1.0.0/16").await;
-    let b = vpc(&sdk, SEOUL, "10.2.0.0/16").await;
-    let c = vpc(&sdk, OSAKA, "10.3.0.0/16").await;
+    let a = create_vpc(&sdk, SEOUL, "10.1.0.0/16").await;
+    let b = create_vpc(&sdk, SEOUL, "10.2.0.0/16").await;
+    let c = create_vpc(&sdk, OSAKA, "10.3.0.0/16").await;
     for member in [&a, &b, &c] {
         tag_vpc(&sdk, member, MESH, Some("g")).await;
     }
@@ -116,8 +111,8 @@ async fn a_link_asked_for_from_the_higher_region_comes_up() {
     let cloud = LocalCloud::start_with(&[]);
     let sdk = cloud.sdk_config().await;
     let start = observe(&sdk).await;
-    let seoul = vpc(&sdk, SEOUL, "10.1.0.0/16").await;
-    let osaka = vpc(&sdk, OSAKA, "10.2.0.0/16").await;
+    let seoul = create_vpc(&sdk, SEOUL, "10.1.0.0/16").await;
+    let osaka = create_vpc(&sdk, OSAKA, "10.2.0.0/16").await;
     tag_vpc(&sdk, &osaka, tagpeer::intent::PEERS, Some(&format!("{SEOUL}/{}", seoul.vpc_id))).await;
     cloud.settle();
     let world = observe(&sdk).await;
@@ -137,7 +132,7 @@ async fn every_event_delivered_twice_brings_a_mesh_up_with_one_request_a_link() 
     let start = observe(&sdk).await;
     let mut members = Vec::new();
     for (i, region) in [SEOUL, SEOUL, OSAKA, OSAKA].iter().enumerate() {
-        members.push(vpc(&sdk, region, &format!("10.{}.0.0/16", i + 1)).await);
+        members.push(create_vpc(&sdk, region, &format!("10.{}.0.0/16", i + 1)).await);
     }
     for member in &members {
         tag_vpc(&sdk, member, MESH, Some("g")).await;

@@ -7,11 +7,6 @@ use tagpeer::model::World;
 use tagpeer_tests::local::LocalCloud;
 use tagpeer_tests::*;
 
-async fn vpc(sdk: &aws_config::SdkConfig, region: &str, cidr: &str) -> tagpeer::ids::Endpoint {
-    let out = ec2(sdk, region).create_vpc().cidr_block(cidr).send().await.expect("CreateVpc");
-    endpoint(region, out.vpc().and_then(|v| v.vpc_id()).expect("a VPC id"))
-}
-
 fn live(world: &World) -> usize {
     world.peerings.iter().filter(|p| p.state.is_live()).count()
 }
@@ -30,7 +25,7 @@ async fn an_idle_sweep_reads_a_few_lists_per_region_and_changes_nothing() {
     let mut idle_calls = Vec::new();
     let osaka = endpoint(OSAKA, &default_vpc(&sdk, OSAKA).await);
     for (i, cidr) in ["10.0.0.0/16", "10.1.0.0/16", "10.2.0.0/16"].iter().enumerate() {
-        let seoul = vpc(&sdk, SEOUL, cidr).await;
+        let seoul = create_vpc(&sdk, SEOUL, cidr).await;
         tag_vpc(&sdk, &seoul, PEERS, Some(&format!("{OSAKA}/{}", osaka.vpc_id))).await;
         cloud.settle();
         cloud.schedule(); // converge fully, whatever was in flight
@@ -120,7 +115,7 @@ async fn a_mesh_of_four_over_two_regions_is_six_links_and_a_leaver_takes_three()
     for (region, cidr) in
         [(SEOUL, "10.0.0.0/16"), (SEOUL, "10.1.0.0/16"), (OSAKA, "10.2.0.0/16"), (OSAKA, "10.3.0.0/16")]
     {
-        members.push(vpc(&sdk, region, cidr).await);
+        members.push(create_vpc(&sdk, region, cidr).await);
     }
     for m in &members {
         tag_vpc(&sdk, m, MESH, Some("prod")).await;

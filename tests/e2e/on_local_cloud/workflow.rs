@@ -1,10 +1,12 @@
 //! The workflow on the local cloud, as deployed: AWS's events, the template's
 //! rules and schedule, the real function binaries, driven through one endpoint.
 
-use serde_json::json;
-use tagpeer::intent::PEERS;
+use serde_json::{json, Value};
+use tagpeer::intent::{MESH, PEERS};
 use tagpeer::plan::Role;
-use tagpeer_tests::local::{invocations, LocalCloud};
+use tagpeer_tests::local::{
+    assert_invocations_count_their_calls, datapoints, invocations, last_gauge, LocalCloud, TEST_LIFECYCLE,
+};
 use tagpeer_tests::*;
 
 fn peers_value(seed: &Seed) -> String {
@@ -101,6 +103,87 @@ async fn one_tag_change_through_the_endpoint_drives_the_whole_chain_in_order() {
         .filter(|e| e["detail_type"] == json!("Tag Change on Resource") && e["outcome"] == json!("no rule"))
         .count();
     assert!(status_changes >= 2, "the status writes were seen and matched no rule");
+
+    // The metrics a deployment publishes (README, "Metrics"): every
+    // invocation's own EC2 calls as the cloud counted them, how long each
+    // side took from the request, and, once a sweep refreshed the gauges,
+    // the one link ready, counted in its requester's region only.
+    let metrics = cloud.metrics();
+    assert_invocations_count_their_calls(&metrics, &cloud.calls());
+    let up = datapoints(&metrics, "LinkUpSeconds", &["Region"]);
+    let mut sides: Vec<&str> = up.iter().map(|m| m["dimensions"]["Region"].as_str().unwrap()).collect();
+    sides.sort_unstable();
+    assert_eq!(sides, [SEOUL, OSAKA], "each side once: {up:#?}");
+    assert!(up.iter().all(|m| m["value"].as_f64().is_some_and(|s| (0.0..60.0).contains(&s))), "{up:#?}");
+    cloud.schedule();
+    let metrics = cloud.metrics();
+    let gauge = |name, region| last_gauge(&metrics, name, region);
+    assert_eq!(gauge("LinksWanted", SEOUL), Some(1.0));
+    assert_eq!(gauge("LinksReady", SEOUL), Some(1.0));
+    assert_eq!((gauge("LinksPending", SEOUL), gauge("LinksFailing", SEOUL)), (Some(0.0), Some(0.0)));
+    assert_eq!(gauge("LinksWanted", OSAKA), Some(0.0), "counted in the requester's region");
+    assert_eq!(gauge("PeeringQuotaUsePercent", SEOUL), Some(2.0), "one connection of AWS's 50");
+}
+
+/// A failure and a quota near its limit, as the metrics show them: Seoul's
+/// VPC in a mesh with two of Osaka's under a quota of 3 peerings a VPC and
+/// 5 routes a table, a second Seoul VPC asking for a peer whose range
+/// overlaps its own, and EC2 throttling a tenth of the functions' reads.
+#[tokio::test]
+async fn metrics_show_failing_links_quota_use_and_throttled_calls() {
+    let cloud = LocalCloud::start_with(&[
+        "--lifecycle",
+        TEST_LIFECYCLE,
+        "--param",
+        "MaxPeeringsPerVpc=3",
+        "--param",
+        "MaxRoutesPerTable=5",
+    ]);
+    cloud.faults(&json!({"seed": 14, "errors": [
+        {"action": "Describe*", "caller": "functions", "rate": 0.1, "code": "RequestLimitExceeded"}
+    ]}));
+    let sdk = cloud.sdk_config().await;
+    let a = create_vpc(&sdk, SEOUL, "10.1.0.0/16").await;
+    let b = create_vpc(&sdk, OSAKA, "10.2.0.0/16").await;
+    let c = create_vpc(&sdk, OSAKA, "10.3.0.0/16").await;
+    let overlapping = create_vpc(&sdk, SEOUL, "10.2.0.0/16").await;
+    for vpc in [&a, &b, &c] {
+        tag_vpc(&sdk, vpc, MESH, Some("g")).await;
+    }
+    tag_vpc(&sdk, &overlapping, PEERS, Some(&format!("{OSAKA}/{}", b.vpc_id))).await;
+    cloud.settle();
+    cloud.schedule();
+
+    let world = observe(&sdk).await;
+    assert_eq!(world.peerings.iter().filter(|p| p.state.is_live()).count(), 3, "the mesh, not the overlap");
+    let metrics = cloud.metrics();
+    assert_invocations_count_their_calls(&metrics, &cloud.calls());
+    let throttled: f64 =
+        datapoints(&metrics, "Ec2Throttled", &["Region"]).iter().filter_map(|m| m["value"].as_f64()).sum();
+    assert!(throttled > 0.0, "a tenth of the reads were throttled, and counted");
+
+    let gauge = |name, region| last_gauge(&metrics, name, region);
+    // Seoul requests a-b, a-c and the overlapping one; Osaka b-c.
+    assert_eq!(gauge("LinksWanted", SEOUL), Some(3.0));
+    assert_eq!((gauge("LinksReady", SEOUL), gauge("LinksFailing", SEOUL)), (Some(2.0), Some(1.0)));
+    assert_eq!((gauge("LinksWanted", OSAKA), gauge("LinksReady", OSAKA)), (Some(1.0), Some(1.0)));
+    // a and b hold 2 of their 3 connections.
+    let two_of_three = 200.0 / 3.0;
+    assert!(gauge("PeeringQuotaUsePercent", SEOUL).is_some_and(|p| (p - two_of_three).abs() < 0.01));
+    assert!(gauge("PeeringQuotaUsePercent", OSAKA).is_some_and(|p| (p - two_of_three).abs() < 0.01));
+    // a's main table: its local route and one to each of b and c: 3 of 5.
+    assert_eq!(gauge("RouteQuotaUsePercent", SEOUL), Some(60.0));
+    // The sweep published each VPC's and each table's use.
+    let of_a: Vec<&Value> = datapoints(&metrics, "PeeringQuotaUsePercent", &["Region", "VpcId"])
+        .into_iter()
+        .filter(|m| m["dimensions"]["VpcId"] == a.vpc_id.as_str())
+        .collect();
+    assert!(!of_a.is_empty(), "a's own quota use");
+    assert_eq!(
+        (of_a[0]["properties"]["Peerings"].as_u64(), of_a[0]["properties"]["Quota"].as_u64()),
+        (Some(2), Some(3))
+    );
+    assert!(!datapoints(&metrics, "RouteQuotaUsePercent", &["Region", "RouteTableId"]).is_empty());
 }
 
 #[tokio::test]
