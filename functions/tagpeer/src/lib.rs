@@ -52,7 +52,18 @@ pub async fn run_provisioner_lambda() -> Result<(), lambda_runtime::Error> {
     let provisioner = &provisioner;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-            provisioner.handle(&event.payload).await.map_err(lambda_runtime::Error::from)
+            let calls = provisioner.calls();
+            let answer = provisioner.handle(&event.payload).await;
+            // Its account is the function's own, as its ARN names it.
+            let account = event.context.invoked_function_arn.split(':').nth(4).and_then(|a| a.parse().ok());
+            let region = std::env::var("AWS_REGION").ok().and_then(|r| r.parse().ok());
+            if let (Some(account), Some(region)) = (account, region) {
+                let source = metrics::Source::now("provisioner", region, account);
+                let mut line = source.provisioning(provisioner.calls().since(calls), usize::from(answer.is_err()));
+                line["RequestId"] = serde_json::Value::from(event.context.request_id.as_str());
+                metrics::publish(&[line]);
+            }
+            answer.map_err(lambda_runtime::Error::from)
         },
     ))
     .await

@@ -101,6 +101,20 @@ impl Source {
         )
     }
 
+    /// The provisioner's line: its EC2 calls, throttles and whether it failed
+    /// (what it built is in its answer and its log, not counted).
+    pub fn provisioning(&self, calls: Calls, errors: usize) -> Value {
+        self.line(
+            &[&["Region"], &["Region", "Function"]],
+            &[],
+            &[
+                ("Ec2Calls", Unit::Count, calls.sent as f64),
+                ("Ec2Throttled", Unit::Count, calls.throttled as f64),
+                ("Errors", Unit::Count, errors as f64),
+            ],
+        )
+    }
+
     /// The router's line for its region.
     pub fn region_gauges(&self, g: &RegionGauges) -> Value {
         self.line(
@@ -199,6 +213,7 @@ mod tests {
     fn an_invocation_line_is_valid_emf_by_region_and_by_function() {
         let line = source().invocation(Calls { sent: 7, throttled: 2 }, 1, 3);
         assert_valid(&line);
+        assert_valid(&source().provisioning(Calls { sent: 4, throttled: 0 }, 0));
         assert_eq!(line["Ec2Calls"], 7.0);
         assert_eq!(line["Ec2Throttled"], 2.0);
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Region"], ["Region", "Function"]]));

@@ -274,6 +274,14 @@ async fn one_network_requested_event_builds_seoul_and_the_peering_with_osaka_fol
     cloud.settle();
     let after = observe(&sdk).await;
     assert_eq!(canonical(&after), canonical(&before));
+
+    // The provisioner publishes its calls too, both times.
+    let metrics = cloud.metrics();
+    assert_invocations_count_their_calls(&metrics, &cloud.calls());
+    let built = datapoints(&metrics, "Ec2Calls", &["Region", "Function"]);
+    let provisioner: Vec<_> = built.iter().filter(|m| m["dimensions"]["Function"] == "provisioner").collect();
+    assert_eq!(provisioner.len(), 2, "{built:#?}");
+    assert!(provisioner[0]["value"].as_f64() > provisioner[1]["value"].as_f64(), "the second builds nothing");
 }
 
 /// A person asks for a network: one "Network Requested" event on the region's bus.

@@ -30,6 +30,17 @@ impl Provisioner {
         Ok(Self::new(&sdk, regions, pool))
     }
 
+    /// The EC2 calls its clients sent so far (its metrics: [`crate::metrics`]).
+    pub fn calls(&self) -> crate::ports::Calls {
+        crate::ports::Cloud::calls(&self.ec2)
+    }
+
+    /// The regions the deployment spans; the first is where it runs when
+    /// Lambda does not say (`AWS_REGION`).
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
     /// Builds what the event asks for, or resumes where an earlier delivery
     /// stopped; answers with what it did. Bad input and failed calls are
     /// logged and answered with an error.
