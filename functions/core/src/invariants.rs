@@ -105,8 +105,7 @@ fn bad_input_is_reported(world: &World, assessment: &Assessment, deployment: &De
 /// the other asks for it (`tagpeer:dns=on`).
 fn dns_options_follow_intent(world: &World, assessment: &Assessment, found: &mut Vec<String>) {
     for key in assessment.links.keys().filter(|k| !assessment.is_held(k)) {
-        let kept =
-            world.peerings.iter().find(|p| p.is_managed() && p.state == PeeringState::Active && &LinkKey::of(p) == key);
+        let kept = world.peerings.iter().find(|p| p.state == PeeringState::Active && p.is_of(key) && p.is_managed());
         let Some(p) = kept else { continue };
         for (side, now) in [(&p.requester, p.dns.requester), (&p.accepter, p.dns.accepter)] {
             let wanted = assessment.intent(key.other(side)).dns && crate::plan::dns_blocked_by(world, key).is_none();

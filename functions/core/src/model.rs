@@ -43,6 +43,20 @@ impl LinkKey {
     }
 }
 
+/// Whether `value` is what `shown` displays as, compared piece by piece as
+/// it is formatted, with nothing allocated.
+fn written_as(shown: &impl fmt::Display, value: &str) -> bool {
+    struct Rest<'a>(Option<&'a str>);
+    impl fmt::Write for Rest<'_> {
+        fn write_str(&mut self, piece: &str) -> fmt::Result {
+            self.0 = self.0.and_then(|rest| rest.strip_prefix(piece));
+            Ok(())
+        }
+    }
+    let mut rest = Rest(Some(value));
+    fmt::write(&mut rest, format_args!("{shown}")).is_ok() && rest.0 == Some("")
+}
+
 /// `ACCOUNT/REGION/vpc-…+ACCOUNT/REGION/vpc-…`: the value of `tagpeer-link`.
 impl fmt::Display for LinkKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -214,7 +228,13 @@ impl Peering {
     /// copied onto it is hand-made, and reported as such.
     pub fn is_managed(&self) -> bool {
         self.tags.get(intent::MANAGED).is_some_and(|v| v == "true")
-            && self.link_tag() == Some(LinkKey::of(self).to_string().as_str())
+            && self.link_tag().is_some_and(|tag| written_as(&LinkKey::of(self), tag))
+    }
+
+    /// A connection between the two VPCs of `key`, either way round (a
+    /// comparison, no copy: the planner asks it of every connection).
+    pub fn is_of(&self, key: &LinkKey) -> bool {
+        (self.requester == key.a && self.accepter == key.b) || (self.requester == key.b && self.accepter == key.a)
     }
 
     /// Which request for its link this was (`tagpeer-attempt`, 1 when absent).
@@ -304,7 +324,7 @@ impl World {
     /// to keep first: active before pending, then the smallest id.
     pub fn live_managed(&self, key: &LinkKey) -> Vec<&Peering> {
         let mut live: Vec<&Peering> =
-            self.peerings.iter().filter(|p| p.is_managed() && p.state.is_live() && &LinkKey::of(p) == key).collect();
+            self.peerings.iter().filter(|p| p.state.is_live() && p.is_of(key) && p.is_managed()).collect();
         live.sort_by(|x, y| {
             (x.state != PeeringState::Active, x.id.as_str()).cmp(&(y.state != PeeringState::Active, y.id.as_str()))
         });
@@ -331,5 +351,40 @@ impl World {
     /// Why `vpc`'s account and region could not be read, if they could not.
     pub fn unreadable(&self, vpc: &Endpoint) -> Option<&str> {
         self.unreadable.iter().find(|(a, r, _)| a == &vpc.account && r == &vpc.region).map(|(_, _, e)| e.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{osaka, seoul};
+
+    #[test]
+    fn a_link_tag_names_its_key_exactly() {
+        let key = LinkKey::new(seoul(), osaka());
+        let shown = key.to_string();
+        assert!(written_as(&key, &shown));
+        for wrong in ["", &shown[..shown.len() - 1], &format!("{shown}x"), &format!("x{shown}")] {
+            assert!(!written_as(&key, wrong), "{wrong:?}");
+        }
+        let swapped = format!("{}+{}", key.b, key.a);
+        assert!(!written_as(&key, &swapped), "canonical order only");
+    }
+
+    #[test]
+    fn a_connection_is_of_its_two_vpcs_either_way_round() {
+        let key = LinkKey::new(seoul(), osaka());
+        let peering = |requester: Endpoint, accepter: Endpoint| Peering {
+            id: "pcx-00000001".parse().unwrap(),
+            requester,
+            accepter,
+            state: PeeringState::Active,
+            tags: BTreeMap::new(),
+            dns: PeeringDns::default(),
+            hidden_from_accepter: false,
+        };
+        assert!(peering(seoul(), osaka()).is_of(&key));
+        assert!(peering(osaka(), seoul()).is_of(&key));
+        assert!(!peering(seoul(), seoul()).is_of(&key));
     }
 }

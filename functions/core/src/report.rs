@@ -176,7 +176,7 @@ pub fn status_report(world: &World, deployment: &Deployment) -> StatusReport {
 /// Each side of `key`: its state and its routes through the link's connections.
 fn sides(world: &World, assessment: &plan::Assessment, key: &LinkKey) -> Vec<SideRow> {
     let link_connections: BTreeSet<&str> =
-        world.peerings.iter().filter(|p| &LinkKey::of(p) == key).map(|p| p.id.as_str()).collect();
+        world.peerings.iter().filter(|p| p.is_of(key)).map(|p| p.id.as_str()).collect();
     [&key.a, &key.b]
         .into_iter()
         .map(|side| {

@@ -238,9 +238,7 @@ fn validate(
             });
             continue;
         }
-        if let Some(hand_made) =
-            world.peerings.iter().find(|p| !p.is_managed() && p.state.is_live() && LinkKey::of(p) == key)
-        {
+        if let Some(hand_made) = world.peerings.iter().find(|p| p.state.is_live() && p.is_of(&key) && !p.is_managed()) {
             complain(out, &|asker| Problem::UnmanagedPeering {
                 peer: key.other(asker).clone(),
                 peering: hand_made.id.clone(),

@@ -64,7 +64,7 @@ pub fn retry(world: &World, key: &LinkKey) -> Retry {
     let ended = world
         .peerings
         .iter()
-        .filter(|p| p.is_managed() && !p.state.is_live() && &LinkKey::of(p) == key)
+        .filter(|p| !p.state.is_live() && p.is_of(key) && p.is_managed())
         .max_by_key(|p| (p.attempt(), p.requested_at()));
     let from_connection = ended.map(|p| (p.attempt(), p.requested_at()));
     let from_vpcs = [&key.a, &key.b].into_iter().filter_map(|v| remembered(world, v, key.other(v))).max();

@@ -61,7 +61,7 @@ pub fn judge_route<'w>(world: &World, key: &LinkKey, kept: &Peering, route: Opti
         return RouteVerdict::InPlace;
     }
     match world.peering(id) {
-        Some(p) if p.is_managed() && (&LinkKey::of(p) == key || !p.state.is_live()) => RouteVerdict::Stale,
+        Some(p) if p.is_managed() && (p.is_of(key) || !p.state.is_live()) => RouteVerdict::Stale,
         _ => RouteVerdict::Conflict(&route.target),
     }
 }
@@ -133,7 +133,7 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
             for route in &table.routes {
                 let Target::Peering(id) = &route.target else { continue };
                 let Some(peering) = world.peering(id) else { continue };
-                if !peering.is_managed() || LinkKey::of(peering) != *key {
+                if !peering.is_of(key) || !peering.is_managed() {
                     continue;
                 }
                 let keep = kept.is_some_and(|k| &k.id == id)

@@ -137,7 +137,7 @@ impl Scope {
             Links::All => true,
             Links::Of(vpcs) => vpcs.iter().any(|v| key.has(v)),
             Links::Link(link) => link == key,
-            Links::Peering(id) => world.peering(id).is_some_and(|p| &LinkKey::of(p) == key),
+            Links::Peering(id) => world.peering(id).is_some_and(|p| p.is_of(key)),
         }
     }
 

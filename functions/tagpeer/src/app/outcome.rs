@@ -135,7 +135,7 @@ pub fn hand_over(action: &Action) -> Option<Outgoing> {
 
 /// The requester and accepter of a link: its connection's, else the planned ones.
 fn ends(world: &World, assessment: &Assessment, key: &LinkKey) -> (Endpoint, Endpoint) {
-    if let Some(p) = world.peerings.iter().filter(|p| &LinkKey::of(p) == key).max_by_key(|p| p.state.is_live()) {
+    if let Some(p) = world.peerings.iter().filter(|p| p.is_of(key)).max_by_key(|p| p.state.is_live()) {
         return (p.requester.clone(), p.accepter.clone());
     }
     match assessment.links.get(key) {
