@@ -162,9 +162,11 @@ class LocalCloud:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-        self.moto_port = free_port()
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        # Port 0: the kernel's choice, bound at once, then read back. Choosing a free port first and
+        # binding it later leaves a moment in which a neighbour (another local cloud, its moto) can take it.
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
+        self.moto_port = self.moto.get_host_and_port()[1]
         cloud = self
 
         class Handler(_Handler):
@@ -173,6 +175,8 @@ class LocalCloud:
         Handler.cloud = cloud
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
+        self.port = self.server.server_address[1]  # the one bound, when asked for 0
+        self.endpoint = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True, name="endpoint").start()
         for region, stack in self.stacks.items():
             for logical_id, fn in stack.functions.items():
@@ -725,7 +729,7 @@ def main(argv: list[str] | None = None) -> None:
     repo = Path(__file__).resolve().parents[2]
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or repo / "target")
     parser = argparse.ArgumentParser(prog="localcloud", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--port", type=int, default=4566, help="0: a free port of the kernel's choosing, named in the ready line")
     parser.add_argument("--template", type=Path, default=repo / "infra-template" / "template.yaml")
     parser.add_argument("--bin-dir", type=Path, default=target_dir / "debug",
                         help="where the function binaries are (default: $CARGO_TARGET_DIR/debug)")

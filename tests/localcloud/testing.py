@@ -44,7 +44,7 @@ FAKE_FUNCTION = "RequesterFunction"
 def one_fake_function(bins: Path, concurrency: int | None = None) -> lc.LocalCloud:
     """A started local cloud whose one function is Seoul's requester, the fake one
     (`fake_bootstrap`, in `bins`), with no rules: the tests invoke it."""
-    c = lc.LocalCloud(lc.free_port(), TEMPLATE, bins, [SEOUL, OSAKA])
+    c = lc.LocalCloud(0, TEMPLATE, bins, [SEOUL, OSAKA])
     for region, stack in c.stacks.items():
         stack.rules.clear()
         for logical_id in [f for f in stack.functions if (region, f) != (SEOUL, FAKE_FUNCTION)]:
@@ -76,7 +76,7 @@ class Clouds:
         key = (str(template), functions)
         c = self._started.get(key)
         if c is None:
-            c = lc.LocalCloud(lc.free_port(), template, bin_dir(), [SEOUL, OSAKA])
+            c = lc.LocalCloud(0, template, bin_dir(), [SEOUL, OSAKA])
             if not functions:
                 for stack in c.stacks.values():
                     stack.functions.clear()

@@ -55,9 +55,10 @@ impl LocalCloud {
             let bin = bin_dir().join(f);
             assert!(bin.exists(), "{} is missing: run `cargo build --bins` first", bin.display());
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a port").port();
         let mut child = Command::new(&python)
-            .args(["-m", "localcloud", "--port", &port.to_string(), "--bin-dir"])
+            // Port 0: the local cloud binds a port of the kernel's choosing and says which in its
+            // ready line (a port chosen here and bound there could be taken in between).
+            .args(["-m", "localcloud", "--port", "0", "--bin-dir"])
             .arg(bin_dir())
             .args(args)
             .env("PYTHONPATH", repo_root().join("tests"))
@@ -66,25 +67,8 @@ impl LocalCloud {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("starting the local cloud");
-        let stdout = child.stdout.take().expect("piped");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let endpoint = loop {
-            match rx.recv_timeout(Duration::from_secs(120)) {
-                Ok(line) if line.starts_with("ready ") => break line["ready ".len()..].trim().to_owned(),
-                Ok(_) => continue,
-                Err(e) => {
-                    let _ = child.kill();
-                    panic!("the local cloud did not say ready: {e}");
-                }
-            }
-        };
+        let endpoint = wait_until_ready(&mut child);
+        let port = endpoint.rsplit(':').next().and_then(|p| p.parse().ok()).expect("the ready line's port");
         Self { child, endpoint, port }
     }
 
@@ -202,6 +186,29 @@ impl Drop for LocalCloud {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Reads a starting `python -m localcloud`'s standard output (piped) until
+/// its `ready http://127.0.0.1:PORT` line and answers the endpoint; the rest
+/// of its output is read and dropped, so that it never blocks on a full pipe.
+pub(crate) fn wait_until_ready(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line); // once ready is read, nobody listens: dropped
+        }
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) if line.starts_with("ready ") => return line["ready ".len()..].trim().to_owned(),
+            Ok(_) => continue,
+            Err(e) => {
+                let _ = child.kill();
+                panic!("the local cloud did not say ready: {e}");
+            }
+        }
     }
 }
 

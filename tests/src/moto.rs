@@ -1,10 +1,8 @@
 //! moto's server behind the local cloud's endpoint, for the in-process
 //! tests, and the SDK clients that reach it.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::*;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -19,7 +17,7 @@ pub fn repo_root() -> PathBuf {
 /// the local cloud's endpoint, which answers as AWS does where moto does not
 /// (asynchronous peering states, tags per account and region, race errors,
 /// the quotas), with no function processes and no rules of its own: the tests
-/// run the handlers. Started on a free loopback port, stopped on drop.
+/// run the handlers. Started on a loopback port of the kernel's choosing, stopped on drop.
 pub struct Moto {
     child: Child,
     pub endpoint: String,
@@ -32,23 +30,18 @@ impl Moto {
     pub fn start() -> Self {
         let python = repo_root().join(".venv/bin/python");
         assert!(python.exists(), "{} is missing: run `make venv` first", python.display());
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
-        let child = Command::new(&python)
-            .args(["-m", "localcloud", "--no-functions", "--port", &port.to_string()])
+        // Port 0: it binds a port of the kernel's choosing and names it in its ready line.
+        let mut child = Command::new(&python)
+            .args(["-m", "localcloud", "--no-functions", "--port", "0"])
             .args(["--lifecycle", local::TEST_LIFECYCLE])
             .env("PYTHONPATH", repo_root().join("tests"))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", python.display()));
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let started = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "the endpoint did not listen on {addr} within 60 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { child, endpoint: format!("http://{addr}") }
+        let endpoint = local::wait_until_ready(&mut child);
+        Self { child, endpoint }
     }
 
     /// The standard AWS configuration, pointed at this server.
