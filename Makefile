@@ -19,6 +19,7 @@ help:
 	@echo "make test   formatting, clippy, cfn-lint, unit, property and end-to-end tests"
 	@echo "make local  the local cloud in the foreground on 127.0.0.1:\$$PORT (default 4566)"
 	@echo "make lint   formatting, clippy, cfn-lint and checkov only"
+	@echo "make graphcheck  the pinned Mermaid and DOT parsers the tests read tagpeer graph with"
 	@echo "make build  the Lambda artifacts: cargo lambda build --release --arm64"
 	@echo "make deploy build and deploy a stack to each of REGIONS (the SAM CLI, your AWS credentials)"
 	@echo "make bench  measure artifacts, cold starts, API calls, a mesh under throttling; write BENCHMARKS.md"
