@@ -162,7 +162,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         let (answer, tally, mut lines) = match self.scope_of(payload) {
             Err(rejected) => (Err(rejected), Tally { errors: 1, changes: 0 }, Vec::new()),
             Ok(Err(ignored)) => (Ok(ignored), Tally { errors: 0, changes: 0 }, Vec::new()),
-            Ok(Ok((scope, run))) => self.run(&scope, run).await,
+            Ok(Ok((scope, run))) => self.steps(&scope, run).await,
         };
         let calls = self.cloud.calls().since(calls);
         lines.insert(0, self.source().invocation(calls, tally.errors, tally.changes));
@@ -174,7 +174,9 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         Source::now(self.config.role.name(), self.config.region.clone(), self.config.deployment.account.clone())
     }
 
-    async fn run(&self, scope: &Scope, mut run: Run) -> (Result<Report, HandlerError>, Tally, Vec<Value>) {
+    /// The named steps, once the trigger gave a scope: observe, act, report
+    /// what became ready, write the statuses, gauge (the router), send the events.
+    async fn steps(&self, scope: &Scope, mut run: Run) -> (Result<Report, HandlerError>, Tally, Vec<Value>) {
         let before = match self.observe(&run.report).await {
             Ok(world) => world,
             Err(e) => return (Err(e), Tally { errors: 1, changes: 0 }, Vec::new()),
