@@ -244,11 +244,12 @@ impl Watch {
                 let summary = format!("done: {progress} after {}s\n", waited.as_secs());
                 return Ok(if self.json { String::new() } else { summary }.into());
             }
-            if waited + self.interval > self.timeout {
+            if waited >= self.timeout {
                 let summary = format!("timed out after {}s: {progress}\n", self.timeout.as_secs());
                 return Ok(Answer { text: if self.json { String::new() } else { summary }, negative: true });
             }
-            tokio::time::sleep(self.interval).await;
+            // The last read falls on the timeout itself.
+            tokio::time::sleep(self.interval.min(self.timeout - waited)).await;
         }
     }
 
