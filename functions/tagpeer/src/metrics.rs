@@ -89,30 +89,23 @@ impl Source {
 
     /// Every invocation's line: its EC2 calls, throttles, errors and changes.
     pub fn invocation(&self, calls: Calls, errors: usize, changes: usize) -> Value {
-        self.line(
-            &[&["Region"], &["Region", "Function"]],
-            &[],
-            &[
-                ("Ec2Calls", Unit::Count, calls.sent as f64),
-                ("Ec2Throttled", Unit::Count, calls.throttled as f64),
-                ("Errors", Unit::Count, errors as f64),
-                ("Changes", Unit::Count, changes as f64),
-            ],
-        )
+        self.counters(calls, errors, Some(changes))
     }
 
     /// The provisioner's line: its EC2 calls, throttles and whether it failed
     /// (what it built is in its answer and its log, not counted).
     pub fn provisioning(&self, calls: Calls, errors: usize) -> Value {
-        self.line(
-            &[&["Region"], &["Region", "Function"]],
-            &[],
-            &[
-                ("Ec2Calls", Unit::Count, calls.sent as f64),
-                ("Ec2Throttled", Unit::Count, calls.throttled as f64),
-                ("Errors", Unit::Count, errors as f64),
-            ],
-        )
+        self.counters(calls, errors, None)
+    }
+
+    fn counters(&self, calls: Calls, errors: usize, changes: Option<usize>) -> Value {
+        let mut metrics = vec![
+            ("Ec2Calls", Unit::Count, calls.sent as f64),
+            ("Ec2Throttled", Unit::Count, calls.throttled as f64),
+            ("Errors", Unit::Count, errors as f64),
+        ];
+        metrics.extend(changes.map(|c| ("Changes", Unit::Count, c as f64)));
+        self.line(&[&["Region"], &["Region", "Function"]], &[], &metrics)
     }
 
     /// The router's line for its region.
@@ -213,7 +206,9 @@ mod tests {
     fn an_invocation_line_is_valid_emf_by_region_and_by_function() {
         let line = source().invocation(Calls { sent: 7, throttled: 2 }, 1, 3);
         assert_valid(&line);
-        assert_valid(&source().provisioning(Calls { sent: 4, throttled: 0 }, 0));
+        let provisioning = source().provisioning(Calls { sent: 4, throttled: 0 }, 0);
+        assert_valid(&provisioning);
+        assert!(provisioning.get("Changes").is_none());
         assert_eq!(line["Ec2Calls"], 7.0);
         assert_eq!(line["Ec2Throttled"], 2.0);
         assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Region"], ["Region", "Function"]]));
