@@ -343,18 +343,26 @@ def test_the_shipped_template_refuses_what_it_does_not_grant():
     r = ec2_call(c, "tagpeer-provisioner", "ModifyVpcAttribute", VpcId="vpc-built",
                  **{"EnableDnsHostnames.Value": "true"})
     assert (r is None) == granted, (granted, r and r.record)
-    # Events only on this region's default bus; STS only the reader roles.
-    r = c.check("events", "PutEvents", SEOUL, key("tagpeer-router"), {}, json.dumps(
-        {"Entries": [{"Source": "tagpeer", "DetailType": "x", "Detail": "{}",
-                      "EventBusName": f"arn:aws:events:{OSAKA}:{ACCOUNT}:event-bus/default"}]}).encode(),
-        "AWSEvents.PutEvents")
+    # Events on the default bus of the deployment's regions alone (a function puts each event on
+    # the bus of every region that acts on it, through a client of that region); STS only the
+    # reader roles.
+    def put(region: str, bus: str):
+        return c.check("events", "PutEvents", region, key("tagpeer-router"), {}, json.dumps(
+            {"Entries": [{"Source": "tagpeer", "DetailType": "x", "Detail": "{}", "EventBusName": bus}]}).encode(),
+            "AWSEvents.PutEvents")
+
+    assert put(OSAKA, "default") is None, "another deployment region's default bus"
+    r = put(SEOUL, "tagpeer-other")
     assert r is not None and (r.status, r.code) == (400, "AccessDeniedException"), r
     body = json.loads(r.body)
     assert body["__type"] == "AccessDeniedException"
     assert body["message"] == (f"User: arn:aws:sts::{ACCOUNT}:assumed-role/tagpeer-RouterRole/tagpeer-RouterFunction "
-                               f"is not authorized to perform: events:PutEvents on resource: arn:aws:events:{OSAKA}:"
-                               f"{ACCOUNT}:event-bus/default because no identity-based policy allows the "
+                               f"is not authorized to perform: events:PutEvents on resource: arn:aws:events:{SEOUL}:"
+                               f"{ACCOUNT}:event-bus/tagpeer-other because no identity-based policy allows the "
                                "events:PutEvents action"), body
+    r = put("eu-west-1", "default")
+    assert r is not None and (r.status, r.code) == (400, "AccessDeniedException"), r
+    assert "with an explicit deny in an identity-based policy" in json.loads(r.body)["message"], r.body
     r = c.check("sts", "AssumeRole", SEOUL, key("tagpeer-router"), {
         "RoleArn": f"arn:aws:iam::{OTHER}:role/admin", "RoleSessionName": "x"}, b"")
     assert r is not None and (r.status, r.code) == (403, "AccessDenied"), r

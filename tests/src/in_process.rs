@@ -17,14 +17,16 @@ use tagpeer::ports::EventSink;
 use tagpeer::{App, Config, Report};
 
 /// What EventBridge hands a function for one of tagpeer's events, sent from `region`.
-/// The in-process functions' event sink: the events each sent, for the
-/// test's router to deliver as the template's rules would.
+/// The in-process functions' event sink: the events each sent, with the
+/// region whose bus took each, for the test's router to deliver as the
+/// template's rules would.
 #[derive(Clone, Debug, Default)]
-pub struct Outbox(Arc<Mutex<Vec<Outgoing>>>);
+pub struct Outbox(Arc<Mutex<Vec<(Region, Outgoing)>>>);
 
 impl EventSink for Outbox {
-    async fn send(&self, _: &Region, events: &[Outgoing]) -> Result<(), tagpeer::error::AwsError> {
-        self.0.lock().expect("no test panics while holding the outbox").extend_from_slice(events);
+    async fn send(&self, region: &Region, events: &[Outgoing]) -> Result<(), tagpeer::error::AwsError> {
+        let mut sent = self.0.lock().expect("no test panics while holding the outbox");
+        sent.extend(events.iter().map(|e| (region.clone(), e.clone())));
         Ok(())
     }
 }
@@ -89,7 +91,7 @@ struct Function {
     role: Role,
     region: String,
     app: App<Ec2, Outbox>,
-    outbox: Arc<Mutex<Vec<Outgoing>>>,
+    outbox: Arc<Mutex<Vec<(Region, Outgoing)>>>,
 }
 
 /// The three functions in both regions, as deployed to one account, over one
@@ -190,9 +192,12 @@ impl Cloud {
             .find(|f| f.role == d.role && f.region == d.region)
             .expect("each function runs in each region");
         let result = f.app.handle(&d.event).await;
-        let sent: Vec<Outgoing> = std::mem::take(&mut *f.outbox.lock().unwrap());
+        let sent = std::mem::take(&mut *f.outbox.lock().unwrap());
         let region: Region = d.region.parse().unwrap();
-        (result, sent.iter().flat_map(|o| route(o, &region)).collect())
+        // Every event is put on the sender's own bus, among others (Outgoing::destinations);
+        // `route` follows it from there to every function that takes it, once.
+        let sent = sent.iter().filter(|(bus, _)| *bus == region).map(|(_, o)| o);
+        (result, sent.flat_map(|o| route(o, &region)).collect())
     }
 
     /// Delivers `first`, then every event that follows from it, in order,

@@ -4,6 +4,8 @@
 //! Event", and tagpeer's own "Peering Requested" and "Peering Accepted". Events
 //! say where to look, never what is true: each becomes a [`Scope`].
 
+use std::collections::BTreeSet;
+
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,7 +14,7 @@ use crate::error::EventError;
 use crate::ids::{AccountId, Endpoint, PeeringId, Region, VpcId};
 use crate::intent::INTENT_PREFIX;
 use crate::model::LinkKey;
-use crate::plan::Scope;
+use crate::plan::{Deployment, Scope};
 
 /// The `source` of tagpeer's own events.
 pub const SOURCE: &str = "tagpeer";
@@ -119,6 +121,36 @@ impl Detail {
 pub struct Outgoing {
     pub detail_type: &'static str,
     pub detail: Detail,
+}
+
+impl Outgoing {
+    /// The regions whose default bus this event is put on: the sender's own
+    /// (every event tagpeer sends shows on its region's bus, for people and
+    /// their tools), and each region of the deployment, in its account, whose
+    /// functions act on it. "Peering Requested" is for the accepter's region,
+    /// "Link Wanted" for the requester's, "Peering Accepted" for both (each
+    /// router routes its side, and the requester's region requests what
+    /// waited for room), "Link Removed" for the link's other region (its
+    /// router writes the statuses there). The outcomes "Link Ready" and "Link
+    /// Failed" stay in the sender's region. Another account's bus takes no
+    /// `PutEvents` from this one, so its regions are never among them.
+    pub fn destinations(&self, own: &Region, deployment: &Deployment) -> BTreeSet<Region> {
+        let (requester, accepter) = (self.detail.requester(), self.detail.accepter());
+        let acting: &[&Endpoint] = match self.detail_type {
+            PEERING_REQUESTED => &[accepter],
+            LINK_WANTED => &[requester],
+            PEERING_ACCEPTED | LINK_REMOVED => &[requester, accepter],
+            _ => &[],
+        };
+        let mut to = BTreeSet::from([own.clone()]);
+        to.extend(
+            acting
+                .iter()
+                .filter(|side| side.account == deployment.account && deployment.regions.contains(&side.region))
+                .map(|side| side.region.clone()),
+        );
+        to
+    }
 }
 
 /// The detail AWS gives a "Tag Change on Resource" event.
@@ -600,6 +632,64 @@ mod tests {
         ] {
             let err = Trigger::decode(&event).unwrap_err().to_string();
             assert!(err.contains(expect), "{err}");
+        }
+    }
+
+    fn side(account: &str, region: &str, vpc: &str) -> Endpoint {
+        Endpoint::new(account.parse().unwrap(), region.parse().unwrap(), vpc.parse().unwrap())
+    }
+
+    #[test]
+    fn each_event_goes_to_its_own_region_and_to_the_regions_that_act_on_it() {
+        let (a, b) = ("123456789012", "222222222222");
+        let (seoul, osaka, tokyo) = ("ap-northeast-2", "ap-northeast-3", "ap-northeast-1");
+        let regions = [seoul, osaka, tokyo].map(|r| r.parse().unwrap()).to_vec();
+        let deployment = Deployment::new(a.parse().unwrap(), regions);
+        let peering = |requester: Endpoint, accepter: Endpoint| {
+            Detail::Peering(PeeringDetail {
+                link: String::new(),
+                peering_connection_id: "pcx-0123abcd".parse().unwrap(),
+                requester,
+                accepter,
+            })
+        };
+        let outcome = |requester: Endpoint, accepter: Endpoint| {
+            Detail::Outcome(OutcomeDetail {
+                link: String::new(),
+                side: requester.clone(),
+                requester,
+                accepter,
+                peering_connection_id: None,
+                step: "CreateRoute".into(),
+                error_code: None,
+                message: None,
+            })
+        };
+        let (in_seoul, in_osaka) = (side(a, seoul, "vpc-0000000a"), side(a, osaka, "vpc-0000000b"));
+        let elsewhere = side(a, "eu-west-1", "vpc-0000000c");
+        let other_account = side(b, osaka, "vpc-0000000d");
+        let cases = [
+            (PEERING_REQUESTED, peering(in_seoul.clone(), in_osaka.clone()), seoul, vec![osaka, seoul]),
+            (PEERING_ACCEPTED, peering(in_seoul.clone(), in_osaka.clone()), osaka, vec![osaka, seoul]),
+            (PEERING_ACCEPTED, peering(in_seoul.clone(), in_seoul.clone()), seoul, vec![seoul]),
+            (LINK_REMOVED, outcome(in_seoul.clone(), in_osaka.clone()), seoul, vec![osaka, seoul]),
+            (LINK_READY, outcome(in_seoul.clone(), in_osaka.clone()), seoul, vec![seoul]),
+            (LINK_FAILED, outcome(in_seoul.clone(), in_osaka.clone()), osaka, vec![osaka]),
+            (
+                LINK_WANTED,
+                Detail::Link(LinkDetail { link: String::new(), requester: in_seoul.clone(), accepter: in_osaka }),
+                osaka,
+                vec![osaka, seoul],
+            ),
+            // Another account's bus, or a region outside the deployment, takes nothing from here.
+            (PEERING_REQUESTED, peering(in_seoul.clone(), other_account), seoul, vec![seoul]),
+            (PEERING_ACCEPTED, peering(in_seoul, elsewhere), tokyo, vec![tokyo, seoul]),
+        ];
+        for (detail_type, detail, from, expected) in cases {
+            let event = Outgoing { detail_type, detail };
+            let to: BTreeSet<String> =
+                event.destinations(&from.parse().unwrap(), &deployment).iter().map(|r| r.to_string()).collect();
+            assert_eq!(to, expected.into_iter().map(String::from).collect(), "{detail_type} from {from}");
         }
     }
 }

@@ -2,6 +2,7 @@
 //! own events go. The AWS adapter ([`crate::aws`]) implements both for AWS;
 //! the handler's unit tests put an in-memory world and a list behind them.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 
 use crate::error::AwsError;
@@ -14,6 +15,19 @@ use crate::plan::{Action, Deployment};
 pub trait Cloud: Send + Sync {
     /// Everything the deployment's planning reads, as it stands now.
     fn observe(&self, deployment: &Deployment) -> impl Future<Output = Result<World, AwsError>> + Send;
+
+    /// `world` with the connections `ids` read again, for a step that waits
+    /// on AWS (a connection's state, whether its accepter's region lists it
+    /// yet). The default reads everything again; an adapter may read less.
+    fn refresh_peerings(
+        &self,
+        deployment: &Deployment,
+        world: &World,
+        ids: &BTreeSet<PeeringId>,
+    ) -> impl Future<Output = Result<World, AwsError>> + Send {
+        let _ = (world, ids);
+        self.observe(deployment)
+    }
 
     /// Makes one change; answers the id of a connection it requested.
     fn perform(&self, action: &Action) -> impl Future<Output = Result<Option<PeeringId>, AwsError>> + Send;
@@ -44,6 +58,9 @@ impl Calls {
 
 /// Where a function's `tagpeer` events go.
 pub trait EventSink: Send + Sync {
-    /// Sends `events` from the function's own `region`.
+    /// Puts `events` on the bus of `region`: the function's own, or another
+    /// of the deployment's that must act on them ([`Outgoing::destinations`]).
+    ///
+    /// [`Outgoing::destinations`]: crate::events::Outgoing::destinations
     fn send(&self, region: &Region, events: &[Outgoing]) -> impl Future<Output = Result<(), AwsError>> + Send;
 }

@@ -5,8 +5,10 @@
 //! twice.
 
 use serde_json::{json, Value};
+use tagpeer::aws::Ec2;
 use tagpeer::ids::Endpoint;
-use tagpeer::intent::MESH;
+use tagpeer::intent::{MESH, PEERS};
+use tagpeer::plan::Deployment;
 use tagpeer_tests::local::LocalCloud;
 use tagpeer_tests::*;
 
@@ -70,7 +72,11 @@ async fn every_order_of_tagging_a_four_vpc_mesh_converges_by_events_alone() {
 
 /// Nothing left for a sweep: every connection, route and status as it should be.
 fn left_to_the_sweep(world: &tagpeer::model::World) -> Vec<String> {
-    tagpeer::report::sweep_plan(world, &deployment())
+    left_to_the_sweep_of(world, &deployment())
+}
+
+fn left_to_the_sweep_of(world: &tagpeer::model::World, deployment: &Deployment) -> Vec<String> {
+    tagpeer::report::sweep_plan(world, deployment)
         .into_iter()
         .map(|(role, region, action)| format!("{} {region} {action}", role.name()))
         .collect()
@@ -143,4 +149,59 @@ async fn every_event_delivered_twice_brings_a_mesh_up_with_one_request_a_link() 
     assert_eq!(left_to_the_sweep(&world), Vec::<String>::new());
     assert_eq!(successful(&cloud.calls(), "CreateVpcPeeringConnection"), 6, "one request a link");
     assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment()), Vec::<String>::new());
+}
+
+/// Ten regions, more than the six the template's forwarding rules once
+/// allowed: the functions put each event on the bus of every region that acts
+/// on it. One VPC a region, in a ring, each naming the next region's, all
+/// tagged at once: by events alone every link comes up, both statuses true;
+/// then the link from the last region back to the first comes down, and both
+/// its statuses follow.
+#[tokio::test]
+async fn a_ring_over_ten_regions_comes_up_and_down_by_events_alone() {
+    const TEN: [&str; 10] = [
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "eu-central-1",
+        "eu-west-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-2",
+    ];
+    let cloud = LocalCloud::start_with(&["--regions", &TEN.join(",")]);
+    let sdk = cloud.sdk_config().await;
+    let deployment = Deployment::new(ACCOUNT.parse().unwrap(), TEN.iter().map(|r| r.parse().unwrap()).collect());
+    let ec2 = Ec2::new(&sdk, &deployment.regions);
+    let observe = || async { ec2.observe(&deployment.regions).await.expect("observing ten regions") };
+    let start = observe().await;
+    let mut ring = Vec::new();
+    for (i, region) in TEN.iter().enumerate() {
+        ring.push(create_vpc(&sdk, region, &format!("10.{}.0.0/16", i + 1)).await);
+    }
+    for (i, vpc) in ring.iter().enumerate() {
+        let next = &ring[(i + 1) % ring.len()];
+        tag_vpc(&sdk, vpc, PEERS, Some(&format!("{}/{}", next.region, next.vpc_id))).await;
+    }
+    cloud.settle();
+    let world = observe().await;
+    assert_eq!(left_to_the_sweep_of(&world, &deployment), Vec::<String>::new(), "the ring is up");
+    assert_eq!(world.peerings.iter().filter(|p| p.state.is_live()).count(), 10);
+    assert_eq!(successful(&cloud.calls(), "CreateVpcPeeringConnection"), 10, "one request a link");
+    let status = |world: &tagpeer::model::World, v: &Endpoint| {
+        world.vpc(v).and_then(|v| v.status()).unwrap_or_default().to_owned()
+    };
+    let (first, last) = (&ring[0], &ring[9]);
+    assert!(status(&world, first).contains(last.vpc_id.as_str()), "{}", status(&world, first));
+
+    tag_vpc(&sdk, last, PEERS, None).await;
+    cloud.settle();
+    let world = observe().await;
+    assert_eq!(left_to_the_sweep_of(&world, &deployment), Vec::<String>::new(), "no status or route left behind");
+    assert_eq!(world.peerings.iter().filter(|p| p.state.is_live()).count(), 9);
+    assert!(!status(&world, first).contains(last.vpc_id.as_str()), "{}", status(&world, first));
+    assert!(!status(&world, last).contains(first.vpc_id.as_str()), "{}", status(&world, last));
+    assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment), Vec::<String>::new());
 }

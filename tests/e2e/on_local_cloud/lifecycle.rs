@@ -195,8 +195,8 @@ async fn a_request_left_pending_expires_after_a_week_and_is_asked_again() {
     let cloud = LocalCloud::start();
     let sdk = cloud.sdk_config().await;
     let seed = build_seed(&sdk, "10.0.0.0/16").await;
-    // The accepter never hears of the request: it waits, pending.
-    cloud.faults(&json!({"drop": [{"detail-type": "Peering Requested", "count": 1}]}));
+    // The accepter never hears of the request (lost on Osaka's bus): it waits, pending.
+    cloud.faults(&json!({"drop": [{"detail-type": "Peering Requested", "region": OSAKA, "count": 1}]}));
     tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&format!("{OSAKA}/{}", seed.osaka_vpc))).await;
     cloud.settle();
     let pending = |w: &World| w.peerings.iter().any(|p| p.state == tagpeer::model::PeeringState::PendingAcceptance);
@@ -232,7 +232,7 @@ async fn a_reject_in_the_accepters_region_is_handed_over_and_asked_again_with_no
     let cloud = LocalCloud::start();
     let sdk = cloud.sdk_config().await;
     let seed = build_seed(&sdk, "10.0.0.0/16").await;
-    cloud.faults(&json!({"drop": [{"detail-type": "Peering Requested", "count": 1}]}));
+    cloud.faults(&json!({"drop": [{"detail-type": "Peering Requested", "region": OSAKA, "count": 1}]}));
     tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&format!("{OSAKA}/{}", seed.osaka_vpc))).await;
     cloud.settle();
     let first = observe(&sdk).await.peerings[0].id.clone();

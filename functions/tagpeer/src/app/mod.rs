@@ -18,7 +18,8 @@ pub use provisioner::Provisioner;
 
 use crate::aws::{Ec2, EventBridge};
 use crate::error::{AwsError, HandlerError};
-use crate::events::{Trigger, LINK_FAILED, LINK_REMOVED};
+use crate::events::{Outgoing, Trigger, LINK_FAILED, LINK_REMOVED};
+use crate::ids::{PeeringId, Region};
 use crate::metrics::{self, Source};
 use crate::model::{LinkKey, World};
 use crate::overview;
@@ -63,7 +64,7 @@ impl App {
             None => Some(Ec2::new(&sdk, &[]).caller_account().await.map_err(|e| e.to_string())?),
         };
         let config = Config::from_env(role, account).map_err(|e| e.to_string())?;
-        let events = EventBridge::new(&sdk, config.event_bus.clone());
+        let events = EventBridge::new(&sdk, config.event_bus.clone(), &config.deployment.regions);
         Ok(Self::new(&sdk, config, events))
     }
 }
@@ -239,8 +240,9 @@ impl<C: Cloud, S: EventSink> App<C, S> {
     /// Plans and performs this role's actions; while one of its steps waits on
     /// AWS (a connection still `initiating-request` or `provisioning`, or not
     /// yet visible in this region), waits for it, up to the configured
-    /// [`Config::wait`], reads again and acts again. A step still waiting then
-    /// is the invocation's error ([`HandlerError::StillWaiting`]), so that
+    /// [`Config::wait`], reads those connections again (nothing else) and
+    /// acts again. A step still waiting then is the invocation's error
+    /// ([`HandlerError::StillWaiting`]), so that
     /// Lambda hands the event back a little later and the sweep follows up.
     /// Returns the world as it stands after, with its assessment.
     async fn act_until_settled(&self, mut world: World, scope: &Scope, run: &mut Run) -> (World, Assessment) {
@@ -252,12 +254,15 @@ impl<C: Cloud, S: EventSink> App<C, S> {
             let mut awaited = self.perform_all(&mut world, &planned.assessment, &planned.actions, run).await;
             let assessment = plan::assess(&world, &self.config.deployment);
             let still = plan::awaiting(&world, &assessment, role, region, scope);
-            awaited.extend(still.into_iter().map(|a| format!("{} is {}", a.peering, a.state.code())));
+            awaited.extend(still.into_iter().map(|a| {
+                let waits = format!("{} is {}", a.peering, a.state.code());
+                (a.peering, waits)
+            }));
             if awaited.is_empty() {
                 run.still_waiting = None;
                 return (world, assessment);
             }
-            let waited = awaited.join(", ");
+            let waited = awaited.iter().map(|(_, w)| w.as_str()).collect::<Vec<_>>().join(", ");
             run.still_waiting = Some(waited.clone());
             if tokio::time::Instant::now() + pause > deadline {
                 tracing::warn!(function, waiting = %waited, "still waiting for AWS; Lambda's retry or the sweep follows up");
@@ -266,7 +271,9 @@ impl<C: Cloud, S: EventSink> App<C, S> {
             tracing::info!(function, waiting = %waited, pause_ms = pause.as_millis() as u64, "waiting for AWS");
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_PAUSE);
-            match self.cloud.observe(&self.config.deployment).await {
+            // What the wait is for is the connections' state: read those alone.
+            let ids = awaited.into_iter().map(|(id, _)| id).collect();
+            match self.cloud.refresh_peerings(&self.config.deployment, &world, &ids).await {
                 Ok(now) => world = now,
                 Err(e) => {
                     tracing::warn!(function, error = %e, "reading again while waiting failed");
@@ -287,7 +294,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         assessment: &Assessment,
         actions: &[Action],
         run: &mut Run,
-    ) -> Vec<String> {
+    ) -> Vec<(PeeringId, String)> {
         let function = self.config.role.name();
         let mut not_visible = Vec::new();
         for action in actions {
@@ -304,7 +311,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
             if let (Action::AcceptPeering { peering, region, .. }, Err(e)) = (action, &result) {
                 if e.is(NOT_FOUND) {
                     tracing::info!(function, peering = %peering, region = %region, "not yet visible here");
-                    not_visible.push(format!("{peering} is not yet visible in {region}"));
+                    not_visible.push((peering.clone(), format!("{peering} is not yet visible in {region}")));
                     continue;
                 }
             }
@@ -392,13 +399,22 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         (world, assessment)
     }
 
+    /// Puts each event on the bus of every region that takes it
+    /// ([`Outgoing::destinations`]), this region's first.
     async fn send_events(&self, run: &mut Run) {
-        if run.report.events.is_empty() {
-            return;
+        let (own, deployment) = (&self.config.region, &self.config.deployment);
+        let mut by_region: BTreeMap<Region, Vec<Outgoing>> = BTreeMap::new();
+        for event in &run.report.events {
+            for region in event.destinations(own, deployment) {
+                by_region.entry(region).or_default().push(event.clone());
+            }
         }
-        if let Err(e) = self.events.send(&self.config.region, &run.report.events).await {
-            tracing::error!(function = run.report.function, error = %e, "sending events failed");
-            run.fail(e);
+        let own_first = by_region.remove_entry(own).into_iter().chain(by_region);
+        for (region, events) in own_first {
+            if let Err(e) = self.events.send(&region, &events).await {
+                tracing::error!(function = run.report.function, region = %region, error = %e, "sending events failed");
+                run.fail(e);
+            }
         }
     }
 }

@@ -79,14 +79,21 @@ impl Cloud for MemoryCloud {
     }
 }
 
-/// The events sent, in order.
+/// The events sent, in order, each with the region whose bus took it.
 #[derive(Default)]
-struct Outbox(Mutex<Vec<Outgoing>>);
+struct Outbox(Mutex<Vec<(Region, Outgoing)>>);
 
 impl EventSink for Outbox {
-    async fn send(&self, _: &Region, events: &[Outgoing]) -> Result<(), AwsError> {
-        self.0.lock().unwrap().extend_from_slice(events);
+    async fn send(&self, region: &Region, events: &[Outgoing]) -> Result<(), AwsError> {
+        self.0.lock().unwrap().extend(events.iter().map(|e| (region.clone(), e.clone())));
         Ok(())
+    }
+}
+
+impl Outbox {
+    /// The events sent, once each: as this function's own region's bus took them.
+    fn sent(&self, own: &str) -> Vec<Outgoing> {
+        self.0.lock().unwrap().iter().filter(|(r, _)| r.as_str() == own).map(|(_, e)| e.clone()).collect()
     }
 }
 
@@ -137,8 +144,10 @@ async fn a_tag_change_requests_writes_the_status_and_hands_over_to_the_accepter(
     let world = requester.cloud.world();
     assert_eq!(world.peerings.len(), 1, "one request");
     assert!(status(&world, &seoul()).ends_with("requesting") || status(&world, &seoul()).contains("pending"));
+    // On Seoul's bus, for people, and on Osaka's, whose accepter takes it.
     let sent = requester.events.0.lock().unwrap();
-    assert_eq!(sent.iter().map(|e| e.detail_type).collect::<Vec<_>>(), [PEERING_REQUESTED]);
+    let buses: Vec<(&str, &str)> = sent.iter().map(|(r, e)| (r.as_str(), e.detail_type)).collect();
+    assert_eq!(buses, [(SEOUL, PEERING_REQUESTED), (OSAKA, PEERING_REQUESTED)]);
     assert_eq!(report.failed(), 0);
     assert!(report.changes.iter().any(|c| c.action == "CreateVpcPeeringConnection"));
 }
@@ -149,7 +158,7 @@ async fn the_roles_in_turn_bring_the_link_up_and_both_statuses_say_ready() {
     let requester = app(Role::Requester, SEOUL, cloud);
     requester.handle(&tag_change(&seoul())).await.expect("requested");
     let handoff = |app: &App<MemoryCloud, Outbox>, kind: &str| {
-        let sent = app.events.0.lock().unwrap();
+        let sent = app.events.sent(&app.config.region.to_string());
         let e = sent.iter().find(|e| e.detail_type == kind).expect("handed over");
         json!({
             "version": "0", "id": "11111111-2222-3333-4444-555555555557", "detail-type": e.detail_type,
@@ -171,7 +180,7 @@ async fn the_roles_in_turn_bring_the_link_up_and_both_statuses_say_ready() {
     for region in [SEOUL, OSAKA] {
         let router = app(Role::Router, region, MemoryCloud::new(world));
         router.handle(&accepted).await.expect("routed after waiting for provisioning to pass");
-        let sent = router.events.0.lock().unwrap();
+        let sent = router.events.sent(region);
         assert!(sent.iter().any(|e| e.detail_type == LINK_READY), "Link Ready in {region}");
         world = router.cloud.world();
     }
@@ -209,7 +218,7 @@ async fn a_failed_step_stops_its_link_says_so_in_the_status_and_is_the_invocatio
     assert_eq!(calls.iter().filter(|c| **c == "CreateRoute").count(), 1, "the link's later steps wait: {calls:?}");
     let s = status(&router.cloud.world(), &seoul());
     assert!(s.contains("last step failed: CreateRoute in ap-northeast-2 failed: RequestLimitExceeded"), "{s}");
-    let sent = router.events.0.lock().unwrap();
+    let sent = router.events.sent(SEOUL);
     assert!(sent.iter().any(|e| e.detail_type == "Link Failed"));
 }
 

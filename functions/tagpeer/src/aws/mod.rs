@@ -352,6 +352,64 @@ impl Ec2 {
         Ok(world)
     }
 
+    /// `world` with the connections `ids` read again, and nothing else: one
+    /// `DescribeVpcPeeringConnections` by id a region of their sides (the
+    /// requester's view carries tagpeer's tags, the accepter's says whether it
+    /// lists the connection yet), instead of every describe in every region.
+    /// A connection to another account, whose tags that account's reader
+    /// role adds, is read as a whole observation reads it.
+    pub async fn refresh_peerings(
+        &self,
+        deployment: &Deployment,
+        world: &World,
+        ids: &BTreeSet<PeeringId>,
+    ) -> Result<World, AwsError> {
+        let waiting: Vec<&Peering> = world.peerings.iter().filter(|p| ids.contains(&p.id)).collect();
+        if waiting.len() != ids.len()
+            || !waiting.iter().all(|p| deployment.is_home(&p.requester) && deployment.is_home(&p.accepter))
+        {
+            return self.observe_deployment(deployment).await;
+        }
+        let regions: Vec<Region> = deployment
+            .regions
+            .iter()
+            .filter(|r| waiting.iter().any(|p| &p.requester.region == *r || &p.accepter.region == *r))
+            .cloned()
+            .collect();
+        let by_id = vec![ec2::types::Filter::builder()
+            .name("vpc-peering-connection-id")
+            .set_values(Some(ids.iter().map(ToString::to_string).collect()))
+            .build()];
+        let seen = self.in_every_region(&regions, |client, region| {
+            let by_id = by_id.clone();
+            async move {
+                let found = all_items!(
+                    client.describe_vpc_peering_connections().set_filters(Some(by_id)),
+                    "DescribeVpcPeeringConnections",
+                    &region
+                )?;
+                Ok(found.iter().filter_map(|p| peering(p, &region)).collect::<Vec<_>>())
+            }
+        });
+        let seen = seen.await?;
+        let mut fresh = world.clone();
+        fresh.observed_at = self.clock.now();
+        fresh.peerings.retain(|p| !ids.contains(&p.id));
+        let mut listed: BTreeSet<(PeeringId, Region)> = BTreeSet::new();
+        for (region, peerings) in seen {
+            // moto may ignore the filter: keep to the ids here too.
+            for peering in peerings.into_iter().filter(|p| ids.contains(&p.id)) {
+                listed.insert((peering.id.clone(), region.clone()));
+                fresh.merge_peering(peering, &region);
+            }
+        }
+        for p in fresh.peerings.iter_mut().filter(|p| ids.contains(&p.id)) {
+            let region = p.accepter.region.clone();
+            p.hidden_from_accepter = regions.contains(&region) && !listed.contains(&(p.id.clone(), region));
+        }
+        Ok(fresh)
+    }
+
     /// The DNS attributes of the VPCs whose links ask for DNS resolution
     /// ([`crate::plan::dns_reads`]): two `DescribeVpcAttribute` calls each,
     /// made only when `tagpeer:dns` is on somewhere.
@@ -756,6 +814,15 @@ impl Cloud for Ec2 {
         self.observe_deployment(deployment)
     }
 
+    fn refresh_peerings(
+        &self,
+        deployment: &Deployment,
+        world: &World,
+        ids: &BTreeSet<PeeringId>,
+    ) -> impl Future<Output = Result<World, AwsError>> + Send {
+        Ec2::refresh_peerings(self, deployment, world, ids)
+    }
+
     fn perform(&self, action: &Action) -> impl Future<Output = Result<Option<PeeringId>, AwsError>> + Send {
         Ec2::perform(self, action)
     }
@@ -765,23 +832,40 @@ impl Cloud for Ec2 {
     }
 }
 
-/// Where tagpeer's own events go: `PutEvents` to this bus in the function's
-/// own region; the template's rules forward them to the regions they concern.
+/// Where tagpeer's own events go: `PutEvents` to this bus (the default one)
+/// in whichever of the deployment's regions an event is for, through one
+/// client a region ([`Outgoing::destinations`] decides which): no forwarding
+/// rule stands between the regions, so a deployment has as many as it lists.
 #[derive(Clone, Debug)]
 pub struct EventBridge {
-    client: eventbridge::Client,
+    clients: BTreeMap<Region, eventbridge::Client>,
     bus: String,
 }
 
 impl EventBridge {
-    pub fn new(config: &SdkConfig, bus: String) -> Self {
-        Self { client: eventbridge::Client::new(config), bus }
+    /// A sender to `bus` in each of `regions`.
+    pub fn new(config: &SdkConfig, bus: String, regions: &[Region]) -> Self {
+        let clients = regions
+            .iter()
+            .map(|r| {
+                let conf =
+                    eventbridge::config::Builder::from(config).region(eventbridge::config::Region::new(r.to_string()));
+                (r.clone(), eventbridge::Client::from_conf(conf.build()))
+            })
+            .collect();
+        Self { clients, bus }
     }
 }
 
 impl EventSink for EventBridge {
     async fn send(&self, region: &Region, outgoing: &[Outgoing]) -> Result<(), AwsError> {
-        let (client, bus) = (&self.client, &self.bus);
+        let bus = &self.bus;
+        let client = self.clients.get(region).ok_or_else(|| AwsError {
+            action: "PutEvents",
+            region: region.to_string(),
+            code: "NotADeploymentRegion".to_owned(),
+            message: format!("{region} is not one of the deployment's regions"),
+        })?;
         // PutEvents takes at most 10 entries a call.
         for chunk in outgoing.chunks(10) {
             let entries = chunk.iter().map(|o| {
