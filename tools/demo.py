@@ -223,7 +223,8 @@ def story(cloud: localcloud.LocalCloud) -> int:
         print(f"   {what}: rule {e['rule']} -> {e['target']}: {e['outcome']}")
         for c in (calls[seq] for seq in e["calls"]):  # the calls this invocation made, in order
             print(f"       {c['action']:<28} {c['region']}  {c['error'] or 'ok'}")
-    print(f"   ({quiet} more events matched no rule: tagpeer's own status tags, and CloudTrail's records of the calls.)")
+    print(f"   ({quiet} more events matched no rule: tagpeer's own status tags, CloudTrail's records of the calls, "
+          "and tagpeer's events on their sender's own bus where no function there acts on them.)")
 
     print("\n6. The routes after:")
     print_routes(person, SEOUL, vpc, "Seoul")
