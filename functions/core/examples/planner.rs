@@ -5,9 +5,10 @@
 //! cargo run --release -p tagpeer-core --example planner -- [VPCS ...] [--group N] [--budget-seconds S]
 //! ```
 //!
-//! Each world: VPCS VPCs of one account over ten regions, in `tagpeer:mesh`
-//! groups of `--group` (default 50: 49 peers a VPC, as many links as AWS's
-//! default quotas allow, 50 peerings a VPC and 50 routes a table), every
+//! Each world: VPCS VPCs of one account (by default 100, 1,000 and 10,000)
+//! over ten regions, in `tagpeer:mesh` groups of `--group` (default 50: 49
+//! peers a VPC, as many links as AWS's default quotas allow, 50 peerings a
+//! VPC and 50 routes a table), every
 //! link's connection active and its routes in place, every status written:
 //! the steady state a sweep finds. For each of the three roles, in the first
 //! region, one invocation's planning (`plan::for_role` then
@@ -133,9 +134,10 @@ fn world(vpcs: usize, group: usize) -> (World, Deployment) {
             }
         }
     }
-    // The statuses a first sweep writes, written.
+    // The statuses a first sweep writes, written. One assessment serves every
+    // region: a status is no intent, so writing one changes no assessment.
+    let assessment = plan::assess(&world, &deployment);
     for region in &deployment.regions {
-        let assessment = plan::assess(&world, &deployment);
         for action in status::statuses(&world, &assessment, region, &Scope::sweep(), &BTreeMap::new()) {
             action.take_effect(&mut world, None);
         }

@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::str::FromStr;
 
 use crate::ids::{AccountId, Endpoint, Region};
+use crate::index::{Lookup, WorldIndex};
 use crate::model::World;
 use crate::overview::{Health, LinkSummary};
 use crate::plan::Assessment;
@@ -69,10 +70,11 @@ pub fn render(world: &World, assessment: &Assessment, links: &[LinkSummary], for
     for link in links {
         endpoints.extend([&link.key.a, &link.key.b]);
     }
+    let index = WorldIndex::new(world);
     let nodes: Vec<Node> = endpoints
         .into_iter()
         .map(|e| {
-            let label = match world.vpc(e) {
+            let label = match index.vpc(e) {
                 Some(vpc) => {
                     let mut label = vec![e.vpc_id.to_string()];
                     label.extend(vpc.ipv4.first().map(ToString::to_string));

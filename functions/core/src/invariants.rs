@@ -4,6 +4,7 @@
 //! tests of the planner and the end-to-end tests use the same checker.
 
 use crate::ids::PeeringId;
+use crate::index::{Lookup, WorldIndex};
 use crate::model::{LinkKey, PeeringState, Target, World};
 use crate::plan::{self, Assessment, Deployment};
 use crate::status::{self, LinkState};
@@ -11,11 +12,12 @@ use crate::status::{self, LinkState};
 /// Every way the world breaks an invariant, in words; empty when it holds.
 pub fn violations(world: &World, deployment: &Deployment) -> Vec<String> {
     let assessment = plan::assess(world, deployment);
+    let index = WorldIndex::new(world);
     let mut found = Vec::new();
-    links_have_one_connection(world, &assessment, &mut found);
-    routes_are_in_place(world, &assessment, &mut found);
-    routes_point_at_live_connections(world, &mut found);
-    dns_options_follow_intent(world, &assessment, &mut found);
+    links_have_one_connection(&index, &assessment, &mut found);
+    routes_are_in_place(&index, &assessment, &mut found);
+    routes_point_at_live_connections(&index, &mut found);
+    dns_options_follow_intent(&index, &assessment, &mut found);
     bad_input_is_reported(world, &assessment, deployment, &mut found);
     found
 }
@@ -44,9 +46,10 @@ pub fn changes_violating(before: &World, after: &World, deployment: &Deployment)
 /// Invariant 3: every route of `before` whose target is not a peering
 /// connection tagpeer manages is in `after` as it was.
 fn other_routes_untouched(before: &World, after: &World, found: &mut Vec<String>) {
-    let managed = |id: &PeeringId| before.peering(id).or(after.peering(id)).is_some_and(|p| p.is_managed());
+    let (in_before, in_after) = (WorldIndex::new(before), WorldIndex::new(after));
+    let managed = |id: &PeeringId| in_before.peering(id).or(in_after.peering(id)).is_some_and(|p| p.is_managed());
     for table in &before.route_tables {
-        let Some(now) = after.route_tables.iter().find(|t| t.id == table.id && t.vpc == table.vpc) else { continue };
+        let Some(now) = in_after.route_tables_of(&table.vpc).find(|t| t.id == table.id) else { continue };
         for route in &table.routes {
             if matches!(&route.target, Target::Peering(id) if managed(id)) {
                 continue;
@@ -69,9 +72,10 @@ fn other_routes_untouched(before: &World, after: &World, found: &mut Vec<String>
 /// accepted since `before` belongs to a link the deployment consents to.
 fn only_consented_acceptances(before: &World, after: &World, deployment: &Deployment, found: &mut Vec<String>) {
     let assessment = plan::assess(after, deployment);
+    let in_before = WorldIndex::new(before);
     let accepted = |s: &PeeringState| matches!(s, PeeringState::Provisioning | PeeringState::Active);
     for p in after.peerings.iter().filter(|p| deployment.is_home(&p.accepter) && accepted(&p.state)) {
-        let was_accepted = before.peering(&p.id).is_some_and(|q| accepted(&q.state));
+        let was_accepted = in_before.peering(&p.id).is_some_and(|q| accepted(&q.state));
         if !was_accepted && !assessment.links.contains_key(&LinkKey::of(p)) {
             found.push(format!("{} was accepted for {}, which nobody consented to", p.id, LinkKey::of(p)));
         }
@@ -103,12 +107,13 @@ fn bad_input_is_reported(world: &World, assessment: &Assessment, deployment: &De
 
 /// Each side of an active link lets the other resolve its names exactly when
 /// the other asks for it (`tagpeer:dns=on`).
-fn dns_options_follow_intent(world: &World, assessment: &Assessment, found: &mut Vec<String>) {
+fn dns_options_follow_intent(index: &WorldIndex, assessment: &Assessment, found: &mut Vec<String>) {
     for key in assessment.links.keys().filter(|k| !assessment.is_held(k)) {
-        let kept = world.peerings.iter().find(|p| p.state == PeeringState::Active && p.is_of(key) && p.is_managed());
+        let kept = index.connections_of(key).find(|p| p.state == PeeringState::Active && p.is_managed());
         let Some(p) = kept else { continue };
         for (side, now) in [(&p.requester, p.dns.requester), (&p.accepter, p.dns.accepter)] {
-            let wanted = assessment.intent(key.other(side)).dns && crate::plan::dns_blocked_by(world, key).is_none();
+            let wanted =
+                assessment.intent_of(key.other(side)).dns && crate::plan::dns_blocked_by_at(index, key).is_none();
             if wanted != now {
                 found.push(format!("{key}: DNS resolution from {side}'s peer is {now}, asked {wanted}"));
             }
@@ -118,15 +123,15 @@ fn dns_options_follow_intent(world: &World, assessment: &Assessment, found: &mut
 
 /// Invariant 1: each link asked for has exactly one live connection; a link nobody asks
 /// for has none.
-fn links_have_one_connection(world: &World, assessment: &Assessment, found: &mut Vec<String>) {
-    for peering in world.peerings.iter().filter(|p| p.is_managed() && p.state.is_live()) {
+fn links_have_one_connection(index: &WorldIndex, assessment: &Assessment, found: &mut Vec<String>) {
+    for peering in index.live_managed_all() {
         let key = LinkKey::of(peering);
         if !assessment.links.contains_key(&key) && !assessment.is_held(&key) {
             found.push(format!("{} stands for {key}, which nobody asks for", peering.id));
         }
     }
     for key in assessment.links.keys().filter(|k| !assessment.is_held(k)) {
-        let live = world.live_managed(key);
+        let live = index.live_managed(key);
         if live.len() != 1 {
             let ids: Vec<&str> = live.iter().map(|p| p.id.as_str()).collect();
             found.push(format!("{key} has {} live connections: {ids:?}", live.len()));
@@ -142,10 +147,10 @@ fn links_have_one_connection(world: &World, assessment: &Assessment, found: &mut
 /// Invariant 2: each selected route table of each side of an active link routes each of
 /// the peer's ranges through the link's connection (a conflict is reported
 /// instead, and is not a violation of tagpeer's).
-fn routes_are_in_place(world: &World, assessment: &Assessment, found: &mut Vec<String>) {
+fn routes_are_in_place(index: &WorldIndex, assessment: &Assessment, found: &mut Vec<String>) {
     for key in assessment.links.keys().filter(|k| !assessment.is_held(k)) {
         for side in [&key.a, &key.b] {
-            match status::link_state(world, assessment, key, side) {
+            match status::link_state_at(index, assessment, key, side) {
                 LinkState::Ready(_) | LinkState::Conflict { .. } => {}
                 other => found.push(format!("{key} is not ready on {side}'s side: {other}")),
             }
@@ -154,11 +159,11 @@ fn routes_are_in_place(world: &World, assessment: &Assessment, found: &mut Vec<S
 }
 
 /// Invariant 5: no route points at a connection tagpeer manages that no longer stands.
-fn routes_point_at_live_connections(world: &World, found: &mut Vec<String>) {
-    for table in &world.route_tables {
+fn routes_point_at_live_connections(index: &WorldIndex, found: &mut Vec<String>) {
+    for table in &index.world().route_tables {
         for route in &table.routes {
             let Target::Peering(id) = &route.target else { continue };
-            if let Some(p) = world.peering(id) {
+            if let Some(p) = index.peering(id) {
                 if p.is_managed() && !p.state.is_live() {
                     found.push(format!(
                         "{} routes {} via {id}, which is {}",

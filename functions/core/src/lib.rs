@@ -6,6 +6,8 @@
 //! - [`ids`], [`cidr`]: identifiers and address ranges;
 //! - [`intent`]: the tag grammar, what people write;
 //! - [`model`]: what tagpeer observes (the [`model::World`]) and its links;
+//!   `index` (private): the world hashed by what a planning pass looks up,
+//!   built once a pass;
 //! - [`plan`]: the planner, intent and observed state in, actions out, in
 //!   named phases;
 //! - [`status`]: beside the planner, how each link stands and the words of
@@ -25,6 +27,7 @@ pub mod cidr;
 pub mod error;
 pub mod graph;
 pub mod ids;
+mod index;
 pub mod intent;
 pub mod invariants;
 pub mod model;

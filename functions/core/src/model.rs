@@ -64,6 +64,18 @@ impl fmt::Display for LinkKey {
     }
 }
 
+/// Two VPCs shown as the [`LinkKey`] they make ([`LinkKey::new`]'s order),
+/// without copying them into one: `is_managed` compares a connection's tag
+/// with it for every connection a planning pass looks at.
+struct AsKey<'a>(&'a Endpoint, &'a Endpoint);
+
+impl fmt::Display for AsKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (a, b) = if self.0 <= self.1 { (self.0, self.1) } else { (self.1, self.0) };
+        write!(f, "{a}+{b}")
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vpc {
     pub endpoint: Endpoint,
@@ -228,7 +240,7 @@ impl Peering {
     /// copied onto it is hand-made, and reported as such.
     pub fn is_managed(&self) -> bool {
         self.tags.get(intent::MANAGED).is_some_and(|v| v == "true")
-            && self.link_tag().is_some_and(|tag| written_as(&LinkKey::of(self), tag))
+            && self.link_tag().is_some_and(|tag| written_as(&AsKey(&self.requester, &self.accepter), tag))
     }
 
     /// A connection between the two VPCs of `key`, either way round (a
@@ -301,6 +313,24 @@ impl World {
         }
     }
 
+    /// [`World::merge_peering`] for each of many connections, each seen in its
+    /// region, in one pass: an observation lists every connection of every
+    /// region, so merging them one by one would scan the list once each.
+    pub fn merge_peerings(&mut self, seen: impl IntoIterator<Item = (Peering, Region)>) {
+        let mut at: std::collections::HashMap<PeeringId, usize> =
+            self.peerings.iter().enumerate().rev().map(|(i, p)| (p.id.clone(), i)).collect();
+        for (peering, seen_in) in seen {
+            match at.get(&peering.id) {
+                Some(&i) if seen_in == peering.requester.region => self.peerings[i] = peering,
+                Some(_) => {}
+                None => {
+                    at.insert(peering.id.clone(), self.peerings.len());
+                    self.peerings.push(peering);
+                }
+            }
+        }
+    }
+
     /// Adds what another account's reader role showed: its VPCs and route
     /// tables, and, for connections already known, the tags of the requester's
     /// view (each account sees only its own tags on a connection).
@@ -323,12 +353,7 @@ impl World {
     /// The peering connections tagpeer made for `key` that still stand, the one
     /// to keep first: active before pending, then the smallest id.
     pub fn live_managed(&self, key: &LinkKey) -> Vec<&Peering> {
-        let mut live: Vec<&Peering> =
-            self.peerings.iter().filter(|p| p.state.is_live() && p.is_of(key) && p.is_managed()).collect();
-        live.sort_by(|x, y| {
-            (x.state != PeeringState::Active, x.id.as_str()).cmp(&(y.state != PeeringState::Active, y.id.as_str()))
-        });
-        live
+        kept_first(self.peerings.iter().filter(|p| p.state.is_live() && p.is_of(key) && p.is_managed()).collect())
     }
 
     /// The world once AWS has finished what it was doing: a connection
@@ -354,6 +379,16 @@ impl World {
     }
 }
 
+/// One link's `live` managed connections, the one to keep first: active
+/// before pending, then the smallest id. Shared by [`World::live_managed`] and
+/// the planner's index (`crate::index`), so that both keep the same one.
+pub(crate) fn kept_first(mut live: Vec<&Peering>) -> Vec<&Peering> {
+    live.sort_by(|x, y| {
+        (x.state != PeeringState::Active, x.id.as_str()).cmp(&(y.state != PeeringState::Active, y.id.as_str()))
+    });
+    live
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +407,13 @@ mod tests {
     }
 
     #[test]
+    fn two_vpcs_show_as_the_link_they_make_either_way_round() {
+        let shown = LinkKey::new(seoul(), osaka()).to_string();
+        assert_eq!(AsKey(&seoul(), &osaka()).to_string(), shown);
+        assert_eq!(AsKey(&osaka(), &seoul()).to_string(), shown);
+    }
+
+    #[test]
     fn a_connection_is_of_its_two_vpcs_either_way_round() {
         let key = LinkKey::new(seoul(), osaka());
         let peering = |requester: Endpoint, accepter: Endpoint| Peering {
@@ -386,5 +428,42 @@ mod tests {
         assert!(peering(seoul(), osaka()).is_of(&key));
         assert!(peering(osaka(), seoul()).is_of(&key));
         assert!(!peering(seoul(), seoul()).is_of(&key));
+    }
+
+    #[test]
+    fn merging_many_connections_at_once_is_merging_them_one_by_one() {
+        let (seoul_region, osaka_region) = (seoul().region, osaka().region);
+        let peering = |id: &str, state: PeeringState, tagged: bool| Peering {
+            id: id.parse().unwrap(),
+            requester: seoul(),
+            accepter: osaka(),
+            state,
+            tags: if tagged { [(intent::MANAGED.to_owned(), "true".to_owned())].into() } else { BTreeMap::new() },
+            dns: PeeringDns::default(),
+            hidden_from_accepter: false,
+        };
+        // A cross-region connection is listed in both regions, in either order; the
+        // requester's view (tagged) wins; one known before the merge is updated in place.
+        let known = World {
+            peerings: vec![peering("pcx-00000003", PeeringState::PendingAcceptance, true)],
+            ..World::default()
+        };
+        let seen = vec![
+            (peering("pcx-00000001", PeeringState::Active, false), osaka_region.clone()),
+            (peering("pcx-00000001", PeeringState::Active, true), seoul_region.clone()),
+            (peering("pcx-00000002", PeeringState::Active, true), seoul_region.clone()),
+            (peering("pcx-00000002", PeeringState::Active, false), osaka_region.clone()),
+            (peering("pcx-00000003", PeeringState::Active, true), seoul_region.clone()),
+            (peering("pcx-00000004", PeeringState::Deleted, false), osaka_region),
+        ];
+        let mut one_by_one = known.clone();
+        for (p, region) in seen.clone() {
+            one_by_one.merge_peering(p, &region);
+        }
+        let mut at_once = known;
+        at_once.merge_peerings(seen);
+        assert_eq!(at_once.peerings, one_by_one.peerings);
+        assert_eq!(at_once.peerings.len(), 4);
+        assert!(at_once.peerings.iter().take(3).all(|p| p.tags.contains_key(intent::MANAGED)), "the requester's view");
     }
 }

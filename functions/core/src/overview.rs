@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::ids::{Endpoint, PeeringId, Region, RouteTableId};
+use crate::index::{Lookup, WorldIndex};
 use crate::intent::VpcRef;
 use crate::model::{LinkKey, World};
-use crate::plan::{all_links, Assessment, Problem};
-use crate::status::{link_state, LinkState};
+use crate::plan::{Assessment, EveryLink, Problem};
+use crate::status::{link_state_at, LinkState};
 
 /// How a link stands, both sides taken together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,15 +83,16 @@ pub struct LinkSummary {
 /// failing link to what it names.
 pub fn links(world: &World, assessment: &Assessment) -> Vec<LinkSummary> {
     let mut out: BTreeMap<LinkKey, LinkSummary> = BTreeMap::new();
-    for key in all_links(world, assessment) {
-        let live = world.live_managed(&key);
+    let index = WorldIndex::new(world);
+    for (key, desired) in EveryLink::new(&index, assessment).iter() {
+        let live = index.live_managed(key);
         let kept = live.first();
-        let requester = match (assessment.links.get(&key), kept) {
+        let requester = match (desired, kept) {
             (Some(desired), _) => desired.requester.clone(),
             (None, Some(p)) => p.requester.clone(),
             (None, None) => key.a.clone(),
         };
-        let states = [link_state(world, assessment, &key, &key.a), link_state(world, assessment, &key, &key.b)];
+        let states = [link_state_at(&index, assessment, key, &key.a), link_state_at(&index, assessment, key, &key.b)];
         let worst = states.iter().max_by_key(|s| rank(s)).expect("two sides");
         out.insert(
             key.clone(),
@@ -100,7 +102,7 @@ pub fn links(world: &World, assessment: &Assessment) -> Vec<LinkSummary> {
                 peering: kept.map(|p| p.id.clone()),
                 requested_at: kept.map(|p| p.requested_at()).filter(|at| *at > 0),
                 requester,
-                key,
+                key: key.clone(),
             },
         );
     }
@@ -234,13 +236,19 @@ pub fn region_gauges(
             }
         }
     }
-    for link in summaries.iter().filter(|l| l.health == Health::Conflict) {
-        for side in [&link.key.a, &link.key.b] {
-            if &side.region == region
-                && assessment.is_mine(side)
-                && matches!(link_state(world, assessment, &link.key, side), LinkState::Conflict { .. })
-            {
-                g.route_conflicts += 1;
+    let conflicts: Vec<&LinkSummary> = summaries.iter().filter(|l| l.health == Health::Conflict).collect();
+    // An index only when there is something to look up: the router publishes
+    // these gauges on every invocation, and conflicts are rare.
+    if !conflicts.is_empty() {
+        let index = WorldIndex::new(world);
+        for link in conflicts {
+            for side in [&link.key.a, &link.key.b] {
+                if &side.region == region
+                    && assessment.is_mine(side)
+                    && matches!(link_state_at(&index, assessment, &link.key, side), LinkState::Conflict { .. })
+                {
+                    g.route_conflicts += 1;
+                }
             }
         }
     }

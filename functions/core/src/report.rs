@@ -9,6 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::ids::Region;
+use crate::index::{Lookup, WorldIndex};
 use crate::model::{LinkKey, Target, World};
 use crate::overview::{self, Health, LinkSummary};
 use crate::plan::{self, Action, Deployment, Role, Scope};
@@ -144,12 +145,13 @@ pub fn status_report(world: &World, deployment: &Deployment) -> StatusReport {
     let assessment = plan::assess(world, deployment);
     let summaries = overview::links(world, &assessment);
     let existing = plan::all_links(world, &assessment);
+    let index = WorldIndex::new(world);
     let links = summaries
         .iter()
         .map(|summary| {
             let key = &summary.key;
-            let connections = world.live_managed(key).iter().map(|p| format!("{} {}", p.id, p.state.code())).collect();
-            let sides = if existing.contains(key) { sides(world, &assessment, key) } else { Vec::new() };
+            let connections = index.live_managed(key).iter().map(|p| format!("{} {}", p.id, p.state.code())).collect();
+            let sides = if existing.contains(key) { sides(&index, &assessment, key) } else { Vec::new() };
             LinkRow {
                 link: key.to_string(),
                 health: summary.health.word(),
@@ -174,14 +176,13 @@ pub fn status_report(world: &World, deployment: &Deployment) -> StatusReport {
 }
 
 /// Each side of `key`: its state and its routes through the link's connections.
-fn sides(world: &World, assessment: &plan::Assessment, key: &LinkKey) -> Vec<SideRow> {
-    let link_connections: BTreeSet<&str> =
-        world.peerings.iter().filter(|p| p.is_of(key)).map(|p| p.id.as_str()).collect();
+fn sides(index: &WorldIndex, assessment: &plan::Assessment, key: &LinkKey) -> Vec<SideRow> {
+    let link_connections: BTreeSet<&str> = index.connections_of(key).map(|p| p.id.as_str()).collect();
     [&key.a, &key.b]
         .into_iter()
         .map(|side| {
             let mut routes = Vec::new();
-            for table in world.route_tables_of(side) {
+            for table in index.route_tables_of(side) {
                 for route in &table.routes {
                     if let Target::Peering(id) = &route.target {
                         if link_connections.contains(id.as_str()) {
@@ -193,7 +194,7 @@ fn sides(world: &World, assessment: &plan::Assessment, key: &LinkKey) -> Vec<Sid
             SideRow {
                 vpc: format!("{}/{}", side.region, side.vpc_id),
                 peer: key.other(side).relative_to(side),
-                state: status::link_state(world, assessment, key, side).to_string(),
+                state: status::link_state_at(index, assessment, key, side).to_string(),
                 routes,
             }
         })

@@ -2,17 +2,18 @@
 //! ([`LinkState`]), and the words of `tagpeer-status`, one line a person can
 //! read per VPC ([`statuses`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use ipnet::IpNet;
 
 use crate::ids::{Endpoint, PeeringId, Region, RouteTableId};
+use crate::index::{Lookup, WorldIndex};
 use crate::intent::{self, TAG_VALUE_MAX};
 use crate::model::{LinkKey, PeeringState, Target, Vpc, World};
 use crate::plan::{
-    all_links, dns_blocked_by, judge_route, retry, wanted_routes, Action, Assessment, Problem, Retry, RouteVerdict,
-    Scope, VpcError,
+    dns_blocked_by_at, judge_route_at, retry_at, wanted_routes_at, Action, Assessment, EveryLink, Problem, Retry,
+    RouteVerdict, Scope, VpcError,
 };
 
 impl fmt::Display for VpcError {
@@ -128,12 +129,23 @@ pub enum LinkState {
 /// counted on that side only, so each VPC's status is the work of its own
 /// region's functions, and the two routers never race on one status.
 pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey, side: &Endpoint) -> LinkState {
+    link_state_at(world, assessment, key, side)
+}
+
+/// [`link_state`], looking things up through `lookup` (a pass's index, or the world).
+pub(crate) fn link_state_at<'w>(
+    lookup: impl Lookup<'w>,
+    assessment: &Assessment,
+    key: &LinkKey,
+    side: &Endpoint,
+) -> LinkState {
+    let world = lookup.world();
     if assessment.is_held(key) {
         return LinkState::Held;
     }
-    let live = world.live_managed(key);
+    let live = lookup.live_managed(key);
     let Some(kept) = live.first() else {
-        return match retry(world, key) {
+        return match retry_at(lookup, key) {
             Retry::Later { last, attempt, at } if assessment.links.contains_key(key) => {
                 LinkState::Waiting { last, attempt, seconds: at.saturating_sub(world.observed_at) }
             }
@@ -147,11 +159,11 @@ pub fn link_state(world: &World, assessment: &Assessment, key: &LinkKey, side: &
         return LinkState::Pending(kept.id.clone());
     }
     let (mut wanted, mut missing) = (0, 0);
-    if let Some(peer) = world.vpc(key.other(side)) {
-        for (table, ranges) in wanted_routes(world, assessment, side, peer) {
+    if let Some(peer) = lookup.vpc(key.other(side)) {
+        for (table, ranges) in wanted_routes_at(lookup, assessment, side, peer) {
             for destination in ranges {
                 wanted += 1;
-                match judge_route(world, key, kept, table.route_to(&destination)) {
+                match judge_route_at(lookup, key, kept, table.route_to(&destination)) {
                     RouteVerdict::InPlace => {}
                     RouteVerdict::Missing if table.routes.len() >= assessment.quotas.routes_per_table => {
                         return LinkState::TableFull {
@@ -192,21 +204,31 @@ pub fn statuses(
     scope: &Scope,
     failures: &BTreeMap<LinkKey, String>,
 ) -> Vec<Action> {
-    let links = all_links(world, assessment);
+    let index = WorldIndex::new(world);
+    let links = EveryLink::new(&index, assessment);
+    let speaks_for = |vpc: &Endpoint| &vpc.region == region && assessment.is_mine(vpc);
     let mut touched: BTreeSet<&Endpoint> = BTreeSet::new();
-    for key in links.iter().filter(|k| scope.in_view(k, world, assessment)) {
-        touched.extend([&key.a, &key.b]);
+    // Each VPC's links, in canonical order, for the VPCs whose status this
+    // function writes: one walk over the links instead of one per VPC.
+    let mut links_of: HashMap<&Endpoint, Vec<&LinkKey>> = HashMap::new();
+    for key in links.keys() {
+        if !scope.rewrites_every_status() && scope.in_view_at(key, &index, assessment) {
+            touched.extend([&key.a, &key.b]);
+        }
+        // Once a VPC, even for a connection from a VPC to itself.
+        let sides = if key.a == key.b { &[&key.a][..] } else { &[&key.a, &key.b][..] };
+        for side in sides.iter().copied().filter(|side| speaks_for(side)) {
+            links_of.entry(side).or_default().push(key);
+        }
     }
     let named = scope.named_vpcs(world);
     touched.extend(&named);
     let mut actions = Vec::new();
-    let in_scope = |v: &&Vpc| {
-        &v.endpoint.region == region
-            && assessment.is_mine(&v.endpoint)
-            && (scope.rewrites_every_status() || touched.contains(&v.endpoint))
-    };
+    let in_scope =
+        |v: &&Vpc| speaks_for(&v.endpoint) && (scope.rewrites_every_status() || touched.contains(&v.endpoint));
     for vpc in world.vpcs.iter().filter(in_scope) {
-        let wanted = render(world, assessment, &links, failures, &vpc.endpoint);
+        let links = links_of.get(&vpc.endpoint).into_iter().flatten().copied();
+        let wanted = render_at(&index, assessment, links, failures, &vpc.endpoint);
         let line = wanted.as_ref().map(|w| w.line.as_str());
         if line != vpc.status() {
             let reports_error = wanted.as_ref().is_some_and(|w| w.reports_error);
@@ -230,13 +252,15 @@ pub fn newly_ready(
     scope: &Scope,
 ) -> Vec<(LinkKey, Endpoint, PeeringId)> {
     let mut ready = Vec::new();
-    for key in all_links(after, assessment).into_iter().filter(|k| scope.in_view(k, after, assessment)) {
+    let (in_before, in_after) = (WorldIndex::new(before), WorldIndex::new(after));
+    let links = EveryLink::new(&in_after, assessment);
+    for key in links.keys().filter(|k| scope.in_view_at(k, &in_after, assessment)) {
         for side in [&key.a, &key.b] {
             if &side.region != region || !assessment.is_mine(side) {
                 continue;
             }
-            if let LinkState::Ready(peering) = link_state(after, assessment, &key, side) {
-                if link_state(before, assessment, &key, side) != LinkState::Ready(peering.clone()) {
+            if let LinkState::Ready(peering) = link_state_at(&in_after, assessment, key, side) {
+                if link_state_at(&in_before, assessment, key, side) != LinkState::Ready(peering.clone()) {
                     ready.push((key.clone(), side.clone(), peering));
                 }
             }
@@ -293,6 +317,18 @@ pub fn render(
     failures: &BTreeMap<LinkKey, String>,
     vpc: &Endpoint,
 ) -> Option<StatusLine> {
+    render_at(world, assessment, links.iter().filter(|k| k.has(vpc)), failures, vpc)
+}
+
+/// [`render`] from `links`, the links of `vpc` in canonical order, looking
+/// things up through `lookup` (a pass's index, or the world).
+fn render_at<'w, 'k>(
+    lookup: impl Lookup<'w>,
+    assessment: &Assessment,
+    links: impl Iterator<Item = &'k LinkKey>,
+    failures: &BTreeMap<LinkKey, String>,
+    vpc: &Endpoint,
+) -> Option<StatusLine> {
     if let Some(errors) = assessment.held.get(vpc) {
         let parts: Vec<String> = errors.iter().map(|e| format!("{ERROR}{e}")).collect();
         return Some(StatusLine { line: clip(parts.join("; ")), reports_error: true });
@@ -300,11 +336,11 @@ pub fn render(
     let mut parts: Vec<String> =
         assessment.problems.get(vpc).into_iter().flatten().map(|p| format!("{ERROR}{p}")).collect();
     let reports_error = !parts.is_empty();
-    for key in links.iter().filter(|k| k.has(vpc)) {
+    for key in links {
         let peer = key.other(vpc).relative_to(vpc);
-        let mut state = link_state(world, assessment, key, vpc).to_string();
-        if assessment.intent(vpc).dns {
-            if let Some(lacking) = dns_blocked_by(world, key) {
+        let mut state = link_state_at(lookup, assessment, key, vpc).to_string();
+        if assessment.intent_of(vpc).dns {
+            if let Some(lacking) = dns_blocked_by_at(lookup, key) {
                 state.push_str(&format!(
                     ", but no DNS resolution: {} needs DNS hostnames and DNS resolution on",
                     lacking.relative_to(vpc)
@@ -317,7 +353,7 @@ pub fn render(
         }
     }
     if parts.is_empty() {
-        let has_intent = world.vpc(vpc).is_some_and(|v| intent::has_intent_tags(&v.tags));
+        let has_intent = lookup.vpc(vpc).is_some_and(|v| intent::has_intent_tags(&v.tags));
         return has_intent.then(|| StatusLine { line: "no links".to_owned(), reports_error: false });
     }
     Some(StatusLine { line: clip(parts.join("; ")), reports_error })

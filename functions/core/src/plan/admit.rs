@@ -2,34 +2,44 @@
 //! place (a quota never takes a working link down); new ones take what room
 //! is left, in canonical order, so every function reaches the same verdict.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use super::assess::{Assessment, DesiredLink, Problem};
+use super::assess::{Assessment, Candidate, Problem};
 use super::deployment::{Deployment, Quotas};
-use super::router::wanted_routes;
+use super::router::wanted_routes_at;
 use crate::ids::{AccountId, Endpoint, Region, RouteTableId};
+use crate::index::{Lookup, WorldIndex};
 use crate::model::{PeeringState, World};
 
 /// Admits `candidates` into `out.links` as far as the quotas allow; each one
 /// refused is a problem of the deployment's VPCs on either side.
-pub(super) fn within_quotas(
-    world: &World,
+pub(super) fn within_quotas<'w>(
+    index: &WorldIndex<'w>,
     deployment: &Deployment,
     out: &mut Assessment,
-    mut candidates: Vec<DesiredLink>,
+    candidates: Vec<Candidate<'w>>,
 ) {
-    let mut budget = Budget::new(world, deployment.quotas);
-    candidates.sort_by_key(|l| (world.live_managed(&l.key).is_empty(), l.key.clone()));
-    for link in candidates {
-        let key = link.key.clone();
-        let stands = !world.live_managed(&key).is_empty();
-        match budget.admit(world, out, &link, stands) {
+    let mut budget = Budget::new(index.world(), deployment.quotas);
+    // Whether each stands (has a live connection tagpeer made), asked once:
+    // standing links first, each kind in canonical order.
+    let mut candidates: Vec<(Candidate, bool)> = candidates
+        .into_iter()
+        .map(|c| {
+            let stands = !index.live_managed_between(c.sides.0, c.sides.1).is_empty();
+            (c, stands)
+        })
+        .collect();
+    candidates.sort_by(|(x, x_stands), (y, y_stands)| (!x_stands, x.sides).cmp(&(!y_stands, y.sides)));
+    for (candidate, stands) in candidates {
+        match budget.admit(index, out, &candidate, stands) {
             Ok(()) => {
-                out.links.insert(key, link);
+                let link = candidate.desired();
+                out.links.insert(link.key.clone(), link);
             }
             Err(over) => {
-                for asker in [&key.a, &key.b].into_iter().filter(|a| a.account == deployment.account) {
-                    out.problems.entry(asker.clone()).or_default().push(over.problem(key.other(asker)));
+                let (a, b) = candidate.sides;
+                for (asker, peer) in [(a, b), (b, a)].into_iter().filter(|(a, _)| a.account == deployment.account) {
+                    out.problems.entry(asker.clone()).or_default().push(over.problem(peer));
                 }
             }
         }
@@ -63,26 +73,28 @@ impl OverQuota {
 }
 
 /// What the quotas leave room for: live connections per VPC, requests awaiting
-/// acceptance per requesting account and region, routes per table.
-struct Budget {
+/// acceptance per requesting account and region, routes per table. Keyed by
+/// what the world holds, borrowed (only looked up, never walked in order):
+/// counting every live connection's two sides would otherwise copy both.
+struct Budget<'w> {
     quotas: Quotas,
-    peerings: BTreeMap<Endpoint, usize>,
-    outstanding: BTreeMap<(AccountId, Region), usize>,
-    routes: BTreeMap<RouteTableId, usize>,
+    peerings: HashMap<&'w Endpoint, usize>,
+    outstanding: HashMap<(&'w AccountId, &'w Region), usize>,
+    routes: HashMap<&'w RouteTableId, usize>,
 }
 
-impl Budget {
-    fn new(world: &World, quotas: Quotas) -> Self {
-        let mut peerings: BTreeMap<Endpoint, usize> = BTreeMap::new();
-        let mut outstanding: BTreeMap<(AccountId, Region), usize> = BTreeMap::new();
+impl<'w> Budget<'w> {
+    fn new(world: &'w World, quotas: Quotas) -> Self {
+        let mut peerings: HashMap<&Endpoint, usize> = HashMap::new();
+        let mut outstanding: HashMap<(&AccountId, &Region), usize> = HashMap::new();
         for p in world.peerings.iter().filter(|p| p.state.is_live()) {
-            *peerings.entry(p.requester.clone()).or_default() += 1;
-            *peerings.entry(p.accepter.clone()).or_default() += 1;
+            *peerings.entry(&p.requester).or_default() += 1;
+            *peerings.entry(&p.accepter).or_default() += 1;
             if matches!(p.state, PeeringState::InitiatingRequest | PeeringState::PendingAcceptance) {
-                *outstanding.entry((p.requester.account.clone(), p.requester.region.clone())).or_default() += 1;
+                *outstanding.entry((&p.requester.account, &p.requester.region)).or_default() += 1;
             }
         }
-        let routes = world.route_tables.iter().map(|t| (t.id.clone(), t.routes.len())).collect();
+        let routes = world.route_tables.iter().map(|t| (&t.id, t.routes.len())).collect();
         Self { quotas, peerings, outstanding, routes }
     }
 
@@ -91,14 +103,14 @@ impl Budget {
     /// connection already, and the router adds what routes fit.
     fn admit(
         &mut self,
-        world: &World,
+        index: &WorldIndex<'w>,
         assessment: &Assessment,
-        link: &DesiredLink,
+        link: &Candidate<'w>,
         stands: bool,
     ) -> Result<(), OverQuota> {
-        let key = &link.key;
-        let sides = [(&key.a, &key.b), (&key.b, &key.a)];
-        let requests = (link.requester.account.clone(), link.requester.region.clone());
+        let (a, b) = link.sides;
+        let sides = [(a, b), (b, a)];
+        let requests = (&link.requester.account, &link.requester.region);
         if !stands {
             for (side, _) in sides {
                 if self.peerings.get(side).copied().unwrap_or(0) >= self.quotas.peerings_per_vpc {
@@ -106,14 +118,14 @@ impl Budget {
                 }
             }
             if self.outstanding.get(&requests).copied().unwrap_or(0) >= self.quotas.outstanding_requests {
-                let (account, region) = requests;
+                let (account, region) = (requests.0.clone(), requests.1.clone());
                 return Err(OverQuota::Requests { account, region, quota: self.quotas.outstanding_requests });
             }
         }
         let mut needs: Vec<(&RouteTableId, usize)> = Vec::new();
         for (side, other) in sides {
-            let Some(peer) = world.vpc(other) else { continue };
-            for (table, ranges) in wanted_routes(world, assessment, side, peer) {
+            let Some(peer) = index.vpc(other) else { continue };
+            for (table, ranges) in wanted_routes_at(index, assessment, side, peer) {
                 let needed = ranges.iter().filter(|r| table.route_to(r).is_none()).count();
                 let now = self.routes.get(&table.id).copied().unwrap_or(0);
                 if !stands && needed > 0 && now + needed > self.quotas.routes_per_table {
@@ -129,12 +141,12 @@ impl Budget {
         }
         if !stands {
             for (side, _) in sides {
-                *self.peerings.entry(side.clone()).or_default() += 1;
+                *self.peerings.entry(side).or_default() += 1;
             }
             *self.outstanding.entry(requests).or_default() += 1;
         }
         for (table, needed) in needs {
-            *self.routes.entry(table.clone()).or_default() += needed;
+            *self.routes.entry(table).or_default() += needed;
         }
         Ok(())
     }

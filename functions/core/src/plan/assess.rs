@@ -9,6 +9,7 @@ use super::deployment::{Deployment, Quotas};
 use crate::cidr;
 use crate::error::TagError;
 use crate::ids::{AccountId, Endpoint, PeeringId, Region, RouteTableId, VpcId};
+use crate::index::{pair, Lookup, Pair, WorldIndex};
 use crate::intent::{self, Acceptance, Intent, RouteTables, VpcRef};
 use crate::model::{LinkKey, Vpc, World};
 
@@ -98,6 +99,16 @@ pub enum VpcError {
     UnknownRouteTable(RouteTableId),
 }
 
+/// The intent of a VPC that has none ([`Intent::default`]), to lend.
+static NO_INTENT: Intent = Intent {
+    peers: Vec::new(),
+    mesh: Vec::new(),
+    accept: Acceptance::Nobody,
+    route_tables: RouteTables::All,
+    dns: false,
+    ipv6: false,
+};
+
 /// The analysis every role shares: who asks for what, and what is wrong.
 #[derive(Clone, Debug)]
 pub struct Assessment {
@@ -120,7 +131,13 @@ impl Assessment {
     }
 
     pub fn intent(&self, vpc: &Endpoint) -> Intent {
-        self.intents.get(vpc).cloned().unwrap_or_default()
+        self.intent_of(vpc).clone()
+    }
+
+    /// [`Assessment::intent`], lent rather than copied: the planner asks it
+    /// of both sides of every link, several times a pass.
+    pub(crate) fn intent_of(&self, vpc: &Endpoint) -> &Intent {
+        self.intents.get(vpc).unwrap_or(&NO_INTENT)
     }
 
     /// A side this deployment acts on (its other regions are checked by the caller).
@@ -137,15 +154,20 @@ impl Assessment {
 ///    connection, no consent);
 /// 4. [`admit::within_quotas`]: the links that fit the quotas.
 pub fn assess(world: &World, deployment: &Deployment) -> Assessment {
-    let mut out = read_intents(world, deployment);
-    let asked = asked_links(world, deployment, &mut out);
-    let candidates = validate(world, deployment, &mut out, asked);
-    admit::within_quotas(world, deployment, &mut out, candidates);
+    assess_at(&WorldIndex::new(world), deployment)
+}
+
+/// [`assess`], on the world's index.
+pub(super) fn assess_at(index: &WorldIndex, deployment: &Deployment) -> Assessment {
+    let mut out = read_intents(index, deployment);
+    let asked = asked_links(index, deployment, &mut out);
+    let candidates = validate(index, deployment, &mut out, asked);
+    admit::within_quotas(index, deployment, &mut out, candidates);
     out
 }
 
 /// Each VPC's intent; VPCs whose tags cannot be acted on are held.
-fn read_intents(world: &World, deployment: &Deployment) -> Assessment {
+fn read_intents(index: &WorldIndex, deployment: &Deployment) -> Assessment {
     let mut out = Assessment {
         account: deployment.account.clone(),
         quotas: deployment.quotas,
@@ -154,13 +176,13 @@ fn read_intents(world: &World, deployment: &Deployment) -> Assessment {
         problems: BTreeMap::new(),
         links: BTreeMap::new(),
     };
-    for vpc in &world.vpcs {
+    for vpc in &index.world().vpcs {
         if !intent::has_intent_tags(&vpc.tags) {
             continue;
         }
         match Intent::from_tags(&vpc.tags) {
             Ok(intent) => {
-                let unknown = unknown_route_tables(world, vpc, &intent.route_tables);
+                let unknown = unknown_route_tables(index, vpc, &intent.route_tables);
                 if !unknown.is_empty() {
                     out.held.insert(vpc.endpoint.clone(), unknown);
                 }
@@ -174,21 +196,52 @@ fn read_intents(world: &World, deployment: &Deployment) -> Assessment {
     out
 }
 
+/// Which sides of a pair of VPCs ask for it (a pair is only ever asked for
+/// by its own sides). The pairs asked for are every pair of every mesh: they
+/// are kept as [`Pair`]s borrowed from the world, and only the links
+/// admitted are copied into [`LinkKey`]s.
+#[derive(Clone, Copy, Default)]
+struct Askers {
+    a: bool,
+    b: bool,
+}
+
+impl Askers {
+    fn add(&mut self, (a, _): Pair, asker: &Endpoint) {
+        if asker == a {
+            self.a = true;
+        } else {
+            self.b = true;
+        }
+    }
+
+    /// The sides that ask, in canonical order.
+    fn of<'e>(self, (a, b): Pair<'e>) -> impl Iterator<Item = &'e Endpoint> + Clone {
+        [(self.a, a), (self.b, b)].into_iter().filter(|(asks, _)| *asks).map(|(_, side)| side)
+    }
+}
+
 /// Every pair asked for, by whom. Other accounts' VPCs are in the world only
 /// as far as this account's links need them: their references count when
 /// they name this account's VPCs, and their mesh groups not at all.
-fn asked_links(world: &World, deployment: &Deployment, out: &mut Assessment) -> BTreeMap<LinkKey, BTreeSet<Endpoint>> {
-    let mut asked: BTreeMap<LinkKey, BTreeSet<Endpoint>> = BTreeMap::new();
+fn asked_links<'w>(
+    index: &WorldIndex<'w>,
+    deployment: &Deployment,
+    out: &mut Assessment,
+) -> BTreeMap<Pair<'w>, Askers> {
+    let home_of = |home: &Endpoint| index.vpc(home).expect("intents come from the world's VPCs");
+    let mut asked: BTreeMap<Pair, Askers> = BTreeMap::new();
     for (home, intent) in &out.intents {
-        let vpc = world.vpc(home).expect("intents come from the world's VPCs");
+        let vpc = home_of(home);
         let mine = out.is_mine(home);
         for reference in &intent.peers {
             if !mine && !out.is_mine(&reference.resolve(home)) {
                 continue;
             }
-            match check_reference(world, deployment, vpc, reference) {
+            match check_reference(index, deployment, vpc, reference) {
                 Ok(peer) => {
-                    asked.entry(LinkKey::new(home.clone(), peer)).or_default().insert(home.clone());
+                    let key = pair(&vpc.endpoint, &peer.endpoint);
+                    asked.entry(key).or_default().add(key, home);
                 }
                 Err(problem) => out.problems.entry(home.clone()).or_default().push(problem),
             }
@@ -197,65 +250,85 @@ fn asked_links(world: &World, deployment: &Deployment, out: &mut Assessment) -> 
     let mut groups: BTreeMap<&str, Vec<&Endpoint>> = BTreeMap::new();
     for (home, intent) in out.intents.iter().filter(|(home, _)| out.is_mine(home)) {
         for group in &intent.mesh {
-            groups.entry(group.as_str()).or_default().push(home);
+            groups.entry(group.as_str()).or_default().push(&home_of(home).endpoint);
         }
     }
     for members in groups.values() {
         for (i, x) in members.iter().enumerate() {
             for y in &members[i + 1..] {
-                let key = LinkKey::new((*x).clone(), (*y).clone());
-                asked.entry(key).or_default().extend([(*x).clone(), (*y).clone()]);
+                let key = pair(x, y);
+                let askers = asked.entry(key).or_default();
+                askers.add(key, x);
+                askers.add(key, y);
             }
         }
     }
     asked
 }
 
+/// A pair that can be a link, with its requester: what [`admit`] admits.
+/// Borrowed from the world, so that every pair a mesh asks for costs no copy
+/// of its VPCs until it is admitted.
+pub(super) struct Candidate<'w> {
+    pub(super) sides: Pair<'w>,
+    pub(super) requester: &'w Endpoint,
+}
+
+impl Candidate<'_> {
+    /// The link as the assessment holds it.
+    pub(super) fn desired(&self) -> DesiredLink {
+        DesiredLink { key: LinkKey::new(self.sides.0.clone(), self.sides.1.clone()), requester: self.requester.clone() }
+    }
+}
+
 /// The pairs that can be links, each with its requester; the others are
 /// problems of the VPCs that asked for them.
-fn validate(
-    world: &World,
+fn validate<'w>(
+    index: &WorldIndex<'w>,
     deployment: &Deployment,
     out: &mut Assessment,
-    asked: BTreeMap<LinkKey, BTreeSet<Endpoint>>,
-) -> Vec<DesiredLink> {
+    asked: BTreeMap<Pair<'w>, Askers>,
+) -> Vec<Candidate<'w>> {
     let mut candidates = Vec::new();
-    for (key, askers) in asked {
-        let (a, b) = (world.vpc(&key.a), world.vpc(&key.b));
+    for (sides, askers) in asked {
+        let (a, b) = (index.vpc(sides.0), index.vpc(sides.1));
         let (Some(a), Some(b)) = (a, b) else { continue };
+        // The other side, as `LinkKey::other` has it.
+        let other = |vpc: &Endpoint| if vpc == sides.0 { sides.1 } else { sides.0 };
+        let askers = askers.of(sides);
         // The first asker in canonical order requests: the asker when only one
         // asks, the smaller (account, region, vpc-id) when both do.
-        let requester = askers.first().expect("a link is asked for by someone").clone();
+        let requester = askers.clone().next().expect("a link is asked for by someone");
         let complain = |out: &mut Assessment, problem: &dyn Fn(&Endpoint) -> Problem| {
-            for asker in askers.iter().filter(|a| a.account == out.account) {
+            for asker in askers.clone().filter(|a| a.account == out.account) {
                 out.problems.entry(asker.clone()).or_default().push(problem(asker));
             }
         };
         if let Some((mine, theirs)) = cidr::first_overlap(&all_ranges(a), &all_ranges(b)) {
             complain(out, &|asker| {
-                let (mine, theirs) = if asker == &key.a { (*mine, *theirs) } else { (*theirs, *mine) };
-                Problem::Overlap { peer: key.other(asker).clone(), mine, theirs }
+                let (mine, theirs) = if asker == sides.0 { (*mine, *theirs) } else { (*theirs, *mine) };
+                Problem::Overlap { peer: other(asker).clone(), mine, theirs }
             });
             continue;
         }
-        if let Some(hand_made) = world.peerings.iter().find(|p| p.state.is_live() && p.is_of(&key) && !p.is_managed()) {
+        let hand_made = index.connections_between(sides.0, sides.1).find(|p| p.state.is_live() && !p.is_managed());
+        if let Some(hand_made) = hand_made {
             complain(out, &|asker| Problem::UnmanagedPeering {
-                peer: key.other(asker).clone(),
+                peer: other(asker).clone(),
                 peering: hand_made.id.clone(),
             });
             continue;
         }
-        let link = DesiredLink { key: key.clone(), requester };
-        if !consented(out, deployment, &link) {
-            let (accepter, requester) = (link.accepter().clone(), link.requester.clone());
+        let accepter = other(requester);
+        if !consented(out, deployment, requester, accepter) {
             complain(out, &|asker| Problem::NoConsent {
-                peer: key.other(asker).clone(),
+                peer: other(asker).clone(),
                 accepter: accepter.clone(),
                 requester: requester.clone(),
             });
             continue;
         }
-        candidates.push(link);
+        candidates.push(Candidate { sides, requester });
     }
     candidates
 }
@@ -265,8 +338,7 @@ fn validate(
 /// accepter's `tagpeer:accept` naming the requester's account, its VPC, or `*`.
 /// The accepter's deployment checks the same with its own allowed accounts,
 /// and accepts nothing else.
-fn consented(assessment: &Assessment, deployment: &Deployment, link: &DesiredLink) -> bool {
-    let (requester, accepter) = (&link.requester, link.accepter());
+fn consented(assessment: &Assessment, deployment: &Deployment, requester: &Endpoint, accepter: &Endpoint) -> bool {
     if requester.account == accepter.account {
         return true;
     }
@@ -274,7 +346,7 @@ fn consented(assessment: &Assessment, deployment: &Deployment, link: &DesiredLin
     if !deployment.allowed_accounts.contains(other) {
         return false;
     }
-    match &assessment.intent(accepter).accept {
+    match &assessment.intent_of(accepter).accept {
         Acceptance::Nobody => false,
         Acceptance::Anyone => true,
         Acceptance::Only { accounts, vpcs } => {
@@ -318,22 +390,23 @@ fn all_ranges(vpc: &Vpc) -> Vec<IpNet> {
     vpc.ipv4.iter().chain(&vpc.ipv6).copied().collect()
 }
 
-fn unknown_route_tables(world: &World, vpc: &Vpc, selection: &RouteTables) -> Vec<VpcError> {
+fn unknown_route_tables(index: &WorldIndex, vpc: &Vpc, selection: &RouteTables) -> Vec<VpcError> {
     let RouteTables::Ids(ids) = selection else { return Vec::new() };
     ids.iter()
-        .filter(|id| !world.route_tables_of(&vpc.endpoint).any(|t| &t.id == *id))
+        .filter(|id| !index.route_tables_of(&vpc.endpoint).any(|t| &t.id == *id))
         .map(|id| VpcError::UnknownRouteTable(id.clone()))
         .collect()
 }
 
+/// The VPC `reference` (in `home`'s `tagpeer:peers`) names, or why it makes no link.
 // A Problem names VPCs; it is built once per bad reference, so its size is no matter.
 #[allow(clippy::result_large_err)]
-fn check_reference(
-    world: &World,
+fn check_reference<'w>(
+    index: &WorldIndex<'w>,
     deployment: &Deployment,
     home: &Vpc,
     reference: &VpcRef,
-) -> Result<Endpoint, Problem> {
+) -> Result<&'w Vpc, Problem> {
     let key = intent::PEERS;
     let peer = reference.resolve(&home.endpoint);
     if peer == home.endpoint {
@@ -347,14 +420,11 @@ fn check_reference(
         if !deployment.allowed_accounts.contains(other) {
             return Err(Problem::AccountNotAllowed { key, reference: reference.clone() });
         }
-        if let Some(error) = world.unreadable(&peer) {
+        if let Some(error) = index.world().unreadable(&peer) {
             return Err(Problem::Unreadable { key, reference: reference.clone(), error: error.to_owned() });
         }
     }
-    if world.vpc(&peer).is_none() {
-        return Err(Problem::UnknownVpc { key, reference: reference.clone() });
-    }
-    Ok(peer)
+    index.vpc(&peer).ok_or_else(|| Problem::UnknownVpc { key, reference: reference.clone() })
 }
 
 /// The VPCs whose DNS attributes the planner needs: both sides of every link
@@ -368,7 +438,7 @@ pub fn dns_reads(world: &World, deployment: &Deployment) -> BTreeSet<Endpoint> {
     let assessment = assess(world, deployment);
     let mut reads = BTreeSet::new();
     for key in assessment.links.keys() {
-        if assessment.intent(&key.a).dns || assessment.intent(&key.b).dns {
+        if assessment.intent_of(&key.a).dns || assessment.intent_of(&key.b).dns {
             reads.extend([&key.a, &key.b].into_iter().filter(|e| deployment.is_home(e)).cloned());
         }
     }

@@ -35,7 +35,7 @@ mod router;
 mod scope;
 mod waits;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub use action::Action;
 pub use assess::{assess, dns_reads, remote_reads, Assessment, DesiredLink, Problem, VpcError};
@@ -45,7 +45,11 @@ pub use router::{dns_blocked_by, judge_route, wanted_routes, RouteVerdict};
 pub use scope::{Links, Reach, Scope};
 pub use waits::{awaiting, Awaited};
 
+pub(crate) use retry::retry_at;
+pub(crate) use router::{dns_blocked_by_at, judge_route_at, wanted_routes_at};
+
 use crate::ids::Region;
+use crate::index::{pair, Lookup, Pair, WorldIndex};
 use crate::model::{LinkKey, World};
 
 /// One role's plan for one invocation: the analysis it rests on, and the
@@ -58,25 +62,33 @@ pub struct Plan {
 }
 
 /// The planner's entry: what `role` does in `region` for the links in `scope`.
+/// Both phases look the world up through one index (`crate::index`), built here.
 pub fn for_role(world: &World, deployment: &Deployment, role: Role, region: &Region, scope: &Scope) -> Plan {
-    let assessment = assess(world, deployment);
-    let actions = actions(world, &assessment, role, region, scope);
+    let index = WorldIndex::new(world);
+    let assessment = assess::assess_at(&index, deployment);
+    let actions = actions_at(&index, &assessment, role, region, scope);
     Plan { assessment, actions }
 }
 
 /// Phase three alone, on an assessment already made.
 pub fn actions(world: &World, assessment: &Assessment, role: Role, region: &Region, scope: &Scope) -> Vec<Action> {
+    actions_at(&WorldIndex::new(world), assessment, role, region, scope)
+}
+
+fn actions_at(index: &WorldIndex, assessment: &Assessment, role: Role, region: &Region, scope: &Scope) -> Vec<Action> {
     let mut actions = Vec::new();
-    for key in all_links(world, assessment) {
-        if !scope.in_view(&key, world, assessment) || assessment.is_held(&key) {
+    let mut routed = router::Planned::default();
+    let links = EveryLink::new(index, assessment);
+    for (key, desired) in links.iter() {
+        if !scope.in_view_at(key, index, assessment) || assessment.is_held(key) {
             continue;
         }
-        let link = LinkView { key: &key, desired: assessment.links.get(&key), live: world.live_managed(&key) };
-        let at = Context { world, assessment, region, scope };
+        let link = LinkView { key, desired, live: index.live_managed(key) };
+        let at = Context { index, assessment, region, scope };
         match role {
             Role::Requester => requester::plan(&at, &link, &mut actions),
             Role::Accepter => accepter::plan(&at, &link, &mut actions),
-            Role::Router => router::plan(&at, &link, &mut actions),
+            Role::Router => router::plan(&at, &link, &mut actions, &mut routed),
         }
     }
     actions
@@ -89,11 +101,53 @@ pub fn all_links(world: &World, assessment: &Assessment) -> BTreeSet<LinkKey> {
     keys
 }
 
-/// What every role's planner plans from: the world, its assessment, and the
-/// function's region and scope.
+/// [`all_links`] with no key copied: the assessment's own keys, merged in
+/// canonical order with those of the links that stand unasked (being taken
+/// down, or held). A pass walks every link once per role and once for the
+/// statuses, and a copy of every key each time cost as much heap again as
+/// the assessment holds.
+pub(crate) struct EveryLink<'a> {
+    asked: &'a BTreeMap<LinkKey, DesiredLink>,
+    /// The keys of live managed connections that the assessment does not ask for.
+    unasked: BTreeSet<LinkKey>,
+}
+
+impl<'a> EveryLink<'a> {
+    pub(crate) fn new(index: &WorldIndex, assessment: &'a Assessment) -> Self {
+        // The asked keys as they are held, so that a connection's canonical
+        // key is unasked exactly when `all_links` would add it.
+        let asked: HashSet<Pair> = assessment.links.keys().map(|k| (&k.a, &k.b)).collect();
+        let unasked = index
+            .live_managed_all()
+            .filter(|p| !asked.contains(&pair(&p.requester, &p.accepter)))
+            .map(LinkKey::of)
+            .collect();
+        Self { asked: &assessment.links, unasked }
+    }
+
+    /// Each link, with what the assessment asks of it (`None`: nothing).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&LinkKey, Option<&DesiredLink>)> {
+        let mut asked = self.asked.iter().peekable();
+        let mut unasked = self.unasked.iter().peekable();
+        // Never equal: `unasked` holds none of the asked keys.
+        std::iter::from_fn(move || match (asked.peek(), unasked.peek()) {
+            (Some((x, _)), Some(y)) if x > y => unasked.next().map(|k| (k, None)),
+            (Some(_), _) => asked.next().map(|(k, desired)| (k, Some(desired))),
+            (None, _) => unasked.next().map(|k| (k, None)),
+        })
+    }
+
+    /// Each link's key alone.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &LinkKey> {
+        self.iter().map(|(key, _)| key)
+    }
+}
+
+/// What every role's planner plans from: the world (through its index), its
+/// assessment, and the function's region and scope.
 #[derive(Clone, Copy)]
 struct Context<'a> {
-    world: &'a World,
+    index: &'a WorldIndex<'a>,
     assessment: &'a Assessment,
     region: &'a Region,
     scope: &'a Scope,

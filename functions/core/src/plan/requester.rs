@@ -1,13 +1,14 @@
 //! The requester's steps: request each link that has no connection, remove
 //! duplicates, and take down links whose intent is gone.
 
-use super::retry::{retry, retry_key, wait_after, Retry, ENDED_KEPT_FOR};
+use super::retry::{retry_at, retry_key, wait_after, Retry, ENDED_KEPT_FOR};
 use super::{Action, Assessment, Context, LinkView, Reach};
 use crate::ids::Endpoint;
-use crate::model::{LinkKey, Peering, PeeringState, Target, World};
+use crate::index::{Lookup, WorldIndex};
+use crate::model::{LinkKey, Peering, PeeringState, Target};
 
 pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
-    let Context { world, assessment, region, scope } = *at;
+    let Context { index, assessment, region, scope } = *at;
     let (key, desired, live) = (link.key, link.desired, &link.live);
     let here = |vpc: &Endpoint| &vpc.region == region && assessment.is_mine(vpc);
     // Only the requester of the link's requester region requests, so two
@@ -17,7 +18,7 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
     // which CloudTrail records only in the region of the call) is handed
     // over to the requester's region ("Link Wanted").
     let hands_over = |vpc: &Endpoint| {
-        scope.requests == Reach::Account && assessment.is_mine(vpc) && !here(vpc) && scope.covers(key, world)
+        scope.requests == Reach::Account && assessment.is_mine(vpc) && !here(vpc) && scope.covers_at(key, index)
     };
     // Connections to remove: all of them when the intent is gone, else every
     // duplicate beside the one kept. Each goes by the side that requested it.
@@ -34,11 +35,11 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
             && matches!(peering.state, PeeringState::InitiatingRequest | PeeringState::PendingAcceptance)
             && !assessment.is_mine(&peering.requester);
         if !unconsented {
-            teardown(world, assessment, key, peering, actions);
+            teardown(index, assessment, key, peering, actions);
         }
     }
     if let Some(wanted) = desired {
-        if live.is_empty() && hands_over(&wanted.requester) && matches!(retry(world, key), Retry::Now { .. }) {
+        if live.is_empty() && hands_over(&wanted.requester) && matches!(retry_at(index, key), Retry::Now { .. }) {
             actions.push(Action::HandOver {
                 link: key.clone(),
                 requester: wanted.requester.clone(),
@@ -46,7 +47,7 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
             });
         }
         if live.is_empty() && here(&wanted.requester) {
-            if let Retry::Now { attempt } = retry(world, key) {
+            if let Retry::Now { attempt } = retry_at(index, key) {
                 actions.push(Action::RequestPeering {
                     link: key.clone(),
                     requester: wanted.requester.clone(),
@@ -57,7 +58,7 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
                 // than AWS keeps ended connections is remembered where it
                 // outlasts them.
                 if wait_after(attempt) >= ENDED_KEPT_FOR {
-                    let last = Some((attempt, world.observed_at));
+                    let last = Some((attempt, index.world().observed_at));
                     actions.push(Action::SetRetry { link: key.clone(), vpc: wanted.requester.clone(), last });
                 }
             }
@@ -69,9 +70,10 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
         None => live.is_empty(),
     };
     if done {
-        for vpc in [&key.a, &key.b] {
-            let remembers = world.vpc(vpc).is_some_and(|v| v.tags.contains_key(&retry_key(key.other(vpc))));
-            if remembers && here(vpc) {
+        // This region's sides only: asking what a side remembers names its peer's key.
+        for vpc in [&key.a, &key.b].into_iter().filter(|vpc| here(vpc)) {
+            let remembers = index.vpc(vpc).is_some_and(|v| v.tags.contains_key(&retry_key(key.other(vpc))));
+            if remembers {
                 actions.push(Action::SetRetry { link: key.clone(), vpc: vpc.clone(), last: None });
             }
         }
@@ -85,12 +87,9 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
 /// sees only its own), which the delete is authorised by, and AWS lets only
 /// the requester's owner delete a request not yet accepted. The accepter's
 /// account removes its routes and leaves the connection to the requester's.
-fn teardown(world: &World, assessment: &Assessment, key: &LinkKey, peering: &Peering, actions: &mut Vec<Action>) {
+fn teardown(index: &WorldIndex, assessment: &Assessment, key: &LinkKey, peering: &Peering, actions: &mut Vec<Action>) {
     let mut theirs = 0;
-    for table in &world.route_tables {
-        if !peering.joins(&table.vpc) {
-            continue;
-        }
+    for table in index.route_tables_joined_by(peering) {
         for route in table.routes.iter().filter(|r| r.target == Target::Peering(peering.id.clone())) {
             if !assessment.is_mine(&table.vpc) {
                 theirs += 1;

@@ -2,6 +2,7 @@
 //! time, then with a doubling wait, remembered where AWS's records outlast it.
 
 use crate::ids::{Endpoint, PeeringId};
+use crate::index::Lookup;
 use crate::intent;
 use crate::model::{LinkKey, PeeringState, World};
 
@@ -15,8 +16,8 @@ pub(super) fn retry_value(attempt: u32, at: u64) -> String {
 }
 
 /// What `vpc` remembers of its link to `peer`: the last request's number and time.
-fn remembered(world: &World, vpc: &Endpoint, peer: &Endpoint) -> Option<(u32, u64)> {
-    let value = world.vpc(vpc)?.tags.get(&retry_key(peer))?;
+fn remembered<'w>(lookup: impl Lookup<'w>, vpc: &Endpoint, peer: &Endpoint) -> Option<(u32, u64)> {
+    let value = lookup.vpc(vpc)?.tags.get(&retry_key(peer))?;
     let (attempt, at) = value.split_once('@')?;
     Some((attempt.parse().ok()?, at.parse().ok()?))
 }
@@ -61,13 +62,18 @@ pub enum Retry {
 /// remembered on the ended connections' tags while AWS keeps them, and on the
 /// requester VPC's `tagpeer-retry/PEER` tag, which outlasts them.
 pub fn retry(world: &World, key: &LinkKey) -> Retry {
-    let ended = world
-        .peerings
-        .iter()
-        .filter(|p| !p.state.is_live() && p.is_of(key) && p.is_managed())
+    retry_at(world, key)
+}
+
+/// [`retry`], looking things up through `lookup` (a pass's index, or the world).
+pub(crate) fn retry_at<'w>(lookup: impl Lookup<'w>, key: &LinkKey) -> Retry {
+    let world = lookup.world();
+    let ended = lookup
+        .connections_of(key)
+        .filter(|p| !p.state.is_live() && p.is_managed())
         .max_by_key(|p| (p.attempt(), p.requested_at()));
     let from_connection = ended.map(|p| (p.attempt(), p.requested_at()));
-    let from_vpcs = [&key.a, &key.b].into_iter().filter_map(|v| remembered(world, v, key.other(v))).max();
+    let from_vpcs = [&key.a, &key.b].into_iter().filter_map(|v| remembered(lookup, v, key.other(v))).max();
     let Some((last_attempt, requested_at)) = from_connection.max(from_vpcs) else {
         return Retry::Now { attempt: 1 };
     };

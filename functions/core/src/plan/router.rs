@@ -3,12 +3,13 @@
 //! routes whose link, connection, range or table is gone are removed; each
 //! side's DNS option follows the other side's `tagpeer:dns`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ipnet::IpNet;
 
 use super::{Action, Assessment, Context, LinkView, Reach};
-use crate::ids::{Endpoint, RouteTableId};
+use crate::ids::{Endpoint, PeeringId, RouteTableId};
+use crate::index::Lookup;
 use crate::intent::RouteTables;
 use crate::model::{LinkKey, Peering, PeeringState, Route, RouteTable, Target, Vpc, World};
 
@@ -19,12 +20,22 @@ pub fn wanted_routes<'w>(
     side: &'w Endpoint,
     peer: &Vpc,
 ) -> Vec<(&'w RouteTable, Vec<IpNet>)> {
-    let intent = assessment.intent(side);
+    wanted_routes_at(world, assessment, side, peer)
+}
+
+/// [`wanted_routes`], looking things up through `lookup` (a pass's index, or the world).
+pub(crate) fn wanted_routes_at<'w>(
+    lookup: impl Lookup<'w>,
+    assessment: &Assessment,
+    side: &Endpoint,
+    peer: &Vpc,
+) -> Vec<(&'w RouteTable, Vec<IpNet>)> {
+    let intent = assessment.intent_of(side);
     let mut ranges = peer.ipv4.clone();
     if intent.ipv6 {
         ranges.extend(&peer.ipv6);
     }
-    world
+    lookup
         .route_tables_of(side)
         .filter(|t| match &intent.route_tables {
             RouteTables::All => true,
@@ -38,7 +49,12 @@ pub fn wanted_routes<'w>(
 /// The VPC of `key` known to lack DNS hostnames or DNS resolution, which
 /// resolving names across the link needs in both (AWS refuses the option).
 pub fn dns_blocked_by<'w>(world: &'w World, key: &LinkKey) -> Option<&'w Endpoint> {
-    [&key.a, &key.b].into_iter().find_map(|e| world.vpc(e).filter(|v| v.lacks_dns()).map(|v| &v.endpoint))
+    dns_blocked_by_at(world, key)
+}
+
+/// [`dns_blocked_by`], looking things up through `lookup` (a pass's index, or the world).
+pub(crate) fn dns_blocked_by_at<'w>(lookup: impl Lookup<'w>, key: &LinkKey) -> Option<&'w Endpoint> {
+    [&key.a, &key.b].into_iter().find_map(|e| lookup.vpc(e).filter(|v| v.lacks_dns()).map(|v| &v.endpoint))
 }
 
 /// What the route a table has for one of the link's destinations means.
@@ -55,19 +71,41 @@ pub enum RouteVerdict<'w> {
 }
 
 pub fn judge_route<'w>(world: &World, key: &LinkKey, kept: &Peering, route: Option<&'w Route>) -> RouteVerdict<'w> {
+    judge_route_at(world, key, kept, route)
+}
+
+/// [`judge_route`], looking things up through `lookup` (a pass's index, or the world).
+pub(crate) fn judge_route_at<'r, 'w>(
+    lookup: impl Lookup<'w>,
+    key: &LinkKey,
+    kept: &Peering,
+    route: Option<&'r Route>,
+) -> RouteVerdict<'r> {
     let Some(route) = route else { return RouteVerdict::Missing };
     let Target::Peering(id) = &route.target else { return RouteVerdict::Conflict(&route.target) };
     if id == &kept.id {
         return RouteVerdict::InPlace;
     }
-    match world.peering(id) {
+    match lookup.peering(id) {
         Some(p) if p.is_managed() && (p.is_of(key) || !p.state.is_live()) => RouteVerdict::Stale,
         _ => RouteVerdict::Conflict(&route.target),
     }
 }
 
-pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
-    let Context { world, assessment, region, scope } = *at;
+/// The route changes the router has planned so far in one pass, which later
+/// links' steps depend on: counted as they are planned, so that each step
+/// asks a count rather than every action planned before it (which made a
+/// first sweep's routing grow with the square of the links).
+#[derive(Default)]
+pub(super) struct Planned<'w> {
+    /// How many `CreateRoute`s each route table (by id) is to get.
+    created: HashMap<&'w RouteTableId, usize>,
+    /// The `ReplaceRoute`s planned, by route table id and destination.
+    replaced: HashSet<(&'w RouteTableId, IpNet)>,
+}
+
+pub(super) fn plan<'a>(at: &Context<'a>, link: &LinkView, actions: &mut Vec<Action>, planned: &mut Planned<'a>) {
+    let Context { index, assessment, region, scope } = *at;
     let (key, desired, live) = (link.key, link.desired, &link.live);
     // This account's sides the scope reaches: in this region, or in every one.
     let sides = |reach: Reach| -> Vec<&Endpoint> {
@@ -84,7 +122,7 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
         // (`tagpeer:dns=on` there).
         if let Some(kept) = kept {
             let requester_side = &kept.requester == side;
-            let on = assessment.intent(key.other(side)).dns && dns_blocked_by(world, key).is_none();
+            let on = assessment.intent_of(key.other(side)).dns && dns_blocked_by_at(index, key).is_none();
             let now = if requester_side { kept.dns.requester } else { kept.dns.accepter };
             if on != now {
                 actions.push(Action::SetDns {
@@ -101,24 +139,23 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
         let region = &side.region;
         // Routes this side should have, by table.
         let mut wanted: BTreeMap<&RouteTableId, Vec<IpNet>> = BTreeMap::new();
-        if let (Some(kept), Some(peer)) = (kept, world.vpc(key.other(side))) {
-            for (table, ranges) in wanted_routes(world, assessment, side, peer) {
+        if let (Some(kept), Some(peer)) = (kept, index.vpc(key.other(side))) {
+            for (table, ranges) in wanted_routes_at(index, assessment, side, peer) {
                 for destination in &ranges {
                     let (link, region, route_table, destination, peering) =
                         (key.clone(), region.clone(), table.id.clone(), *destination, kept.id.clone());
-                    match judge_route(world, key, kept, table.route_to(&destination)) {
+                    match judge_route_at(index, key, kept, table.route_to(&destination)) {
                         RouteVerdict::InPlace | RouteVerdict::Conflict(_) => {} // a conflict is reported, left as it is
                         RouteVerdict::Missing => {
                             // A full table gets no more (the status says so).
-                            let planned = actions
-                                .iter()
-                                .filter(|a| matches!(a, Action::CreateRoute { route_table: t, .. } if t == &table.id))
-                                .count();
-                            if table.routes.len() + planned < assessment.quotas.routes_per_table {
+                            let created = planned.created.entry(&table.id).or_default();
+                            if table.routes.len() + *created < assessment.quotas.routes_per_table {
+                                *created += 1;
                                 actions.push(Action::CreateRoute { link, region, route_table, destination, peering })
                             }
                         }
                         RouteVerdict::Stale => {
+                            planned.replaced.insert((&table.id, destination));
                             actions.push(Action::ReplaceRoute { link, region, route_table, destination, peering })
                         }
                     }
@@ -128,20 +165,24 @@ pub(super) fn plan(at: &Context, link: &LinkView, actions: &mut Vec<Action>) {
         }
         // tagpeer's routes on this side through any of this link's connections
         // that are not wanted: the link is gone, the connection is not the one
-        // kept, or the range or the table is no longer selected.
-        for table in world.route_tables_of(side) {
+        // kept, or the range or the table is no longer selected. A route whose
+        // target is none of the link's connections' ids cannot be one of them
+        // (the first connection with its id is not of this link), so only
+        // those are looked up: a table holds up to 50 routes, most to other links.
+        let ours: Vec<&PeeringId> = index.connections_of(key).map(|p| &p.id).collect();
+        for table in index.route_tables_of(side) {
             for route in &table.routes {
                 let Target::Peering(id) = &route.target else { continue };
-                let Some(peering) = world.peering(id) else { continue };
+                if !ours.contains(&id) {
+                    continue;
+                }
+                let Some(peering) = index.peering(id) else { continue };
                 if !peering.is_of(key) || !peering.is_managed() {
                     continue;
                 }
                 let keep = kept.is_some_and(|k| &k.id == id)
                     && wanted.get(&table.id).is_some_and(|r| r.contains(&route.destination));
-                let replaced = actions.iter().any(|a| {
-                    matches!(a, Action::ReplaceRoute { route_table, destination, .. }
-                        if route_table == &table.id && destination == &route.destination)
-                });
+                let replaced = planned.replaced.contains(&(&table.id, route.destination));
                 if !keep && !replaced {
                     actions.push(Action::DeleteRoute {
                         link: key.clone(),

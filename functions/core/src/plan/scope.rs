@@ -4,6 +4,7 @@
 
 use super::Assessment;
 use crate::ids::{Endpoint, PeeringId};
+use crate::index::Lookup;
 use crate::model::{LinkKey, World};
 
 /// Which links an invocation looks at.
@@ -127,17 +128,27 @@ impl Scope {
     /// Whether `key` is in view: named by the trigger, or, when the change
     /// may have freed room, asked for and still without a connection.
     pub fn in_view(&self, key: &LinkKey, world: &World, assessment: &Assessment) -> bool {
-        self.covers(key, world)
-            || (self.frees_room && assessment.links.contains_key(key) && world.live_managed(key).is_empty())
+        self.in_view_at(key, world, assessment)
+    }
+
+    /// [`Scope::in_view`], looking things up through `lookup` (a pass's index, or the world).
+    pub(crate) fn in_view_at<'w>(&self, key: &LinkKey, lookup: impl Lookup<'w>, assessment: &Assessment) -> bool {
+        self.covers_at(key, lookup)
+            || (self.frees_room && assessment.links.contains_key(key) && lookup.live_managed(key).is_empty())
     }
 
     /// Whether the trigger named `key`.
     pub fn covers(&self, key: &LinkKey, world: &World) -> bool {
+        self.covers_at(key, world)
+    }
+
+    /// [`Scope::covers`], looking things up through `lookup` (a pass's index, or the world).
+    pub(crate) fn covers_at<'w>(&self, key: &LinkKey, lookup: impl Lookup<'w>) -> bool {
         match &self.links {
             Links::All => true,
             Links::Of(vpcs) => vpcs.iter().any(|v| key.has(v)),
             Links::Link(link) => link == key,
-            Links::Peering(id) => world.peering(id).is_some_and(|p| p.is_of(key)),
+            Links::Peering(id) => lookup.peering(id).is_some_and(|p| p.is_of(key)),
         }
     }
 

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 use super::retry::wait_after;
 use super::*;
 use crate::ids::{AccountId, Endpoint, PeeringId};
+use crate::index::WorldIndex;
 use crate::intent::{self, MESH, PEERS, ROUTE_TABLES, STATUS};
 use crate::invariants;
 use crate::model::{Peering, PeeringState, Route, RouteTable, Target};
@@ -1098,4 +1099,131 @@ fn the_back_off_outlasts_the_ended_connections_aws_forgets() {
     converge(&mut world);
     assert!(!world.vpc(&seoul()).unwrap().tags.contains_key(&retry_key(&osaka())));
     assert!(status(&world, &seoul()).contains("ready via"));
+}
+
+/// A converged random world, then intent dropped from some VPCs and made
+/// malformed on others, with no sweep since: links that stand unasked (being
+/// taken down) and held, beside the links asked for.
+fn random_world_midway() -> impl Strategy<Value = World> {
+    // One bit a VPC (at most five) to drop its intent, another to malform it.
+    (random_world(), any::<u16>()).prop_map(|(mut world, mask)| {
+        converge(&mut world);
+        for (i, vpc) in world.vpcs.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                vpc.tags.retain(|k, _| !k.starts_with(intent::INTENT_PREFIX));
+            } else if mask & (1 << (i + 5)) != 0 {
+                vpc.tags.insert(intent::IPV6.into(), "perhaps".into());
+            }
+        }
+        world
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// A pass's index answers every per-link question as the world's own
+    /// scans do, and [`EveryLink`] walks the links [`all_links`] lists.
+    #[test]
+    fn a_pass_through_the_index_sees_what_the_world_shows(world in random_world_midway()) {
+        let a = assess(&world, &deployment());
+        let index = WorldIndex::new(&world);
+        let every = EveryLink::new(&index, &a);
+        let walked: Vec<(&LinkKey, Option<&DesiredLink>)> = every.iter().collect();
+        let listed = all_links(&world, &a);
+        prop_assert_eq!(walked.iter().map(|(k, _)| *k).collect::<Vec<_>>(), listed.iter().collect::<Vec<_>>());
+        for (key, desired) in &walked {
+            prop_assert_eq!(*desired, a.links.get(*key));
+        }
+        let first = world.vpcs[0].endpoint.clone();
+        let some_peering = world.peerings.first().map(|p| p.id.clone());
+        let mut scopes = vec![Scope::sweep(), Scope::tags_changed(vec![first.clone()]), Scope::ranges_changed(vec![first])];
+        scopes.extend(some_peering.map(|id| Scope::peering(id, true)));
+        // Each status a pass writes is the line `render` gives from every link.
+        let failures: BTreeMap<LinkKey, String> = listed.iter().take(1).map(|k| (k.clone(), "boom".into())).collect();
+        for r in [SEOUL, OSAKA] {
+            for write in statuses(&world, &a, &region(r), &Scope::sweep(), &failures) {
+                let Action::SetStatus { vpc, status, .. } = write else { unreachable!("statuses only write statuses") };
+                let line = crate::status::render(&world, &a, &listed, &failures, &vpc).map(|l| l.line);
+                prop_assert_eq!(status, line);
+            }
+        }
+        for key in &listed {
+            prop_assert_eq!(retry_at(&index, key), retry(&world, key));
+            prop_assert_eq!(dns_blocked_by_at(&index, key), dns_blocked_by(&world, key));
+            for scope in &scopes {
+                prop_assert_eq!(scope.in_view_at(key, &index, &a), scope.in_view(key, &world, &a));
+            }
+            for side in [&key.a, &key.b] {
+                prop_assert_eq!(crate::status::link_state_at(&index, &a, key, side), link_state(&world, &a, key, side));
+                let Some(peer) = world.vpc(key.other(side)) else { continue };
+                let (through_index, scanned) = (wanted_routes_at(&index, &a, side, peer), wanted_routes(&world, &a, side, peer));
+                prop_assert_eq!(through_index.len(), scanned.len());
+                for ((t, r), (u, s)) in through_index.iter().zip(&scanned) {
+                    prop_assert!(std::ptr::eq(*t, *u));
+                    prop_assert_eq!(r, s);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_table_with_room_for_one_more_route_gets_one_across_all_the_links_of_a_pass() {
+    let (b, c) = (ep(OSAKA, "vpc-0000000b"), ep(OSAKA, "vpc-0000000c"));
+    let mut world = Builder::default()
+        .vpc(&seoul(), "10.0.0.0/16", &[(MESH, "g")])
+        .vpc(&b, "172.31.0.0/16", &[(MESH, "g")])
+        .vpc(&c, "172.30.0.0/16", &[(MESH, "g")])
+        .build();
+    converge(&mut world);
+    // Seoul's table loses both its routes to Osaka, and has room for one.
+    world.route_tables[0].routes.retain(|r| r.target == Target::Local);
+    let mut d = deployment();
+    d.quotas.routes_per_table = 2;
+    let a = assess(&world, &d);
+    assert_eq!(a.links.len(), 3, "standing links keep their place");
+    let routed = actions(&world, &a, Role::Router, &region(SEOUL), &Scope::sweep());
+    let created: Vec<&Action> = routed.iter().filter(|a| matches!(a, Action::CreateRoute { .. })).collect();
+    assert_eq!(created.len(), 1, "{routed:?}");
+    assert!(
+        matches!(created[0], Action::CreateRoute { link, destination, .. }
+            if link == &LinkKey::new(seoul(), b.clone()) && destination.to_string() == "172.31.0.0/16"),
+        "the first link in canonical order: {routed:?}"
+    );
+}
+
+#[test]
+fn a_route_through_a_duplicate_is_replaced_once_and_not_also_deleted() {
+    let mut world = seed_tagged();
+    converge(&mut world);
+    let link = LinkKey::new(seoul(), osaka());
+    // A second active connection of the link, with a smaller id: the one kept now.
+    let mut duplicate = world.peerings[0].clone();
+    duplicate.id = "pcx-00000000".parse().unwrap();
+    world.peerings.push(duplicate);
+    let routed = plan_for(&world, Role::Router, SEOUL, &Scope::sweep());
+    assert_eq!(routed.len(), 2, "Seoul's two tables: {routed:?}");
+    for action in &routed {
+        assert!(
+            matches!(action, Action::ReplaceRoute { link: l, peering, .. } if l == &link && peering.as_str() == "pcx-00000000"),
+            "{routed:?}"
+        );
+    }
+}
+
+#[test]
+fn a_connection_from_a_vpc_to_itself_is_one_link_in_its_status() {
+    let mut world = seed_tagged();
+    converge(&mut world);
+    // Made by hand with tagpeer's tags, naming its own two (one) VPCs.
+    let mut to_itself = world.peerings[0].clone();
+    to_itself.id = "pcx-000000ff".parse().unwrap();
+    to_itself.accepter = seoul();
+    to_itself.tags.insert(intent::LINK.into(), LinkKey::new(seoul(), seoul()).to_string());
+    world.peerings.push(to_itself);
+    let a = assess(&world, &deployment());
+    let writes = statuses(&world, &a, &region(SEOUL), &Scope::sweep(), &BTreeMap::new());
+    let [Action::SetStatus { status: Some(line), .. }] = writes.as_slice() else { panic!("{writes:?}") };
+    assert_eq!(line.matches("removing pcx-000000ff").count(), 1, "{line}");
 }

@@ -1,8 +1,9 @@
 //! What a role's next step waits on AWS for: the handler waits for it within
 //! the invocation instead of leaving the step to the sweep.
 
-use super::{all_links, Assessment, Role, Scope};
+use super::{Assessment, EveryLink, Role, Scope};
 use crate::ids::{Endpoint, PeeringId, Region};
+use crate::index::{Lookup, WorldIndex};
 use crate::model::{LinkKey, PeeringState, World};
 
 /// A connection that a role's next step for a link waits on: AWS still has it
@@ -20,11 +21,13 @@ pub struct Awaited {
 /// What the steps of `role` in `region` for the links in `scope` wait on.
 pub fn awaiting(world: &World, assessment: &Assessment, role: Role, region: &Region, scope: &Scope) -> Vec<Awaited> {
     let mut out = Vec::new();
-    for key in all_links(world, assessment) {
-        if !scope.in_view(&key, world, assessment) || assessment.is_held(&key) || !assessment.links.contains_key(&key) {
+    let index = WorldIndex::new(world);
+    for (key, _) in EveryLink::new(&index, assessment).iter() {
+        if !scope.in_view_at(key, &index, assessment) || assessment.is_held(key) || !assessment.links.contains_key(key)
+        {
             continue;
         }
-        let live = world.live_managed(&key);
+        let live = index.live_managed(key);
         let Some(kept) = live.first() else { continue };
         let here = |vpc: &Endpoint| &vpc.region == region && assessment.is_mine(vpc);
         let waits = match role {

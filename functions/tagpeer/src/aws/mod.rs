@@ -325,14 +325,16 @@ impl Ec2 {
         let seen = seen.await?;
         let mut world = World { observed_at: self.clock.now(), ..World::default() };
         let mut listed: BTreeSet<(PeeringId, Region)> = BTreeSet::new();
+        let mut peerings = Vec::new();
         for (region, part) in seen {
             world.vpcs.extend(part.vpcs);
             world.route_tables.extend(part.route_tables);
             for peering in part.peerings {
                 listed.insert((peering.id.clone(), region.clone()));
-                world.merge_peering(peering, &region);
+                peerings.push((peering, region.clone()));
             }
         }
+        world.merge_peerings(peerings);
         for p in &mut world.peerings {
             let region = p.accepter.region.clone();
             p.hidden_from_accepter = regions.contains(&region) && !listed.contains(&(p.id.clone(), region));
