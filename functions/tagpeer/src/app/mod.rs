@@ -353,11 +353,12 @@ impl<C: Cloud, S: EventSink> App<C, S> {
     /// Statuses say how things stand now, not as this invocation first read
     /// them. A region's functions run side by side (a sweep starts them all)
     /// and EC2 tags have no compare-and-set, so a status computed from an older
-    /// read could undo a newer one. So a function that has a status to write
-    /// reads again first, writes, and reads once more to check that what it
-    /// wrote still holds, writing again if not: then the last status written is
-    /// always the one its writer checked against what stands. An idle sweep
-    /// writes none and reads nothing more. Returns the world as last read.
+    /// read could undo a newer one. So a function writes the statuses its own
+    /// world calls for (as it read it, with its actions' effects), then reads
+    /// again to check that what it wrote still holds, and writes again where
+    /// it does not, up to [`STATUS_ROUNDS`] times: a status it wrote from an
+    /// older read than a neighbour's is put right by its own check. An idle
+    /// sweep writes none and reads nothing more. Returns the world as last read.
     async fn write_statuses(
         &self,
         mut world: World,
@@ -372,19 +373,6 @@ impl<C: Cloud, S: EventSink> App<C, S> {
             if writes.is_empty() {
                 break;
             }
-            let checked = match self.cloud.observe(&self.config.deployment).await {
-                Ok(now) => {
-                    world = now;
-                    assessment = plan::assess(&world, &self.config.deployment);
-                    writes = status::statuses(&world, &assessment, region, scope, &run.failures);
-                    true
-                }
-                Err(e) => {
-                    tracing::warn!(function, error = %e, "reading again before the status failed");
-                    run.errors += 1;
-                    false
-                }
-            };
             for action in &writes {
                 let result = self.cloud.perform(action).await;
                 run.record(function, action, &result);
@@ -392,8 +380,17 @@ impl<C: Cloud, S: EventSink> App<C, S> {
                     run.fail(e);
                 }
             }
-            if !checked {
-                break;
+            match self.cloud.observe(&self.config.deployment).await {
+                Ok(now) => {
+                    world = now;
+                    assessment = plan::assess(&world, &self.config.deployment);
+                    writes = status::statuses(&world, &assessment, region, scope, &run.failures);
+                }
+                Err(e) => {
+                    tracing::warn!(function, error = %e, "reading again after the status failed");
+                    run.errors += 1;
+                    break;
+                }
             }
         }
         (world, assessment)
