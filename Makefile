@@ -98,6 +98,7 @@ build: venv
 # for this machine with cargo (the binaries the local cloud runs), in a target
 # directory of its own, one job at a time: aws-sdk-ec2 alone takes ~8 GB of
 # compiler memory. BENCH_ARGS go to the script (--cold-runs N, --mesh N, --big N,
+# --idle-regions 2,3,6,10, --planner-sizes 100,1000,10000,
 # --no-throttle, --out FILE).
 BENCH_TARGET_DIR ?= $(HOME)/.cache/tagpeer-bench-target
 BENCH_JOBS ?= 1
@@ -114,7 +115,9 @@ bench: venv
 		CARGO_TARGET_DIR="$(BENCH_TARGET_DIR)" CARGO_BUILD_JOBS=$(BENCH_JOBS) cargo build --quiet --locked $$sel $(FUNCTIONS); \
 		profiles="$$profiles --profile $$p=$(BENCH_TARGET_DIR)/$$p,$(BENCH_TARGET_DIR)/lambda-$$p"; \
 	done; \
-	PYTHONPATH=tests $(VENV)/bin/python tools/bench.py $$profiles \
+	CARGO_TARGET_DIR="$(BENCH_TARGET_DIR)" CARGO_BUILD_JOBS=$(BENCH_JOBS) \
+		cargo build --quiet --locked --release -p tagpeer-core --example planner; \
+	PYTHONPATH=tests $(VENV)/bin/python tools/bench.py $$profiles --planner "$(BENCH_TARGET_DIR)/release/examples/planner" \
 		--build-seconds "$$(( $$(date +%s) - start ))" --json "$(BENCH_TARGET_DIR)/bench.json" $(BENCH_ARGS)
 
 # Deploying to AWS: the SAM CLI, in a virtual environment of its own (its pins

@@ -475,6 +475,23 @@ def idle_sweep(cloud: Cloud, label: str, links: int) -> dict:
             "max_ms": max((e.get("duration_ms") or 0 for e in invs), default=0)}
 
 
+# Regions for the idle sweeps by region count: ten of AWS's, any of which moto serves.
+MANY_REGIONS = ["ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2",
+                "eu-central-1", "eu-west-1", "us-east-1", "us-east-2", "us-west-2"]
+
+
+def ring(cloud: Cloud) -> int:
+    """One VPC a region, each naming the next region's with `tagpeer:peers` (two regions: one
+    link), converged by events alone. Returns the number of links."""
+    vpcs = build_vpcs(cloud, cloud.regions, len(cloud.regions))
+    links = len(vpcs) if len(vpcs) > 2 else 1
+    for i in range(links):
+        (region, vpc, _), (peer_region, peer, _) = vpcs[i], vpcs[(i + 1) % len(vpcs)]
+        tag(cloud, region, vpc, "tagpeer:peers", f"{peer_region}/{peer}")
+    cloud.settle()
+    return links
+
+
 def pairs(cloud: Cloud, count: int, max_sweeps: int) -> tuple[list, int]:
     """`count` VPCs over the regions, joined in pairs across regions with `tagpeer:peers`."""
     regions = cloud.regions
@@ -489,6 +506,13 @@ def pairs(cloud: Cloud, count: int, max_sweeps: int) -> tuple[list, int]:
 
 
 # --------------------------------------------------------------------------- the report
+
+
+def planner(binary: Path, sizes: list[int]) -> list[dict]:
+    """The planner alone (functions/core/examples/planner.rs, a release build): one JSON line per
+    world size, as the example prints it."""
+    out = subprocess.run([str(binary), *map(str, sizes)], check=True, capture_output=True, text=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
 
 def machine() -> dict:
@@ -1065,6 +1089,31 @@ def section_idle(report: dict) -> str:
     return "\n".join(out)
 
 
+def section_planner(report: dict) -> str:
+    rows = report.get("planner") or []
+    if not rows:
+        return ""
+    out = ["## 5. The planner alone, on synthetic worlds", ""]
+    out.append("`functions/core/examples/planner.rs`, release build, no AWS: one account over ten regions, "
+               "`tagpeer:mesh` groups of 50 (49 peers a VPC, as many links as AWS's default quotas allow), every "
+               "connection active, every route and status in place (what a sweep finds). One invocation's "
+               "planning in the first region, per role (`plan::for_role`, then `status::statuses`), and the heap "
+               "it takes beyond the world's own, counted by the example's allocator.")
+    out.append("")
+    table = []
+    for r in rows:
+        if "skipped" in r:
+            table.append([f"{r['vpcs']:,}", f"{r['links']:,}", "", "", "", "", "", r["skipped"]])
+            continue
+        roles = [r[k] for k in ("requester", "accepter", "router")]
+        table.append([f"{r['vpcs']:,}", f"{r['links']:,}", f"{r['world_mb']:.1f} MB",
+                      *[f"{x['seconds']:.3f} s" for x in roles],
+                      f"{max(x['heap_mb'] for x in roles):.1f} MB", ""])
+    out.append(_table(["VPCs", "links", "world", "requester", "accepter", "router", "heap (most)", ""], table))
+    out.append("")
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------- the page
 
 
@@ -1116,6 +1165,7 @@ def render(report: dict, profiles: list) -> str:
     out.append(section_link(report))
     out.append(section_mesh(report))
     out.append(section_idle(report))
+    out.append(section_planner(report))
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -1154,6 +1204,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--big", type=int, default=96)
     parser.add_argument("--max-sweeps", type=int, default=5)
     parser.add_argument("--no-throttle", action="store_true", help="run the mesh without the throttle")
+    parser.add_argument("--planner", type=Path, help="the planner example's binary (a release build)")
+    parser.add_argument("--planner-sizes", type=lambda v: [int(x) for x in v.split(",") if x],
+                        default=[100, 1000, 10000], help="world sizes in VPCs, separated by commas")
+    parser.add_argument("--idle-regions", type=lambda v: [int(x) for x in v.split(",") if x], default=[2, 3, 6, 10],
+                        help="region counts of the idle sweeps of a ring, separated by commas (at most 10)")
     parser.add_argument("--build-seconds", default="", help="how long the builds took, for the report")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
     parser.add_argument("--from-json", type=Path,
@@ -1212,6 +1267,15 @@ def main(argv: list[str] | None = None) -> None:
         log(f"{args.big} VPCs in pairs")
         _, links = pairs(cloud, args.big, args.max_sweeps)
         report["idle"].append(idle_sweep(cloud, f"{args.big} VPCs in pairs", links))
+    for n in args.idle_regions:
+        log(f"idle sweep of a ring over {n} regions")
+        with Cloud(bin_dir, MANY_REGIONS[:n]) as cloud:
+            links = ring(cloud)
+            report["idle"].append(idle_sweep(cloud, f"a ring over {n} regions", links))
+
+    if args.planner:
+        log(f"the planner alone: {args.planner_sizes} VPCs")
+        report["planner"] = planner(args.planner, args.planner_sizes)
 
     # The zips last: `make bench` builds them first; a run by hand may build them meanwhile.
     for label, _, lambda_dir in profiles:

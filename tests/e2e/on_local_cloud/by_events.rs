@@ -31,43 +31,71 @@ fn successful(calls: &[Value], action: &str) -> usize {
 }
 
 /// Four VPCs, two in Seoul and two in Osaka, tagged `tagpeer:mesh = g` one
-/// after another, in each of the 24 orders: six meshes side by side at a time
-/// (each its own group), four rounds, each on a cloud reset to empty (every
-/// function reads the whole deployment, so a world grown by the earlier
-/// rounds only makes the later ones slower). With no sweep, each ends
-/// converged: nothing is left for a sweep to do (`sweep_plan` is empty: every
+/// after another, in each of the 24 orders: six meshes side by side at a
+/// time (each its own group), in four tests of six orders each, each on a
+/// cloud of its own (every function reads the whole deployment, so one cloud
+/// for all 24 would only make the later meshes slower; four let the test
+/// harness run them side by side). With no sweep, each ends converged:
+/// nothing is left for a sweep to do (`sweep_plan` is empty: every
 /// connection, route and status as it should be), the invariants hold, and
 /// each link was requested once.
-#[tokio::test]
-async fn every_order_of_tagging_a_four_vpc_mesh_converges_by_events_alone() {
+async fn six_orders_of_tagging_a_four_vpc_mesh_converge_by_events_alone(round: usize) {
     let cloud = LocalCloud::start_with(&[]);
     let sdk = cloud.sdk_config().await;
-    for (r, round) in orders().chunks(6).enumerate() {
-        cloud.reset();
-        let start = observe(&sdk).await;
-        let mut meshes = Vec::new();
-        for (i, order) in round.iter().enumerate() {
-            let mut members = Vec::new();
-            for (m, region) in [SEOUL, SEOUL, OSAKA, OSAKA].into_iter().enumerate() {
-                members.push(create_vpc(&sdk, region, &format!("10.{}.0.0/16", 4 * i + m + 1)).await);
-            }
-            meshes.push((format!("g{r}-{i}"), *order, members));
+    let orders = orders();
+    let round = &orders[6 * round..6 * round + 6];
+    let start = observe(&sdk).await;
+    let mut meshes = Vec::new();
+    for (i, order) in round.iter().enumerate() {
+        let mut members = Vec::new();
+        for (m, region) in [SEOUL, SEOUL, OSAKA, OSAKA].into_iter().enumerate() {
+            members.push(create_vpc(&sdk, region, &format!("10.{}.0.0/16", 4 * i + m + 1)).await);
         }
-        for step in 0..4 {
-            for (group, order, members) in &meshes {
-                tag_vpc(&sdk, &members[order[step]], MESH, Some(group)).await;
-            }
-        }
-        cloud.settle();
-        let world = observe(&sdk).await;
-        let left = left_to_the_sweep(&world);
-        let orders: Vec<[usize; 4]> = meshes.iter().map(|(_, order, _)| *order).collect();
-        assert_eq!(left, Vec::<String>::new(), "left to the sweep, orders {orders:?}");
-        assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment()), Vec::<String>::new());
-        let calls = cloud.calls();
-        assert_eq!(successful(&calls, "CreateVpcPeeringConnection"), 6 * 6, "each link requested once, {orders:?}");
-        assert_eq!(successful(&calls, "AcceptVpcPeeringConnection"), 6 * 6, "each accepted once, {orders:?}");
+        meshes.push((format!("g{i}"), *order, members));
     }
+    for step in 0..4 {
+        for (group, order, members) in &meshes {
+            tag_vpc(&sdk, &members[order[step]], MESH, Some(group)).await;
+        }
+    }
+    cloud.settle();
+    let world = observe(&sdk).await;
+    let left = left_to_the_sweep(&world);
+    let orders: Vec<[usize; 4]> = meshes.iter().map(|(_, order, _)| *order).collect();
+    assert_eq!(left, Vec::<String>::new(), "left to the sweep, orders {orders:?}");
+    assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment()), Vec::<String>::new());
+    let calls = cloud.calls();
+    assert_eq!(successful(&calls, "CreateVpcPeeringConnection"), 6 * 6, "each link requested once, {orders:?}");
+    assert_eq!(successful(&calls, "AcceptVpcPeeringConnection"), 6 * 6, "each accepted once, {orders:?}");
+}
+
+#[tokio::test]
+async fn every_order_of_tagging_a_four_vpc_mesh_converges_by_events_alone_orders_1_to_6() {
+    six_orders_of_tagging_a_four_vpc_mesh_converge_by_events_alone(0).await;
+}
+
+#[tokio::test]
+async fn every_order_of_tagging_a_four_vpc_mesh_converges_by_events_alone_orders_7_to_12() {
+    six_orders_of_tagging_a_four_vpc_mesh_converge_by_events_alone(1).await;
+}
+
+#[tokio::test]
+async fn every_order_of_tagging_a_four_vpc_mesh_converges_by_events_alone_orders_13_to_18() {
+    six_orders_of_tagging_a_four_vpc_mesh_converge_by_events_alone(2).await;
+}
+
+#[tokio::test]
+async fn every_order_of_tagging_a_four_vpc_mesh_converges_by_events_alone_orders_19_to_24() {
+    six_orders_of_tagging_a_four_vpc_mesh_converge_by_events_alone(3).await;
+}
+
+#[test]
+fn the_four_rounds_are_the_24_orders() {
+    let mut all = orders();
+    assert_eq!(all.len(), 24);
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), 24, "each once");
 }
 
 /// Nothing left for a sweep: every connection, route and status as it should be.
@@ -148,6 +176,35 @@ async fn every_event_delivered_twice_brings_a_mesh_up_with_one_request_a_link() 
     let world = observe(&sdk).await;
     assert_eq!(left_to_the_sweep(&world), Vec::<String>::new());
     assert_eq!(successful(&cloud.calls(), "CreateVpcPeeringConnection"), 6, "one request a link");
+    assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment()), Vec::<String>::new());
+}
+
+/// A burst: twelve VPCs, six in Seoul and six in Osaka, tagged
+/// `tagpeer:mesh = burst` within a second. Sixty-six links, 51 of them
+/// requested from Seoul, more than the 25 outstanding requests AWS allows
+/// an account in a region: Seoul requests 25, and each acceptance, which
+/// frees room, brings its requester back for the links that waited. By
+/// events alone every link comes up, each requested once.
+#[tokio::test]
+async fn a_burst_of_twelve_vpcs_tagged_in_a_second_converges_by_events_alone() {
+    let cloud = LocalCloud::start_with(&[]);
+    let sdk = cloud.sdk_config().await;
+    let start = observe(&sdk).await;
+    let mut members = Vec::new();
+    for i in 0..12 {
+        let region = if i < 6 { SEOUL } else { OSAKA };
+        members.push(create_vpc(&sdk, region, &format!("10.{}.0.0/16", i + 1)).await);
+    }
+    let tagging = std::time::Instant::now();
+    for member in &members {
+        tag_vpc(&sdk, member, MESH, Some("burst")).await;
+    }
+    assert!(tagging.elapsed() < std::time::Duration::from_secs(1), "tagged in {:?}", tagging.elapsed());
+    cloud.settle();
+    let world = observe(&sdk).await;
+    assert_eq!(left_to_the_sweep(&world), Vec::<String>::new(), "the burst's mesh is up");
+    assert_eq!(world.peerings.iter().filter(|p| p.state.is_live()).count(), 66);
+    assert_eq!(successful(&cloud.calls(), "CreateVpcPeeringConnection"), 66, "one request a link");
     assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment()), Vec::<String>::new());
 }
 
