@@ -324,21 +324,13 @@ impl Ec2 {
             self.in_every_region(regions, |client, region| async move { observe_region(&client, &region).await });
         let seen = seen.await?;
         let mut world = World { observed_at: self.clock.now(), ..World::default() };
-        let mut listed: BTreeSet<(PeeringId, Region)> = BTreeSet::new();
-        let mut peerings = Vec::new();
+        let mut listed = Vec::new();
         for (region, part) in seen {
             world.vpcs.extend(part.vpcs);
             world.route_tables.extend(part.route_tables);
-            for peering in part.peerings {
-                listed.insert((peering.id.clone(), region.clone()));
-                peerings.push((peering, region.clone()));
-            }
+            listed.push((region, part.peerings));
         }
-        world.merge_peerings(peerings);
-        for p in &mut world.peerings {
-            let region = p.accepter.region.clone();
-            p.hidden_from_accepter = regions.contains(&region) && !listed.contains(&(p.id.clone(), region));
-        }
+        merge_listed(&mut world, listed, regions, None);
         Ok(world)
     }
 
@@ -397,18 +389,8 @@ impl Ec2 {
         let mut fresh = world.clone();
         fresh.observed_at = self.clock.now();
         fresh.peerings.retain(|p| !ids.contains(&p.id));
-        let mut listed: BTreeSet<(PeeringId, Region)> = BTreeSet::new();
-        for (region, peerings) in seen {
-            // moto may ignore the filter: keep to the ids here too.
-            for peering in peerings.into_iter().filter(|p| ids.contains(&p.id)) {
-                listed.insert((peering.id.clone(), region.clone()));
-                fresh.merge_peering(peering, &region);
-            }
-        }
-        for p in fresh.peerings.iter_mut().filter(|p| ids.contains(&p.id)) {
-            let region = p.accepter.region.clone();
-            p.hidden_from_accepter = regions.contains(&region) && !listed.contains(&(p.id.clone(), region));
-        }
+        // moto may ignore the filter: merge_listed keeps to the ids.
+        merge_listed(&mut fresh, seen, &regions, Some(ids));
         Ok(fresh)
     }
 
@@ -708,6 +690,32 @@ async fn read_region(client: &ec2::Client, region: &Region, only: Option<&BTreeS
         .filter(|p| wanted(&p.requester.vpc_id) || wanted(&p.accepter.vpc_id))
         .collect();
     Ok(World { vpcs, route_tables, peerings, ..World::default() })
+}
+
+/// Merges into `world` the connections each region listed (the requester's
+/// view, which carries tagpeer's tags, wins), keeping to `only` when given,
+/// and marks each of them that its accepter's region, among those `read`, did
+/// not list yet: AWS shows a new request there a moment after it is made.
+fn merge_listed(
+    world: &mut World,
+    listed_in: Vec<(Region, Vec<Peering>)>,
+    read: &[Region],
+    only: Option<&BTreeSet<PeeringId>>,
+) {
+    let wanted = |id: &PeeringId| only.is_none_or(|ids| ids.contains(id));
+    let mut listed: BTreeSet<(PeeringId, Region)> = BTreeSet::new();
+    let mut seen = Vec::new();
+    for (region, peerings) in listed_in {
+        for peering in peerings.into_iter().filter(|p| wanted(&p.id)) {
+            listed.insert((peering.id.clone(), region.clone()));
+            seen.push((peering, region.clone()));
+        }
+    }
+    world.merge_peerings(seen);
+    for p in world.peerings.iter_mut().filter(|p| wanted(&p.id)) {
+        let region = p.accepter.region.clone();
+        p.hidden_from_accepter = read.contains(&region) && !listed.contains(&(p.id.clone(), region));
+    }
 }
 
 fn tags(tags: &[Tag]) -> BTreeMap<String, String> {
