@@ -143,12 +143,7 @@ impl Outgoing {
             _ => &[],
         };
         let mut to = BTreeSet::from([own.clone()]);
-        to.extend(
-            acting
-                .iter()
-                .filter(|side| side.account == deployment.account && deployment.regions.contains(&side.region))
-                .map(|side| side.region.clone()),
-        );
+        to.extend(acting.iter().filter(|side| deployment.is_home(side)).map(|side| side.region.clone()));
         to
     }
 }
