@@ -9,6 +9,8 @@ LAMBDA_TARGET := aarch64-unknown-linux-gnu
 CARGO_LAMBDA_VERSION := 1.9.2
 
 PORT ?= 4566
+# `make local ACCOUNTS=123456789012,222222222222`: one deployment per account (empty: one, in 123456789012).
+ACCOUNTS ?=
 FUNCTIONS := -p tagpeer-requester -p tagpeer-accepter -p tagpeer-router -p tagpeer-provisioner
 LOCALCLOUD := PYTHONPATH=tests $(VENV)/bin/python -m localcloud
 
@@ -56,7 +58,7 @@ demo: venv functions
 	PYTHONPATH=tests $(VENV)/bin/python tools/demo.py
 
 local: venv functions
-	$(LOCALCLOUD) --port $(PORT)
+	$(LOCALCLOUD) --port $(PORT)$(if $(strip $(ACCOUNTS)), --accounts $(strip $(ACCOUNTS)))
 
 lint: venv $(CHECKOV)
 	cargo fmt --all -- --check

@@ -15,7 +15,9 @@
     Guide, "Working with CloudTrail trails"). Only write calls: "Events from
     API actions that start with the keywords List, Get, or Describe aren't
     processed by EventBridge" (same page);
-  * only to the default bus of the region where the call was made: "Both the
+  * only to the default bus of the account and region where the call was made
+    (the caller's account: the local cloud runs a deployment per account,
+    each with its own trails): "Both the
     EventBridge rule and the source event that it monitors must exist in the
     same AWS Region" (AWS re:Post Knowledge Center, "use-eventbridge-rule-across-
     regions"); the envelope's `region` is "the AWS Region where the event
@@ -507,28 +509,38 @@ def cloudtrail(action: str, account: str, region: str, access_key: str, user_age
 
 class Trails:
     """Which (account, region) the deployed template's trails record: the stacks' AWS::CloudTrail::Trail
-    resources (template.trails), evaluated with the deployment's parameters. A trail records its own
-    region; a multi-region trail every region of its account. `set` re-evaluates them with other
-    parameter values (`POST /_local/trail`), the functions and rules staying as deployed."""
+    resources (template.trails), evaluated with the deployment's parameters, in each account the local
+    cloud runs a deployment in (`accounts`: account -> its parameters; default: `account` alone, with
+    `params`). A trail records its own region of its own account; a multi-region trail every region of
+    its account. `set` re-evaluates them with other parameter values (`POST /_local/trail`), in every
+    account, the functions and rules staying as deployed."""
 
-    def __init__(self, template: dict, regions: list[str], account: str, params: dict[str, str]) -> None:
+    def __init__(self, template: dict, regions: list[str], account: str, params: dict[str, str],
+                 accounts: dict[str, dict[str, str]] | None = None) -> None:
         self.template, self.regions, self.account = template, regions, account
         self.base = dict(params)
+        self.bases = {a: dict(p) for a, p in (accounts or {account: params}).items()}
+        self.bases.setdefault(account, self.base)
         self.lock = threading.Lock()
         self.overrides: dict[str, str] = {}
-        self.trails = self._evaluate({})
+        self.by_account = self._evaluate({})
         _ec2_model()  # loaded now (a quarter of a second), not on the first call's event
 
-    def _evaluate(self, overrides: dict[str, str]) -> list:
-        params = {**self.base, **overrides}
-        return [t for r in self.regions for t in _template.trails(self.template, r, self.account, params)]
+    @property
+    def trails(self) -> list:
+        """The trails of the first account (`account`)."""
+        return self.by_account.get(self.account, [])
+
+    def _evaluate(self, overrides: dict[str, str]) -> dict[str, list]:
+        return {a: [t for r in self.regions for t in _template.trails(self.template, r, a, {**base, **overrides})]
+                for a, base in self.bases.items()}
 
     def covers(self, account: str, region: str) -> bool:
         """Whether a write call `account` makes in `region` reaches EventBridge as a CloudTrail event."""
-        if account != self.account:
-            return False  # no stack of the deployment runs in that account: no trail of the template
         with self.lock:
-            return any(t.covers(region) for t in self.trails)
+            trails = self.by_account.get(account)
+            # None: no stack of the deployment runs in that account, so no trail of the template.
+            return trails is not None and any(t.covers(region) for t in trails)
 
     def set(self, overrides) -> dict:
         """Template parameters (names and string values) the trails are evaluated with instead of the
@@ -544,24 +556,33 @@ class Trails:
         allowed = (self.template.get("Parameters") or {}).get("CreateTrail", {}).get("AllowedValues")
         if "CreateTrail" in overrides and allowed and overrides["CreateTrail"] not in allowed:
             raise ValueError(f"CreateTrail must be one of {allowed}")
-        trails = self._evaluate(overrides)
+        by_account = self._evaluate(overrides)
         with self.lock:
-            self.overrides, self.trails = overrides, trails
+            self.overrides, self.by_account = overrides, by_account
         return self.state()
 
     def reset(self) -> None:
         self.set({})
 
-    def state(self) -> dict:
-        with self.lock:
-            trails = list(self.trails)
-            overrides = dict(self.overrides)
-        covered = sorted({r for r in self.regions if any(t.covers(r) for t in trails)})
+    def _coverage(self, trails: list) -> dict:
         return {
-            "params": overrides,
             "trails": [{"name": t.name, "region": t.region, "multi_region": t.multi_region, "logging": t.logging,
                         "write_management_events": t.writes} for t in trails],
-            "account": self.account,
-            "regions": covered,
+            "regions": sorted({r for r in self.regions if any(t.covers(r) for t in trails)}),
             "all_regions": any(t.covers("*") for t in trails),
+        }
+
+    def state(self) -> dict:
+        """The first account's trails and coverage (`account`), and every account's (`accounts`)."""
+        with self.lock:
+            by_account = {a: list(ts) for a, ts in self.by_account.items()}
+            overrides = dict(self.overrides)
+        mine = self._coverage(by_account.get(self.account, []))
+        return {
+            "params": overrides,
+            "trails": mine["trails"],
+            "account": self.account,
+            "regions": mine["regions"],
+            "all_regions": mine["all_regions"],
+            "accounts": {a: self._coverage(ts) for a, ts in by_account.items()},
         }

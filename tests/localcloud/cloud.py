@@ -4,21 +4,39 @@ One endpoint on loopback that AWS SDKs and the AWS CLI use through
 `AWS_ENDPOINT_URL`:
 
 - AWS API calls go through to moto's server (started here, on a port of its
-  own), except EventBridge `PutEvents`, which goes to the local event buses.
+  own), except EventBridge `PutEvents`, which goes to the local event buses. An
+  access key `ACCOUNT-...` acts in that account (peering.py's `account_of`);
+  the temporary keys of an assumed role act in the role's account.
+- The deployment runs in one account (`DEFAULT_ACCOUNT`), or in each of several
+  (`accounts`, `--accounts A,B`): one stack per account and region, evaluated
+  with that account as `AWS::AccountId` and, unless `AllowedAccounts` is given,
+  the other accounts listed as `AllowedAccounts`, so each allows the others
+  (`account_params`, `--param ACCOUNT:NAME=VALUE`: one account's own).
 - For the calls made through it, it emits the events AWS would emit: "Tag
   Change on Resource" for VPC tag changes and "AWS API Call via CloudTrail" for
-  every EC2 call that changes something (or fails to), in the call's region,
-  when a trail of the deployed template records that region (awsevents.py).
-- Each region's bus routes events through the rules of `infra-template/`
-  itself, evaluated for that region, with EventBridge's pattern semantics, to
-  the real function binaries (one warm process per function, region and unit
-  of concurrency, behind an emulated Lambda Runtime API) and to other regions'
-  buses.
+  every EC2 call that changes something (or fails to), on the bus of the
+  call's account and region, when a trail of that account's deployment records
+  that region (awsevents.py).
+- The event buses are one default bus per account and region. `PutEvents`
+  lands on the caller's own account's bus (the region it called, or the one
+  its bus ARN names); an entry naming another account's bus fails. Each bus
+  routes events through the rules of `infra-template/` itself, evaluated for
+  its account and region, with EventBridge's pattern semantics, to the real
+  function binaries (one warm process per function, account, region and unit of
+  concurrency, behind an emulated Lambda Runtime API) and to other buses: of
+  its own account in any region, or of another account in the same region,
+  as EventBridge sends across accounts: only when the rule's role may put
+  events on that bus and that bus's policy (AWS::Events::EventBusPolicy) lets
+  the sending account in; the event keeps the account it was put in. A
+  delivery refused is recorded as "denied", with the reason.
+- IAM as each account's template grants it (iam.py); CloudTrail trails per
+  account (awsevents.Trails).
 - Every API call is recorded: service, action, region, account, caller, outcome,
   and the function invocation that made it: each function process has an access
-  key of its own (`process_key`) and serves one invocation at a time.
+  key of its own (`process_key`) and serves one invocation at a time. Every
+  delivery is recorded with the account and region of the bus it was on.
 
-Control interface (`/_local/...`): POST settle, POST schedule, GET events,
+Control interface (`/_local/...`): POST settle, POST schedule (every stack's), GET events,
 GET calls, GET metrics, POST reset, POST faults, GET/POST clock, GET/POST lifecycle, GET/POST
 trail. See DESIGN.md and the README.
 """
@@ -55,6 +73,7 @@ DEFAULT_REGIONS = ["ap-northeast-2", "ap-northeast-3"]
 # Lambda retries a failed asynchronous invocation twice.
 ASYNC_RETRIES = 2
 
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
 _AUTH = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 _ERROR_CODE = re.compile(rb"<Code>([^<]+)</Code>")
 
@@ -69,6 +88,53 @@ def process_key(function_key: str, slot: int) -> str:
     """The access key of a function's process in concurrency slot `slot`: its function's key
     (`ACCOUNT-BINARY-REGION`, which IAM, the faults and GET /_local/calls know) and the slot."""
     return f"{function_key}.{slot}"
+
+
+class PerAccount(dict):
+    """The cloud's stacks by (account, region), its functions by (account, region, logical id). A
+    key without its account (a region; (region, logical id)) is the first account's, as when the
+    cloud had one account."""
+
+    def __init__(self, account: str) -> None:
+        super().__init__()
+        self.account = account
+
+    def _full(self, key):
+        if isinstance(key, str):
+            return (self.account, key)
+        if isinstance(key, tuple) and key and not (isinstance(key[0], str) and _ACCOUNT_ID.match(key[0])):
+            return (self.account, *key)
+        return key
+
+    def __getitem__(self, key):
+        return super().__getitem__(self._full(key))
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(self._full(key), value)
+
+    def __delitem__(self, key) -> None:
+        super().__delitem__(self._full(key))
+
+    def __contains__(self, key) -> bool:
+        return super().__contains__(self._full(key))
+
+    def get(self, key, default=None):
+        return super().get(self._full(key), default)
+
+
+def params_of_accounts(accounts: list[str], template_params: dict[str, str] | None,
+                       per_account: dict[str, dict[str, str]] | None = None) -> dict[str, dict[str, str]]:
+    """Each account's template parameters: `template_params` for all; with several accounts and no
+    `AllowedAccounts` among them, the other accounts listed, so each allows the others; then the
+    account's own (`per_account`)."""
+    out = {}
+    for account in accounts:
+        p = dict(template_params or {})
+        if len(accounts) > 1 and "AllowedAccounts" not in p:
+            p["AllowedAccounts"] = ",".join(a for a in accounts if a != account)
+        p.update((per_account or {}).get(account) or {})
+        out[account] = p
+    return out
 
 
 class Record:
@@ -112,7 +178,19 @@ class Record:
 
 class LocalCloud:
     def __init__(self, port: int, template_path: Path, bin_dir: Path, regions: list[str], log_level: str = "info",
-                 verbose: bool = False, template_params: dict[str, str] | None = None):
+                 verbose: bool = False, template_params: dict[str, str] | None = None,
+                 accounts: list[str] | None = None, account_params: dict[str, dict[str, str]] | None = None):
+        """`accounts`: the accounts the deployment runs in (default: DEFAULT_ACCOUNT alone; the first is
+        the one `stacks[region]` and `functions[(region, logical id)]` name); `template_params` every
+        stack's parameters, `account_params` one account's own on top (account -> {name: value})."""
+        self.accounts = list(dict.fromkeys(accounts or [DEFAULT_ACCOUNT]))
+        for a in self.accounts + list(account_params or {}):
+            if not _ACCOUNT_ID.match(a):
+                raise ValueError(f"{a!r} is not a 12-digit account id")
+        unknown = set(account_params or {}) - set(self.accounts)
+        if unknown:
+            raise ValueError(f"parameters for {sorted(unknown)}, which are not among the accounts {self.accounts}")
+        self.account = self.accounts[0]
         self.port = port
         self.endpoint = f"http://127.0.0.1:{port}"
         self.regions = regions
@@ -140,16 +218,23 @@ class LocalCloud:
         self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="bus")
         self.moto = None
         self.moto_port = 0
-        self.functions: dict[tuple[str, str], runtime.Function] = {}
-        params = {"Regions": ",".join(regions), "LogLevel": log_level, **(template_params or {})}
+        # (account, region, logical id) -> the function's processes (PerAccount).
+        self.functions: PerAccount = PerAccount(self.account)
+        # Each account's template parameters, and its stack in each region: (account, region) -> stack.
+        self.params = params_of_accounts(self.accounts, {"Regions": ",".join(regions), "LogLevel": log_level,
+                                                         **(template_params or {})}, account_params)
         tpl = template.load(str(template_path))
-        self.stacks = {r: template.stack(tpl, r, DEFAULT_ACCOUNT, params) for r in regions}
+        self.stacks: PerAccount = PerAccount(self.account)
+        for account in self.accounts:
+            for r in regions:
+                self.stacks[(account, r)] = template.stack(tpl, r, account, self.params[account])
         # The template's CloudTrail trails: which (account, region) CloudTrail events exist for
         # (awsevents.Trails; GET/POST /_local/trail). EC2's answers where moto forgives (ec2rules.py).
-        self.trails = awsevents.Trails(tpl, regions, DEFAULT_ACCOUNT, params)
+        self.trails = awsevents.Trails(tpl, regions, self.account, self.params[self.account], accounts=self.params)
         self.ec2_rules = ec2rules.Ec2Rules(self)
-        # IAM as deployed (iam.py): each function's key acts as its template role.
-        self.iam = iam_.Iam(tpl, params, regions, iam_.CloudLookup(self))
+        # IAM as deployed (iam.py): each function's key acts as its template role, in its account.
+        self.iam = iam_.Iam(tpl, self.params[self.account], regions, iam_.CloudLookup(self),
+                            account_params=self.params)
         self.bin_dir = bin_dir
         self.server: ThreadingHTTPServer | None = None
 
@@ -178,12 +263,12 @@ class LocalCloud:
         self.port = self.server.server_address[1]  # the one bound, when asked for 0
         self.endpoint = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True, name="endpoint").start()
-        for region, stack in self.stacks.items():
+        for (account, region), stack in self.stacks.items():
             for logical_id, fn in stack.functions.items():
                 binary = self.bin_dir / fn.binary
                 if not binary.exists():
                     raise SystemExit(f"{binary} is missing: build the functions first (cargo build --bins)")
-                key = f"{DEFAULT_ACCOUNT}-{fn.binary}-{region}"  # the caller the calls are recorded under
+                key = f"{account}-{fn.binary}-{region}"  # the caller the calls are recorded under
                 env = dict(fn.environment)
                 env.update({
                     "AWS_REGION": region,
@@ -203,14 +288,14 @@ class LocalCloud:
                     log=self._function_log,
                     # Each process calls with its slot's key, so a call tells which process made it.
                     slot_env=lambda slot, key=key: {"AWS_ACCESS_KEY_ID": process_key(key, slot)},
-                    account=DEFAULT_ACCOUNT,
+                    account=account,
                     metrics=self.metrics,
                 )
-                self.functions[(region, logical_id)] = f
+                self.functions[(account, region, logical_id)] = f
                 self.function_callers.add(key)
                 for slot in range(f.concurrency):
                     self.process_keys[process_key(key, slot)] = (key, f, slot)
-                self.iam.add_function(key, DEFAULT_ACCOUNT, region, logical_id, fn.name)
+                self.iam.add_function(key, account, region, logical_id, fn.name)
         threading.Thread(target=self._release_held, daemon=True, name="shuffle").start()
         for f in self.functions.values():
             f.start()
@@ -249,18 +334,20 @@ class LocalCloud:
                 self.pending_cv.wait(left)
         return True
 
-    def put(self, event: dict, region: str) -> None:
-        """An event arrives on `region`'s default bus."""
+    def put(self, event: dict, region: str, account: str | None = None) -> None:
+        """An event arrives on the default bus of `account` (default: the first account) in `region`."""
         self._begin()
-        self.pool.submit(self._route, event, region)
+        self.pool.submit(self._route, event, region, account or self.account)
 
-    def _route(self, event: dict, region: str) -> None:
+    def _route(self, event: dict, region: str, account: str | None = None) -> None:
+        """The rules of the bus of (account, region): its stack's."""
+        account = account or self.account
         try:
             if self.faults.should_drop(event, region):
-                self.record.event(region=region, rule=None, target=None, source=event.get("source"),
+                self.record.event(account=account, region=region, rule=None, target=None, source=event.get("source"),
                                   detail_type=event.get("detail-type"), outcome="dropped", event=event)
                 return
-            stack = self.stacks.get(region)
+            stack = self.stacks.get((account, region))
             matched = False
             for rule in stack.rules if stack else []:
                 if not rule.enabled or rule.pattern is None:
@@ -271,7 +358,7 @@ class LocalCloud:
                 for target in rule.targets:
                     self._dispatch(event, region, rule, target)
             if not matched:
-                self.record.event(region=region, rule=None, target=None, source=event.get("source"),
+                self.record.event(account=account, region=region, rule=None, target=None, source=event.get("source"),
                                   detail_type=event.get("detail-type"), outcome="no rule", event=event)
         finally:
             self._end()
@@ -282,7 +369,8 @@ class LocalCloud:
         a bus or an SNS topic gets it once, at once)."""
         copies = 1 if target.function is None else self.faults.copies()
         if copies != 1:
-            self.record.event(region=region, rule=rule.name, target=target.function, source=event.get("source"),
+            self.record.event(account=rule.account or self.account, region=region, rule=rule.name,
+                              target=target.function, source=event.get("source"),
                               detail_type=event.get("detail-type"),
                               outcome="dropped" if copies == 0 else "duplicated", event=event)
         for _ in range(copies):
@@ -305,26 +393,52 @@ class LocalCloud:
             self.pool.submit(self._deliver, *delivery)
 
     def _deliver(self, event: dict, region: str, rule: template.Rule, target: template.Target) -> None:
+        account = rule.account or self.account  # the rule's bus's
         try:
             if target.bus_arn:
-                to_region = target.bus_arn.split(":")[3]
-                self.record.event(region=region, rule=rule.name, target=target.bus_arn, source=event.get("source"),
-                                  detail_type=event.get("detail-type"), outcome="forwarded", event=event)
-                if to_region in self.stacks:
-                    self.put(event, to_region)
+                self._forward(event, account, region, rule, target)
                 return
             if target.topic_arn:  # no SNS here: the publication is recorded, and goes no further
-                self.record.event(region=region, rule=rule.name, target=target.topic_arn, function=None,
-                                  source=event.get("source"), detail_type=event.get("detail-type"),
+                self.record.event(account=account, region=region, rule=rule.name, target=target.topic_arn,
+                                  function=None, source=event.get("source"), detail_type=event.get("detail-type"),
                                   outcome="published", event=event)
                 return
-            self.invoke(region, target.function, event, rule.name)
+            self.invoke(region, target.function, event, rule.name, account)
         finally:
             self._end()
 
-    def invoke(self, region: str, logical_id: str, event: dict, rule_name: str) -> None:
-        """Asynchronous invocation, as EventBridge does it: retried twice on error."""
-        fn = self.functions[(region, logical_id)]
+    def _forward(self, event: dict, account: str, region: str, rule: template.Rule, target: template.Target) -> None:
+        """A rule's target is a default bus. Of its own account: in any region, as today. Of another
+        account: as EventBridge sends between accounts, within the rule's region, with the target's
+        role, into a bus whose policy lets this account in (iam.Iam.put_events_refusal); else the
+        delivery is "denied", with the reason. The event goes on as it is: its `account` stays the
+        one it was put in."""
+        to_region, to_account = target.bus_arn.split(":")[3:5]
+        entry = dict(account=account, region=region, rule=rule.name, target=target.bus_arn, to_account=to_account,
+                     to_region=to_region, source=event.get("source"), detail_type=event.get("detail-type"))
+        reason = None
+        if to_account != account:
+            receiving = self.stacks.get((to_account, to_region))
+            if to_region != region:
+                reason = f"EventBridge sends to another account's bus only in the rule's own region ({region}), " \
+                         f"not {to_region}"
+            else:
+                reason = self.iam.put_events_refusal(
+                    account, region, target.role_arn, target.bus_arn, event,
+                    None if receiving is None else [p.statement for p in receiving.bus_policies],
+                    f"arn:aws:events:{region}:{account}:rule/{rule.name}")
+        if reason is not None:
+            self.record.event(**entry, outcome="denied", reason=reason, event=event)
+            return
+        self.record.event(**entry, outcome="forwarded", event=event)
+        if (to_account, to_region) in self.stacks:
+            self.put(event, to_region, to_account)
+
+    def invoke(self, region: str, logical_id: str, event: dict, rule_name: str, account: str | None = None) -> None:
+        """Asynchronous invocation, as EventBridge does it: retried twice on error. The function of
+        `account` (default: the first account's) in `region`."""
+        account = account or self.account
+        fn = self.functions[(account, region, logical_id)]
         down = {"errorType": "crashed", "errorMessage": "crashed (crash_after)"}
 
         def admit() -> dict | None:
@@ -339,13 +453,14 @@ class LocalCloud:
                 # After crash_after's last call the functions are down (their processes that
                 # were in flight killed, see _kill_functions): the invocation fails at once,
                 # and so do Lambda's retries of it. No process ran it.
-                self.record.event(region=region, rule=rule_name, target=fn.name, function=logical_id,
-                                  caller=fn.env["AWS_ACCESS_KEY_ID"], source=event.get("source"),
+                self.record.event(account=account, region=region, rule=rule_name, target=fn.name,
+                                  function=logical_id, caller=fn.env["AWS_ACCESS_KEY_ID"], source=event.get("source"),
                                   detail_type=event.get("detail-type"), attempt=attempt + 1, outcome="error",
                                   error="crashed (crash_after)", invocation=None, calls=[], event=event)
                 continue
             outcome = "ok" if result.ok else "error"
             self.record.event(
+                account=account,
                 region=region,
                 rule=rule_name,
                 target=fn.name,
@@ -370,7 +485,8 @@ class LocalCloud:
                 return
 
     def fire_schedules(self) -> None:
-        for region, stack in self.stacks.items():
+        """Every stack's schedules, of every account and region."""
+        for (_, region), stack in self.stacks.items():
             for rule in stack.rules:
                 if not rule.enabled or not rule.schedule:
                     continue
@@ -453,8 +569,9 @@ class LocalCloud:
 
     def after_ec2(self, action: str, params: dict[str, str], region: str, account: str, access_key: str,
                   user_agent: str, response: bytes, moto_account: str | None, status: int = 200) -> None:
-        """The events AWS emits for an EC2 call: its CloudTrail record, in its own region, when a trail
-        of the deployment records that region (failed calls too); tag changes of a VPC."""
+        """The events AWS emits for an EC2 call, on the bus of the caller's account in the call's region:
+        its CloudTrail record, when a trail of that account's deployment records that region (failed
+        calls too); tag changes of a VPC."""
         if action.startswith(awsevents.READ_ONLY_PREFIXES):
             return
         caller_account = peering_.caller_account(access_key, account)
@@ -468,7 +585,7 @@ class LocalCloud:
             self.put(awsevents.cloudtrail(action, caller_account, region, access_key, user_agent, params,
                                           response if status == 200 else None, str(uuid.uuid4()),
                                           at=awsevents.cloud_time(self), principal=principal, error=error),
-                     region)
+                     region, caller_account)
         if status != 200:
             return
         if action in ("CreateTags", "DeleteTags"):
@@ -478,9 +595,9 @@ class LocalCloud:
                     continue
                 self.tag_versions[resource] = self.tag_versions.get(resource, 0) + 1
                 tags = self.vpc_tags(resource, region, access_key, moto_account)
-                self.put(awsevents.tag_change(account, region, resource, keys, tags, self.tag_versions[resource],
-                                              at=awsevents.cloud_time(self)),
-                         region)
+                self.put(awsevents.tag_change(caller_account, region, resource, keys, tags,
+                                              self.tag_versions[resource], at=awsevents.cloud_time(self)),
+                         region, caller_account)
 
     def put_events(self, body: bytes, region: str, account: str) -> tuple[int, bytes]:
         try:
@@ -498,10 +615,18 @@ class LocalCloud:
                 results.append({"ErrorCode": "MalformedDetail", "ErrorMessage": str(e)})
                 continue
             bus = entry.get("EventBusName") or "default"
-            to_region = bus.split(":")[3] if bus.startswith("arn:") else region
+            parts = bus.split(":")
+            to_region = parts[3] if bus.startswith("arn:") and len(parts) > 4 else region
+            if bus.startswith("arn:") and len(parts) > 4 and parts[4] != account:
+                # Only a rule sends to another account's bus (_forward); a caller puts on its own.
+                failed += 1
+                results.append({"ErrorCode": "AccessDeniedException",
+                                "ErrorMessage": f"account {account} cannot put events on {bus}, a bus of account "
+                                                f"{parts[4]}: PutEvents puts on the caller's own account's buses"})
+                continue
             event = awsevents.envelope(entry["DetailType"], entry["Source"], account, region,
                                        entry.get("Resources", []), detail)
-            self.put(event, to_region)
+            self.put(event, to_region, account)
             results.append({"EventId": event["id"]})
         return 200, json.dumps({"FailedEntryCount": failed, "Entries": results}).encode()
 
@@ -577,7 +702,8 @@ class _Handler(BaseHTTPRequestHandler):
         # A function process's key is its function's from here on; `invocation`: whose call it is.
         access_key, invocation = cloud.caller_of(sent_key)
         moto_account = peering_.account_of(access_key)  # None: moto says (its default, or an assumed role's)
-        account = moto_account or DEFAULT_ACCOUNT
+        # The account the call acts in: the key's, or the assumed role's (moto's mapping).
+        account = moto_account or peering_.caller_account(access_key, DEFAULT_ACCOUNT)
         target = self.headers.get("X-Amz-Target", "")
         function = access_key in cloud.function_callers
         if service == "events" and target == "AWSEvents.PutEvents":
@@ -725,7 +851,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(400, {"error": str(e)})
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     repo = Path(__file__).resolve().parents[2]
     target_dir = Path(os.environ.get("CARGO_TARGET_DIR") or repo / "target")
     parser = argparse.ArgumentParser(prog="localcloud", description=__doc__.split("\n\n")[0])
@@ -734,11 +860,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bin-dir", type=Path, default=target_dir / "debug",
                         help="where the function binaries are (default: $CARGO_TARGET_DIR/debug)")
     parser.add_argument("--regions", default=",".join(DEFAULT_REGIONS))
+    parser.add_argument("--accounts", default=DEFAULT_ACCOUNT,
+                        help="the accounts the deployment runs in, 12-digit ids separated by commas (default: "
+                             f"{DEFAULT_ACCOUNT} alone): a stack per account and region, each account's "
+                             "AllowedAccounts the others unless --param sets it; an access key ACCOUNT-NAME acts in "
+                             "ACCOUNT")
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--verbose", action="store_true", help="print the functions' log lines")
-    parser.add_argument("--param", metavar="NAME=VALUE", action="append", default=[],
+    parser.add_argument("--param", metavar="[ACCOUNT:]NAME=VALUE", action="append", default=[],
                         help="a template parameter, as `sam deploy --parameter-overrides` takes it (repeatable), "
-                             "e.g. CreateTrail=false: no trail, so no CloudTrail events")
+                             "e.g. CreateTrail=false: no trail, so no CloudTrail events; ACCOUNT:NAME=VALUE sets it "
+                             "for that account's stacks alone, e.g. 222222222222:AllowedAccounts=")
     parser.add_argument("--no-functions", action="store_true",
                         help="AWS's endpoint alone: no function processes and no rules (events are recorded and "
                              "delivered nowhere), for tests that run tagpeer's handlers in their own process")
@@ -747,24 +879,39 @@ def main(argv: list[str] | None = None) -> None:
                              '(default: AWS\'s timing), e.g. \'{"instant": true}\'')
     args = parser.parse_args(argv)
     try:
-        lifecycle = peering_.parse_lifecycle(args.lifecycle) if args.lifecycle else None
+        args.lifecycle = peering_.parse_lifecycle(args.lifecycle) if args.lifecycle else None
     except ValueError as e:  # json.JSONDecodeError is one
         parser.error(f"--lifecycle: {e}")
-
-    template_params = {}
+    args.accounts = [a.strip() for a in args.accounts.split(",") if a.strip()] or [DEFAULT_ACCOUNT]
+    bad = [a for a in args.accounts if not _ACCOUNT_ID.match(a)]
+    if bad:
+        parser.error(f"--accounts: {', '.join(bad)}: not 12-digit account ids")
+    args.template_params, args.account_params = {}, {}
     for item in args.param:
         name, sep, value = item.partition("=")
-        if not sep or not name:
-            parser.error(f"--param {item!r}: NAME=VALUE")
-        template_params[name] = value
+        account, colon, name = name.rpartition(":")
+        if not sep or not name or (colon and account not in args.accounts):
+            parser.error(f"--param {item!r}: NAME=VALUE, or ACCOUNT:NAME=VALUE for an account of --accounts")
+        (args.account_params.setdefault(account, {}) if colon else args.template_params)[name] = value
+    return args
+
+
+def cloud_from_args(args: argparse.Namespace) -> LocalCloud:
+    """The local cloud `parse_args` describes, not started."""
     cloud = LocalCloud(args.port, args.template, args.bin_dir, [r for r in args.regions.split(",") if r],
-                       args.log_level, args.verbose, template_params)
-    if lifecycle is not None:
-        cloud.peering.lifecycle.set(lifecycle)
+                       args.log_level, args.verbose, args.template_params, accounts=args.accounts,
+                       account_params=args.account_params)
+    if args.lifecycle is not None:
+        cloud.peering.lifecycle.set(args.lifecycle)
     if args.no_functions:
         for stack in cloud.stacks.values():
             stack.functions.clear()
             stack.rules.clear()
+    return cloud
+
+
+def main(argv: list[str] | None = None) -> None:
+    cloud = cloud_from_args(parse_args(argv))
     stopping = threading.Event()
 
     def stop(*_):

@@ -52,10 +52,27 @@ refused on the first that is not allowed. See `EC2_RESOURCES` below.
 Who is checked: the function processes, and the temporary keys STS gives a
 function for a role of the template (the reader role, `AllowedAccounts`),
 evaluated with that role's policies as the template makes it in the role's
-account and region. Anyone else (tests, the CLI, a person's AWS CLI, `cargo
-lambda deploy`) is an administrator and is not checked. The trust policy of an
-assumed role is not evaluated: the other account's deployment is not part of
-the local cloud.
+account and region. Each account of the local cloud has its own template
+parameters (`account_params`: its `AllowedAccounts` above all), so its roles are
+the ones its own stacks make. Anyone else (tests, the CLI, a person's AWS CLI,
+`cargo lambda deploy`) is an administrator and is not checked.
+
+A role in another account is assumed only as AWS allows it across accounts:
+the caller's identity policy and the role's trust policy must both allow it.
+When that account is one of the local cloud's (it runs a deployment there), the
+role must be one its stacks make (their Condition holding) and its trust
+policy (AssumeRolePolicyDocument) must name the caller: its account id, the
+account's root (`arn:aws:iam::ACCOUNT:root`), its role or its session, or "*";
+else the call is refused with STS's `AccessDenied`. A role of an account the
+local cloud does not run, or of the caller's own account, is not checked this
+far (the other deployment is not there to ask).
+
+Resource policies (`resource_decision`): the statements of a resource's policy
+that name the caller in `Principal` (as above; `NotPrincipal` the reverse) are
+evaluated as identity policies are (an explicit Deny wins, then an Allow, else
+an implicit deny). The local cloud asks this of an event bus's policy
+(AWS::Events::EventBusPolicy) when a rule of one account sends to another
+account's bus, and of a role's trust policy.
 """
 
 from __future__ import annotations
@@ -298,16 +315,21 @@ def statements(policies: Iterable[tuple[str, dict]]) -> list[Statement]:
     for source, document in policies:
         body = (document or {}).get("Statement") or []
         for i, st in enumerate(body if isinstance(body, list) else [body]):
-            out.append(Statement(
-                label=f"{source}:{st.get('Sid') or i}",
-                effect=str(st.get("Effect", "")),
-                actions=[str(a) for a in _as_list(st.get("Action"))],
-                not_actions=[str(a) for a in _as_list(st["NotAction"])] if "NotAction" in st else None,
-                resources=[str(r) for r in _as_list(st["Resource"])] if "Resource" in st else None,
-                not_resources=[str(r) for r in _as_list(st["NotResource"])] if "NotResource" in st else None,
-                condition=st.get("Condition") or {},
-            ))
+            out.append(statement(f"{source}:{st.get('Sid') or i}", st))
     return out
+
+
+def statement(label: str, st: dict) -> Statement:
+    """One policy statement, as the evaluation reads it."""
+    return Statement(
+        label=label,
+        effect=str(st.get("Effect", "")),
+        actions=[str(a) for a in _as_list(st.get("Action"))],
+        not_actions=[str(a) for a in _as_list(st["NotAction"])] if "NotAction" in st else None,
+        resources=[str(r) for r in _as_list(st["Resource"])] if "Resource" in st else None,
+        not_resources=[str(r) for r in _as_list(st["NotResource"])] if "NotResource" in st else None,
+        condition=st.get("Condition") or {},
+    )
 
 
 @dataclass
@@ -330,6 +352,56 @@ def evaluate(stmts: list[Statement], action: str, resource: str, ctx: Context) -
             if st.applies(action, resource, ctx, notes):
                 allow = st.label
     return Decision(allow is not None, False, allow, notes)
+
+
+# ------------------------------------------------------------ resource policies
+
+
+def principal_matches(spec, who: dict[str, list[str]]) -> bool:
+    """Does a statement's `Principal` name the caller? `who`: the caller's names by kind, e.g.
+    {"AWS": [account id, arn:aws:iam::ACCOUNT:root, role ARN, session ARN]} or {"Service":
+    ["events.amazonaws.com"]}. "*" (or {"AWS": "*"}) names everyone ("AWS JSON policy elements:
+    Principal")."""
+    if spec == "*":
+        return True
+    if not isinstance(spec, dict):
+        return False
+    for kind, values in spec.items():
+        for v in _as_list(values):
+            v = _text(v)
+            if (kind == "AWS" and v == "*") or v in who.get(kind, []):
+                return True
+    return False
+
+
+def aws_names(account: str, *arns: str) -> dict[str, list[str]]:
+    """The names a principal of `account` (a role, its session: `arns`) is known by in a Principal."""
+    return {"AWS": [account, f"arn:{PARTITION}:iam::{account}:root", *[a for a in arns if a]]}
+
+
+def resource_decision(policy_statements: Iterable[dict], who: dict[str, list[str]], action: str, resource: str,
+                      ctx: Context, label: str = "policy") -> Decision:
+    """A resource policy's statements that name the caller, evaluated as identity policies are. A
+    statement without Resource (a trust policy's) applies to the resource it is attached to."""
+    named = []
+    for i, st in enumerate(policy_statements):
+        if not isinstance(st, dict):
+            continue
+        if "NotPrincipal" in st:
+            if principal_matches(st["NotPrincipal"], who):
+                continue
+        elif not principal_matches(st.get("Principal"), who):
+            continue
+        st = dict(st)
+        if "Resource" not in st and "NotResource" not in st:
+            st["Resource"] = "*"
+        named.append(statement(f"{label}:{st.get('Sid') or i}", st))
+    return evaluate(named, action, resource, ctx)
+
+
+def _statements_of(document: dict | None) -> list[dict]:
+    body = (document or {}).get("Statement") or []
+    return body if isinstance(body, list) else [body]
 
 
 # ----------------------------------------------------------- what a call asks
@@ -586,9 +658,12 @@ class Iam:
     """The local cloud's IAM: which keys belong to which role, and the check before forwarding."""
 
     def __init__(self, template: dict, params: dict[str, str], regions: list[str], lookup: Lookup,
-                 stack_name: str = "tagpeer") -> None:
+                 stack_name: str = "tagpeer", account_params: dict[str, dict[str, str]] | None = None) -> None:
         self._template = template
         self._params = params
+        # The accounts the local cloud runs a deployment in, each with its own parameters; any
+        # other account's roles are read with `params`.
+        self._account_params = dict(account_params or {})
         self._regions = regions
         self._stack_name = stack_name
         self.lookup = lookup
@@ -602,8 +677,13 @@ class Iam:
         key = (account, region)
         with self._lock:
             if key not in self._stacks:
-                self._stacks[key] = tpl.iam(self._template, region, account, self._params, self._stack_name)
+                params = self._account_params.get(account, self._params)
+                self._stacks[key] = tpl.iam(self._template, region, account, params, self._stack_name)
             return self._stacks[key]
+
+    def deployed(self, account: str) -> bool:
+        """Whether the local cloud runs a deployment in `account` (its stacks are there to ask)."""
+        return account in self._account_params
 
     def _principal(self, access_key: str, account: str, region: str, role: tpl.Role, session: str) -> Principal:
         for arn in role.unknown_managed:
@@ -632,16 +712,40 @@ class Iam:
             for key in [k for k, p in self._principals.items() if p.assumed]:
                 del self._principals[key]
 
-    def _role_by_arn(self, role_arn: str) -> tuple[str, str, tpl.Role] | None:
+    def _role_by_arn(self, role_arn: str, present_only: bool = False) -> tuple[str, str, tpl.Role] | None:
+        """The template's role of that ARN, in the first region whose stack makes it (its Condition
+        holding), else (unless `present_only`) the first whose template names it."""
         m = re.match(r"^arn:[^:]+:iam::(\d{12}):role/(?:.*/)?([^/]+)$", role_arn)
         if not m:
             return None
         account, name = m.groups()
-        for region in self._regions:
-            for role in self.stack(account, region).roles.values():
-                if role.name == name:
-                    return account, region, role
-        return None
+        found = [(account, region, role) for region in self._regions
+                 for role in self.stack(account, region).roles.values() if role.name == name]
+        present = [f for f in found if f[2].present]
+        if present or present_only:
+            return present[0] if present else None
+        return found[0] if found else None
+
+    def role_in_stack(self, account: str, region: str, role_arn: str) -> tpl.Role | None:
+        """The role of that ARN that the stack of (account, region) makes, or None."""
+        return next((r for r in self.stack(account, region).roles.values() if r.arn == role_arn and r.present),
+                    None)
+
+    def _trust_refusal(self, principal: Principal, role_arn: str, region: str) -> Decision | None:
+        """sts:AssumeRole of a role in another account of the local cloud: its trust policy must
+        name the caller (see the module's docstring). None: allowed, or not the local cloud's to say."""
+        m = re.match(r"^arn:[^:]+:iam::(\d{12}):role/", role_arn)
+        if not m or m.group(1) == principal.account or not self.deployed(m.group(1)):
+            return None
+        found = self._role_by_arn(role_arn, present_only=True)
+        if found is None:
+            return Decision(False, notes=[f"no stack of account {m.group(1)} makes the role {role_arn}"])
+        role = found[2]
+        ctx = Context(dict(principal.global_keys(region), **{"aws:SourceAccount": principal.account}))
+        decision = resource_decision(_statements_of(role.trust), aws_names(principal.account, principal.role.arn,
+                                                                           principal.arn),
+                                     "sts:AssumeRole", role_arn, ctx, f"{role.logical_id}/AssumeRolePolicyDocument")
+        return None if decision.allowed else decision
 
     # ------------------------------------------------------------- the check
 
@@ -682,7 +786,53 @@ class Iam:
             decision = evaluate(principal.stmts, c.action, c.resource, c.ctx)
             if not decision.allowed:
                 return self._refusal(service, principal, c, decision)
+        if service == "sts" and action.startswith("AssumeRole"):
+            trust = self._trust_refusal(principal, params.get("RoleArn", ""), region)
+            if trust is not None:
+                return self._refusal(service, principal, checks[0], trust, resource_policy=True)
         return None
+
+    def put_events_refusal(self, account: str, region: str, role_arn: str | None, bus_arn: str, event: dict,
+                           bus_policies: list[dict] | None, rule_arn: str = "") -> str | None:
+        """A rule of (account, region) sends `event` to the bus `bus_arn` of another account, with
+        the role `role_arn`: None when AWS would deliver it, else why not. The role (when the target
+        names one) must be one the rule's stack makes, trusting EventBridge for this account, and
+        let events:PutEvents on that bus; the bus's policy (`bus_policies`: its statements, None when
+        the local cloud runs no deployment in that account, so the bus has no policy) must let the
+        sending account in."""
+        to_account = bus_arn.split(":")[4]
+        values = {"events:source": event.get("source"), "events:detail-type": event.get("detail-type"),
+                  "aws:PrincipalAccount": account, "aws:SourceAccount": account, "aws:SourceArn": rule_arn,
+                  "aws:RequestedRegion": bus_arn.split(":")[3]}
+        values = {k: v for k, v in values.items() if v}
+        names = aws_names(account)
+        if role_arn:
+            role = self.role_in_stack(account, region, role_arn)
+            if role is None:
+                return f"the target's role {role_arn} is not a role the stack of {account} in {region} makes"
+            trust = resource_decision(_statements_of(role.trust), {"Service": ["events.amazonaws.com"]},
+                                      "sts:AssumeRole", role_arn, Context(dict(values)),
+                                      f"{role.logical_id}/AssumeRolePolicyDocument")
+            if not trust.allowed:
+                return f"the role {role_arn} does not let EventBridge (events.amazonaws.com) assume it for " \
+                       f"account {account}"
+            decision = evaluate(statements(role.policies), "events:PutEvents", bus_arn, Context(dict(values)))
+            if not decision.allowed:
+                how = f"denies it ({decision.statement})" if decision.explicit_deny else "does not allow it"
+                return f"the role {role_arn} {how}: events:PutEvents on {bus_arn}"
+            names = aws_names(account, role_arn)
+            values["aws:PrincipalArn"] = role_arn
+        if bus_policies is None:
+            return f"account {to_account} runs no deployment here: its default bus has no policy letting " \
+                   f"account {account} put events on it"
+        decision = resource_decision(bus_policies, names, "events:PutEvents", bus_arn, Context(values),
+                                     "EventBusPolicy")
+        if decision.allowed:
+            return None
+        if decision.explicit_deny:
+            return f"the policy of {bus_arn} denies account {account} events:PutEvents ({decision.statement})"
+        return f"no statement of the policy of {bus_arn} lets account {account} put this event " \
+               f"(source {event.get('source')!r}) on it"
 
     def observe(self, service: str, action: str, access_key: str, params: dict[str, str], status: int,
                 response: bytes) -> None:
@@ -702,9 +852,11 @@ class Iam:
 
     # --------------------------------------------------------------- answers
 
-    def _refusal(self, service: str, principal: Principal, c: Check, decision: Decision) -> Refusal:
-        why = ("with an explicit deny in an identity-based policy" if decision.explicit_deny
-               else f"because no identity-based policy allows the {c.action} action")
+    def _refusal(self, service: str, principal: Principal, c: Check, decision: Decision,
+                 resource_policy: bool = False) -> Refusal:
+        kind = "a resource-based" if resource_policy else "an identity-based"
+        why = (f"with an explicit deny in {kind} policy" if decision.explicit_deny
+               else f"because no {kind.split(' ', 1)[1]} policy allows the {c.action} action")
         base = f"User: {principal.arn} is not authorized to perform: {c.action} on resource: {c.resource} {why}"
         detail = {
             "principal": principal.arn,
@@ -716,6 +868,8 @@ class Iam:
             "statement": decision.statement,
             "context": {k: v for k, v in c.ctx.consulted.items()},
         }
+        if resource_policy:
+            detail["policy"] = "trust"
         if decision.notes:
             detail["notes"] = decision.notes
         request_id = str(uuid.uuid4())

@@ -1,12 +1,28 @@
-"""The deployment template, read as CloudFormation reads it, for one region.
+"""The deployment template, read as CloudFormation reads it, for one region and account.
 
 Loads `infra-template/template.yaml` (YAML with CloudFormation's short-form
-intrinsics), resolves parameters, conditions and the intrinsic functions the
-template uses (Ref, Fn::Sub, Fn::GetAtt, Fn::If, Fn::Equals, Fn::Not, Fn::And,
-Fn::Or, Fn::Select, Fn::Split, Fn::Join, Condition), applies SAM's Globals to
-the functions, and hands the local cloud what it deploys: the functions (with
-their binary and environment) and the EventBridge rules (pattern or schedule,
-targets).
+intrinsics), resolves parameters (a `CommaDelimitedList` or `List<...>` one is a
+list: "a, b" gives ["a", "b"], each member space-trimmed, and "" gives [""]),
+conditions and the intrinsic functions the template uses (Ref, Fn::Sub,
+Fn::GetAtt, Fn::If, Fn::Equals, Fn::Not, Fn::And, Fn::Or, Fn::Select, Fn::Split,
+Fn::Join, Condition, and AWS::LanguageExtensions' Fn::Length and
+Fn::ToJsonString), applies SAM's Globals to the functions, and hands the local
+cloud what it deploys: the functions (with their binary and environment), the
+EventBridge rules (pattern or schedule, targets, the role a target is sent
+with) and the default bus's resource policy (AWS::Events::EventBusPolicy).
+
+`Transform` is one transform or a list of them, applied in order. With
+AWS::LanguageExtensions listed (before AWS::Serverless-2016-10-31, which cannot
+read what it expands), `Fn::ForEach::Name: [Identifier, Collection, {OutputKey:
+OutputValue}]` is expanded in Conditions, Resources (their properties too) and
+Outputs, nested loops included, before anything else is read (CloudFormation
+Template Reference, "Fn::ForEach"): the collection is a list or a Ref to a list
+parameter; for each of its values the fragment is copied with `${Identifier}`
+replaced by the value, and `&{Identifier}` by the value without its
+non-alphanumeric characters, in every key and every string, and `Ref:
+Identifier` by the value; two outputs with one key are an error. Under it, too,
+Fn::GetAtt's logical name may be an intrinsic (`!GetAtt [!Sub "Role${X}",
+Arn]`).
 
 The template's CloudWatch dashboard and alarms are ignored: the local cloud
 evaluates no alarm and draws no dashboard (GET /_local/metrics shows what the
@@ -77,10 +93,13 @@ class Target:
     id: str
     # Exactly one of these.
     function: str | None = None  # a function's logical id
-    bus_arn: str | None = None  # another event bus
+    bus_arn: str | None = None  # a default bus: another region's, or another account's
     # An SNS topic (the alarm topic): the local cloud has no SNS, so a delivery to it is
     # recorded (GET /_local/events, outcome "published") and goes nowhere further.
     topic_arn: str | None = None
+    # RoleArn: the role EventBridge sends with (to a bus in another account, that role must be let
+    # PutEvents on it).
+    role_arn: str | None = None
 
 
 @dataclass
@@ -91,6 +110,16 @@ class Rule:
     schedule: str | None
     targets: list[Target] = field(default_factory=list)
     enabled: bool = True
+    account: str = ""  # the account of the stack (and so of the bus) the rule is in
+
+
+@dataclass
+class BusPolicy:
+    """A statement of the default bus's resource policy (AWS::Events::EventBusPolicy), as an IAM
+    policy statement: its `Statement`, or the legacy Action/Principal/Condition made into one."""
+    logical_id: str
+    statement_id: str
+    statement: dict
 
 
 @dataclass
@@ -99,6 +128,46 @@ class Stack:
     account: str
     functions: dict[str, Function]
     rules: list[Rule]
+    # The statements of this region's default bus's policy: who else may put events on it.
+    bus_policies: list[BusPolicy] = field(default_factory=list)
+
+
+LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
+SERVERLESS = "AWS::Serverless-2016-10-31"
+_FOR_EACH = "Fn::ForEach::"
+_LOOP_NAME = re.compile(r"^Fn::ForEach::[A-Za-z0-9]+$")
+
+
+def transforms(template: dict) -> list[str]:
+    """The template's transforms, in the order CloudFormation applies them: `Transform` is one
+    transform or a list of them."""
+    t = template.get("Transform")
+    if t is None:
+        return []
+    items = t if isinstance(t, list) else [t]
+    names = []
+    for item in items:
+        name = item.get("Name") if isinstance(item, dict) else item  # {Name: AWS::Include, Parameters: ...}
+        if not isinstance(name, str):
+            raise TemplateError(f"Transform {item!r} is not a transform's name")
+        names.append(name)
+    return names
+
+
+def _uses_for_each(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any((isinstance(k, str) and k.startswith(_FOR_EACH)) or _uses_for_each(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_uses_for_each(v) for v in node)
+    return False
+
+
+def _list_param(value: Any) -> list[str]:
+    """A CommaDelimitedList's value: "a, b" gives ["a", "b"] (each member space-trimmed), "" gives [""]
+    (CloudFormation User Guide, "Parameters": CommaDelimitedList)."""
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",")]
+    return [str(v) for v in value]
 
 
 class _Evaluator:
@@ -111,10 +180,81 @@ class _Evaluator:
             if value is None:
                 raise TemplateError(f"parameter {name} has no value and no default")
             if spec.get("Type", "String").startswith("List<") or spec.get("Type") == "CommaDelimitedList":
-                value = [v for v in str(value).split(",")] if isinstance(value, str) else list(value)
+                value = _list_param(value)
             self.params[name] = value
         self.conditions: dict[str, bool] = {}
         self._evaluating: set[str] = set()
+        names = transforms(template)
+        self.language_extensions = LANGUAGE_EXTENSIONS in names
+        if self.language_extensions and SERVERLESS in names and names.index(SERVERLESS) < names.index(
+                LANGUAGE_EXTENSIONS):
+            raise TemplateError(f"Transform: {LANGUAGE_EXTENSIONS} must come before {SERVERLESS}, which cannot "
+                                "read Fn::ForEach")
+        if _uses_for_each(template) and not self.language_extensions:
+            raise TemplateError(f"Fn::ForEach needs the {LANGUAGE_EXTENSIONS} transform")
+        if self.language_extensions:
+            self.t = self._language_extensions(template)
+
+    # ------------------------------------------------ AWS::LanguageExtensions
+
+    def _language_extensions(self, template: dict) -> dict:
+        """The template with every Fn::ForEach of Conditions, Resources and Outputs expanded
+        (Conditions first: a collection may be chosen by Fn::If)."""
+        out = dict(template)
+        for section in ("Conditions", "Resources", "Outputs"):
+            if isinstance(out.get(section), dict):
+                out[section] = self._expand(out[section], {})
+                self.t = out
+        for section, body in out.items():
+            if section not in ("Conditions", "Resources", "Outputs") and _uses_for_each(body):
+                raise TemplateError(f"Fn::ForEach cannot be used in {section}")
+        return out
+
+    @staticmethod
+    def _substitute(text: str, bindings: dict[str, str]) -> str:
+        for name, value in bindings.items():
+            text = text.replace("${" + name + "}", value)
+            text = text.replace("&{" + name + "}", re.sub(r"[^0-9A-Za-z]", "", value))
+        return text
+
+    def _expand(self, node: Any, bindings: dict[str, str]) -> Any:
+        """`node` with its loops expanded and the loop identifiers of `bindings` replaced."""
+        if isinstance(node, str):
+            return self._substitute(node, bindings) if bindings else node
+        if isinstance(node, list):
+            return [self._expand(v, bindings) for v in node]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1 and isinstance(node.get("Ref"), str) and node["Ref"] in bindings:
+            return bindings[node["Ref"]]
+        out: dict = {}
+
+        def add(key: str, value: Any) -> None:
+            if key in out:
+                raise TemplateError(f"Fn::ForEach makes {key} twice")
+            out[key] = value
+
+        for key, value in node.items():
+            if not (isinstance(key, str) and key.startswith(_FOR_EACH)):
+                add(self._substitute(key, bindings) if isinstance(key, str) and bindings else key,
+                    self._expand(value, bindings))
+                continue
+            if not _LOOP_NAME.match(key):
+                raise TemplateError(f"{key}: a loop's name is alphanumeric")
+            if not (isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
+                    and isinstance(value[2], dict)):
+                raise TemplateError(f"{key}: takes [Identifier, Collection, {{OutputKey: OutputValue}}]")
+            identifier, collection, fragment = value
+            items = self.eval(self._expand(collection, bindings))
+            if not isinstance(items, list):
+                raise TemplateError(f"{key}: the collection is not a list: {items!r}")
+            for item in items:
+                if isinstance(item, (dict, list)):
+                    raise TemplateError(f"{key}: a collection's item must be a string, not {item!r}")
+                item = _text(item)
+                for k, v in self._expand(fragment, {**bindings, identifier: item}).items():
+                    add(k, v)
+        return out
 
     def pseudo(self, name: str) -> Any:
         return {
@@ -208,7 +348,19 @@ class _Evaluator:
                 return self.sub(arg)
             if key == "Fn::GetAtt":
                 logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                if isinstance(logical_id, dict) or isinstance(attribute, dict):
+                    if not self.language_extensions:
+                        raise TemplateError(f"Fn::GetAtt of an intrinsic ({arg!r}) needs the "
+                                            f"{LANGUAGE_EXTENSIONS} transform")
+                    logical_id, attribute = str(self.eval(logical_id)), str(self.eval(attribute))
                 return self.get_att(logical_id, attribute)
+            if key in ("Fn::Length", "Fn::ToJsonString") and self.language_extensions:
+                value = self.eval(arg)
+                if key == "Fn::ToJsonString":
+                    return json.dumps(value, separators=(",", ":"))
+                if not isinstance(value, list):
+                    raise TemplateError(f"Fn::Length of {value!r}, not a list")
+                return len(value)
             if key == "Fn::If":
                 name, yes, no = arg
                 return self.eval(yes if self.condition(name) else no)
@@ -238,6 +390,12 @@ class _Evaluator:
 _NO_VALUE = object()
 
 
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -246,9 +404,9 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def stack(template: dict, region: str, account: str, params: dict[str, str], stack_name: str = "tagpeer") -> Stack:
-    """The functions and rules the template deploys in `region`."""
+    """The functions, rules and default bus policy the template deploys in `region` and `account`."""
     ev = _Evaluator(template, region, account, params, stack_name)
-    resources = template.get("Resources") or {}
+    resources = ev.t.get("Resources") or {}
     globals_fn = (template.get("Globals") or {}).get("Function") or {}
 
     def present(res: dict) -> bool:
@@ -289,9 +447,11 @@ def stack(template: dict, region: str, account: str, params: dict[str, str], sta
         for t in props.get("Targets") or []:
             arn = t["Arn"]
             if arn in arn_to_function:
-                targets.append(Target(id=t["Id"], function=arn_to_function[arn]))
+                targets.append(Target(id=t["Id"], function=arn_to_function[arn], role_arn=t.get("RoleArn")))
+            elif re.match(r"^arn:[^:]+:events:[^:]+:\d{12}:event-bus/default$", arn):
+                targets.append(Target(id=t["Id"], bus_arn=arn, role_arn=t.get("RoleArn")))
             elif re.match(r"^arn:[^:]+:events:[^:]+:\d{12}:event-bus/", arn):
-                targets.append(Target(id=t["Id"], bus_arn=arn))
+                raise TemplateError(f"{logical_id}: only default buses are supported as targets, not {arn}")
             elif m := re.match(r"^arn:[^:]+:sns:([^:]+):\d{12}:[^:]+$", arn):
                 # "The targets you associate with a rule must be in the same Region as the rule"
                 # (AWS re:Post Knowledge Center, "sns-not-getting-eventbridge-notification");
@@ -310,9 +470,48 @@ def stack(template: dict, region: str, account: str, params: dict[str, str], sta
                 schedule=props.get("ScheduleExpression"),
                 targets=targets,
                 enabled=props.get("State", "ENABLED") == "ENABLED",
+                account=account,
             )
         )
-    return Stack(region=region, account=account, functions=functions, rules=rules)
+    return Stack(region=region, account=account, functions=functions, rules=rules,
+                 bus_policies=_bus_policies(ev, resources, present))
+
+
+def _bus_policies(ev: _Evaluator, resources: dict, present) -> list[BusPolicy]:
+    """The stack's AWS::Events::EventBusPolicy statements, for its default bus. The legacy form
+    (Action, Principal: an account id or "*", Condition: {Type, Key, Value}) is made the statement
+    it stands for (AWS::Events::EventBusPolicy, CloudFormation User Guide)."""
+    bus_arn = f"arn:{PARTITION}:events:{ev.region}:{ev.account}:event-bus/default"
+    found = []
+    for logical_id, res in resources.items():
+        if res.get("Type") != "AWS::Events::EventBusPolicy" or not present(res):
+            continue
+        props = ev.eval(res.get("Properties") or {})
+        bus = props.get("EventBusName", "default")
+        if bus not in ("default", bus_arn):
+            raise TemplateError(f"{logical_id}: only the default bus is supported, not {bus}")
+        statement = props.get("Statement")
+        if statement is None:
+            principal = str(props.get("Principal", ""))
+            statement = {"Effect": "Allow", "Action": props.get("Action", "events:PutEvents"), "Resource": bus_arn,
+                         "Principal": "*" if principal == "*" else {"AWS": principal}}
+            cond = props.get("Condition")
+            if cond:
+                statement["Condition"] = {cond.get("Type", "StringEquals"): {cond.get("Key"): cond.get("Value")}}
+        if not isinstance(statement, dict):
+            raise TemplateError(f"{logical_id}: Statement must be one statement")
+        statement = dict(statement)
+        statement.setdefault("Sid", props.get("StatementId", logical_id))
+        found.append(BusPolicy(logical_id, str(props.get("StatementId", logical_id)), statement))
+    return found
+
+
+def outputs(template: dict, region: str, account: str, params: dict[str, str],
+            stack_name: str = "tagpeer") -> dict[str, Any]:
+    """The stack's Outputs (their Condition holds), by name, each's Value resolved."""
+    ev = _Evaluator(template, region, account, params, stack_name)
+    return {name: ev.eval(out.get("Value")) for name, out in (ev.t.get("Outputs") or {}).items()
+            if "Condition" not in out or ev.condition(out["Condition"])}
 
 
 def resources(template: dict, region: str, account: str, params: dict[str, str], kind: str,
@@ -322,7 +521,7 @@ def resources(template: dict, region: str, account: str, params: dict[str, str],
     CloudWatch dashboard and alarms): the local cloud deploys only `stack`, `iam` and `trails`."""
     ev = _Evaluator(template, region, account, params, stack_name)
     return {logical_id: ev.eval(res.get("Properties") or {})
-            for logical_id, res in (template.get("Resources") or {}).items()
+            for logical_id, res in (ev.t.get("Resources") or {}).items()
             if res.get("Type") == kind and ("Condition" not in res or ev.condition(res["Condition"]))}
 
 
@@ -355,6 +554,8 @@ class Role:
     policies: list[tuple[str, dict]] = field(default_factory=list)
     # Managed policy ARNs that are neither the template's own nor in AWS_MANAGED_POLICIES.
     unknown_managed: list[str] = field(default_factory=list)
+    # Its trust policy (AssumeRolePolicyDocument): who may assume it.
+    trust: dict | None = None
 
 
 @dataclass
@@ -370,7 +571,7 @@ def iam(template: dict, region: str, account: str, params: dict[str, str], stack
     `Roles`. A function without `Role` gets the role SAM makes for it (AWSLambdaBasicExecutionRole and
     the function's own `Policies` documents)."""
     ev = _Evaluator(template, region, account, params, stack_name)
-    resources = template.get("Resources") or {}
+    resources = ev.t.get("Resources") or {}
 
     def present(res: dict) -> bool:
         return "Condition" not in res or ev.condition(res["Condition"])
@@ -389,7 +590,8 @@ def iam(template: dict, region: str, account: str, params: dict[str, str], stack
         name = props.get("RoleName") or ev.resource_name(logical_id)
         path = "/" + "/".join(x for x in str(props.get("Path", "/")).split("/") if x) + "/"
         path = "/" if path == "//" else path
-        role = Role(logical_id, name, f"arn:{PARTITION}:iam::{account}:role{path}{name}", present(res))
+        role = Role(logical_id, name, f"arn:{PARTITION}:iam::{account}:role{path}{name}", present(res),
+                    trust=props.get("AssumeRolePolicyDocument"))
         for p in props.get("Policies") or []:
             role.policies.append((f"{logical_id}/{p.get('PolicyName', '?')}", p.get("PolicyDocument") or {}))
         for arn in props.get("ManagedPolicyArns") or []:
@@ -420,7 +622,7 @@ def iam(template: dict, region: str, account: str, params: dict[str, str], stack
         if isinstance(raw, dict) and "Fn::GetAtt" in raw:
             target = raw["Fn::GetAtt"]
             target = target if isinstance(target, list) else target.split(".", 1)
-            if target[0] in roles:
+            if isinstance(target[0], str) and target[0] in roles:
                 function_roles[logical_id] = target[0]
                 continue
         if raw is not None:
@@ -512,7 +714,7 @@ def trails(template: dict, region: str, account: str, params: dict[str, str], st
     are CloudFormation's business)."""
     ev = _Evaluator(template, region, account, params, stack_name)
     found = []
-    for logical_id, res in (template.get("Resources") or {}).items():
+    for logical_id, res in (ev.t.get("Resources") or {}).items():
         if res.get("Type") != "AWS::CloudTrail::Trail":
             continue
         if "Condition" in res and not ev.condition(res["Condition"]):

@@ -453,7 +453,7 @@ def without_statement(directory: Path, sid: str) -> Path:
     out = directory / "template.yaml"
     out.write_text("".join(lines[:start] + lines[end:]), encoding="utf-8")
     loaded = tpl.load(str(out))
-    sids = [st.get("Sid") for r in (loaded["Resources"] or {}).values()
+    sids = [st.get("Sid") for r in (loaded["Resources"] or {}).values() if isinstance(r, dict)  # not a Fn::ForEach
             for p in ((r.get("Properties") or {}).get("Policies") or [])
             for st in p["PolicyDocument"]["Statement"]]
     assert sid not in sids and len(sids) > 3, sids

@@ -226,6 +226,23 @@ def test_or_top_level_and_nested():
     assert not matches(nested, {"detail": {"c": 6, "e": "n"}})
 
 
+def test_top_level_or_whose_branches_are_nested_objects():
+    # tagpeer's rules: each branch descends into `detail` on its own, with anything-but inside.
+    p = {"source": ["tagpeer"], "$or": [
+        {"detail": {"requester": {"account": ["1"], "region": ["r"]}, "side": {"region": [{"anything-but": "r"}]}}},
+        {"detail": {"accepter": {"account": ["1"], "region": ["r"]}, "side": {"account": [{"anything-but": "1"}]}}},
+    ]}
+    side = {"account": "1", "region": "r"}
+    assert matches(p, {"source": "tagpeer", "detail": {"requester": side, "side": {"account": "1", "region": "s"}}})
+    assert matches(p, {"source": "tagpeer", "detail": {"accepter": side, "side": {"account": "2", "region": "r"}}})
+    assert not matches(p, {"source": "tagpeer", "detail": {"requester": side, "side": side}})
+    assert not matches(p, {"source": "tagpeer", "detail": {"accepter": side, "side": {"account": "1", "region": "s"}}})
+    assert not matches(p, {"source": "tagpeer", "detail": {"requester": {"account": "2", "region": "r"},
+                                                           "side": {"region": "s"}}})
+    assert not matches(p, {"source": "tagpeer", "detail": {"requester": side}}), "anything-but needs the field"
+    assert not matches(p, {"source": "other", "detail": {"requester": side, "side": {"region": "s"}}})
+
+
 def test_or_with_and_and_nested_or():
     p = {"$or": [{"a": ["1"]}, {"b": ["2"], "$or": [{"c": ["3"]}, {"d": ["4"]}]}]}
     assert matches(p, {"a": "1"})

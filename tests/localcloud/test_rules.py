@@ -16,7 +16,7 @@ import pytest
 from localcloud import awsevents as ae
 from localcloud import patterns
 from localcloud import template as tpl
-from localcloud.testing import ACCOUNT, OSAKA, SEOUL, TEMPLATE
+from localcloud.testing import ACCOUNT, OSAKA, OTHER, SEOUL, TEMPLATE
 
 VPC = "vpc-0123456789abcdef0"
 PCX = "pcx-0123456789abcdef0"
@@ -107,3 +107,46 @@ def test_ten_regions_deploy_with_no_forwarding_rule(template):
     assert re.fullmatch(spec["AllowedPattern"], ",".join(TEN)), "the parameter takes ten regions"
     assert not re.fullmatch(spec["AllowedPattern"], ",".join(TEN) + ","), "but no empty one"
     assert "PeerRegions" not in template["Parameters"]
+
+
+# ------------------------------------------------------------ tagpeer's events, per account and region
+
+def tagpeer_event(detail_type: str, requester: tuple[str, str], accepter: tuple[str, str],
+                  side: tuple[str, str] | None = None, account: str = ACCOUNT, region: str = SEOUL) -> dict:
+    """A tagpeer event, put by `account` in `region`, about the link between two (account, region) sides."""
+    detail = {"link": "l", "peering-connection-id": PCX,
+              "requester": {"account": requester[0], "region": requester[1], "vpc": VPC},
+              "accepter": {"account": accepter[0], "region": accepter[1], "vpc": VPC}}
+    if side:
+        detail["side"] = {"account": side[0], "region": side[1], "vpc": VPC}
+    return ae.envelope(detail_type, "tagpeer", account, region, [], detail)
+
+
+def test_tagpeers_events_bring_only_the_functions_of_their_sides_account_and_region(template):
+    s = stack(template)  # Seoul, in ACCOUNT
+    here, osaka, there = (ACCOUNT, SEOUL), (ACCOUNT, OSAKA), (OTHER, SEOUL)
+    assert invoked(s, tagpeer_event("Peering Requested", osaka, here)) == ["AccepterFunction"]
+    assert invoked(s, tagpeer_event("Peering Requested", here, there)) == [], "another account's accepter"
+    assert invoked(s, tagpeer_event("Peering Accepted", here, osaka)) == ["RequesterFunction", "RouterFunction"]
+    assert invoked(s, tagpeer_event("Peering Accepted", osaka, here)) == ["RouterFunction"]
+    assert invoked(s, tagpeer_event("Peering Accepted", there, here)) == ["RouterFunction"]
+    assert invoked(s, tagpeer_event("Peering Accepted", there, osaka)) == []
+    assert invoked(s, tagpeer_event("Link Wanted", here, there)) == ["RequesterFunction"]
+    assert invoked(s, tagpeer_event("Link Wanted", there, here)) == []
+    # A link across accounts is unrouted a side at a time: the other account's "Routes Removed".
+    assert invoked(s, tagpeer_event("Routes Removed", here, there, side=there)) == ["RequesterFunction"]
+    assert invoked(s, tagpeer_event("Routes Removed", there, here, side=there)) == ["RouterFunction"]
+    assert invoked(s, tagpeer_event("Routes Removed", here, there, side=here)) == [], "its own: itself"
+    assert invoked(s, tagpeer_event("Routes Removed", there, (OTHER, OSAKA), side=there)) == []
+
+
+def test_link_removed_brings_the_router_only_when_put_from_another_region_or_account(template):
+    s = stack(template)
+    here, osaka, there = (ACCOUNT, SEOUL), (ACCOUNT, OSAKA), (OTHER, SEOUL)
+    assert invoked(s, tagpeer_event("Link Removed", here, osaka, side=here)) == [], "its own region's: itself"
+    assert invoked(s, tagpeer_event("Link Removed", here, osaka, side=osaka)) == ["RouterFunction"]
+    assert invoked(s, tagpeer_event("Link Removed", osaka, here, side=osaka)) == ["RouterFunction"]
+    assert invoked(s, tagpeer_event("Link Removed", here, there, side=there)) == ["RouterFunction"]
+    assert invoked(s, tagpeer_event("Link Removed", there, here, side=there)) == ["RouterFunction"]
+    assert invoked(s, tagpeer_event("Link Removed", there, (OTHER, OSAKA), side=there)) == [], "no side here"
+    assert invoked(s, tagpeer_event("Link Removed", here, osaka)) == [], "no side: anything-but needs one"

@@ -45,7 +45,7 @@ def one_fake_function(bins: Path, concurrency: int | None = None) -> lc.LocalClo
     """A started local cloud whose one function is Seoul's requester, the fake one
     (`fake_bootstrap`, in `bins`), with no rules: the tests invoke it."""
     c = lc.LocalCloud(0, TEMPLATE, bins, [SEOUL, OSAKA])
-    for region, stack in c.stacks.items():
+    for (_, region), stack in c.stacks.items():
         stack.rules.clear()
         for logical_id in [f for f in stack.functions if (region, f) != (SEOUL, FAKE_FUNCTION)]:
             del stack.functions[logical_id]
