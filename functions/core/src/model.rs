@@ -332,8 +332,10 @@ impl World {
     }
 
     /// Adds what another account's reader role showed: its VPCs and route
-    /// tables, and, for connections already known, the tags of the requester's
-    /// view (each account sees only its own tags on a connection).
+    /// tables; for connections already known, the tags of the requester's
+    /// view (each account sees only its own tags on a connection); and that
+    /// account's requests to this world's VPCs that their regions do not list
+    /// yet, marked `hidden_from_accepter`.
     pub fn merge_remote(&mut self, remote: World, account: &AccountId, region: &Region) {
         for vpc in remote.vpcs {
             if self.vpc(&vpc.endpoint).is_none() {
@@ -342,9 +344,18 @@ impl World {
         }
         self.route_tables.extend(remote.route_tables);
         for seen in remote.peerings {
-            let Some(known) = self.peerings.iter_mut().find(|p| p.id == seen.id) else { continue };
-            if &seen.requester.account == account && &seen.requester.region == region {
-                known.tags = seen.tags;
+            let requested_there = &seen.requester.account == account && &seen.requester.region == region;
+            let ours = self.vpc(&seen.accepter).is_some();
+            match self.peerings.iter_mut().find(|p| p.id == seen.id) {
+                Some(known) if requested_there => known.tags = seen.tags,
+                Some(_) => {}
+                // A request the other account made to one of this world's
+                // VPCs, which the accepter's region, read before, does not
+                // list yet (AWS lists a new connection there a moment after
+                // it is made): known from the requester's view, and marked
+                // so, as a request not yet listed in one's own regions is.
+                None if requested_there && ours => self.peerings.push(Peering { hidden_from_accepter: true, ..seen }),
+                None => {}
             }
         }
         self.unreadable.extend(remote.unreadable);
@@ -428,6 +439,36 @@ mod tests {
         assert!(peering(seoul(), osaka()).is_of(&key));
         assert!(peering(osaka(), seoul()).is_of(&key));
         assert!(!peering(seoul(), seoul()).is_of(&key));
+    }
+
+    #[test]
+    fn another_accounts_request_not_yet_listed_here_is_known_from_its_view_as_hidden() {
+        use crate::testing::WorldBuilder;
+        let theirs = Endpoint::new("222222222222".parse().unwrap(), seoul().region, seoul().vpc_id);
+        let peering = |id: &str, requester: &Endpoint, tagged: bool| Peering {
+            id: id.parse().unwrap(),
+            requester: requester.clone(),
+            accepter: osaka(),
+            state: PeeringState::PendingAcceptance,
+            tags: if tagged { [(intent::MANAGED.to_owned(), "true".to_owned())].into() } else { BTreeMap::new() },
+            dns: PeeringDns::default(),
+            hidden_from_accepter: false,
+        };
+        // Osaka's view lists one request untagged; the other account's view
+        // of its own region shows it tagged, and one more Osaka does not list.
+        let mut world = WorldBuilder::default().vpc(&osaka(), "10.2.0.0/16", &[]).build();
+        world.peerings.push(peering("pcx-00000001", &theirs, false));
+        let mut remote = WorldBuilder::default().vpc(&theirs, "10.1.0.0/16", &[]).build();
+        remote.peerings = vec![peering("pcx-00000001", &theirs, true), peering("pcx-00000002", &theirs, true)];
+        // A third, between two of the other account's own VPCs, is none of this world's.
+        let elsewhere = Endpoint::new(theirs.account.clone(), theirs.region.clone(), "vpc-0000000f".parse().unwrap());
+        remote.peerings.push(Peering { accepter: elsewhere, ..peering("pcx-00000003", &theirs, true) });
+        world.merge_remote(remote, &theirs.account, &theirs.region);
+
+        // (id, tagged, hidden)
+        let ids: Vec<(&str, bool, bool)> =
+            world.peerings.iter().map(|p| (p.id.as_str(), !p.tags.is_empty(), p.hidden_from_accepter)).collect();
+        assert_eq!(ids, [("pcx-00000001", true, false), ("pcx-00000002", true, true)]);
     }
 
     #[test]

@@ -258,6 +258,17 @@ pub fn region_gauges(
     g
 }
 
+/// Whether `region` has anything of this deployment's to gauge: a side of
+/// a link asked for, or of a connection tagpeer manages, in this account.
+pub fn has_links_in(world: &World, assessment: &Assessment, region: &Region) -> bool {
+    let here = |side: &Endpoint| &side.region == region && assessment.is_mine(side);
+    assessment.links.keys().any(|k| here(&k.a) || here(&k.b))
+        || world
+            .peerings
+            .iter()
+            .any(|p| p.is_managed() && p.state.is_live() && (here(&p.requester) || here(&p.accepter)))
+}
+
 /// Each of this region's VPCs that has a live peering connection (any, not
 /// only tagpeer's: AWS's quota counts them all), and each route table of
 /// such a VPC or of a VPC with tagpeer intent, with what it uses.

@@ -88,6 +88,39 @@ pub struct LinkDetail {
 pub const LINK_READY: &str = "Link Ready";
 pub const LINK_FAILED: &str = "Link Failed";
 pub const LINK_REMOVED: &str = "Link Removed";
+/// One side of a link across accounts has no route through its connection
+/// any more, and the link's intent is gone: the other account's side goes
+/// next (its router removes its routes; its requester, once both sides are
+/// unrouted, deletes the connection). A deployment removes only its own
+/// account's routes, so a teardown across accounts passes this back and
+/// forth; within an account the requester unroutes both sides itself.
+pub const ROUTES_REMOVED: &str = "Routes Removed";
+
+/// The deployment's sweep found work in a region, or has its gauges: the
+/// sweeper (the router the schedule runs, in one region of the deployment)
+/// reads every region once and wakes only the functions with something to
+/// do, instead of every function of every region reading every region.
+pub const SWEEP_REQUESTED: &str = "Sweep Requested";
+
+/// The detail of "Sweep Requested".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SweepDetail {
+    /// The region whose functions it is for.
+    pub region: Region,
+    /// The functions of that region with work (`requester`, `accepter`,
+    /// `router`): each sweeps its region as a scheduled sweep would.
+    #[serde(default)]
+    pub functions: Vec<String>,
+    /// Whether the region's router publishes `metrics` (CloudWatch is
+    /// regional, and each region's alarms read its own region's gauges).
+    #[serde(default)]
+    pub publish: bool,
+    /// The region's gauges as the sweeper read them: embedded-metric-format
+    /// lines, the region's own first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<Value>,
+}
 
 /// What an event tagpeer sends carries.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -96,23 +129,33 @@ pub enum Detail {
     Peering(PeeringDetail),
     Outcome(OutcomeDetail),
     Link(LinkDetail),
+    Sweep(SweepDetail),
 }
 
 impl Detail {
-    pub fn requester(&self) -> &Endpoint {
+    /// The link's requester; `None` for an event about no link.
+    pub fn requester(&self) -> Option<&Endpoint> {
         match self {
-            Detail::Peering(d) => &d.requester,
-            Detail::Outcome(d) => &d.requester,
-            Detail::Link(d) => &d.requester,
+            Detail::Peering(d) => Some(&d.requester),
+            Detail::Outcome(d) => Some(&d.requester),
+            Detail::Link(d) => Some(&d.requester),
+            Detail::Sweep(_) => None,
         }
     }
 
-    pub fn accepter(&self) -> &Endpoint {
+    /// The link's accepter; `None` for an event about no link.
+    pub fn accepter(&self) -> Option<&Endpoint> {
         match self {
-            Detail::Peering(d) => &d.accepter,
-            Detail::Outcome(d) => &d.accepter,
-            Detail::Link(d) => &d.accepter,
+            Detail::Peering(d) => Some(&d.accepter),
+            Detail::Outcome(d) => Some(&d.accepter),
+            Detail::Link(d) => Some(&d.accepter),
+            Detail::Sweep(_) => None,
         }
+    }
+
+    /// The VPCs the event is about (its `resources`).
+    pub fn vpcs(&self) -> Vec<&Endpoint> {
+        self.requester().into_iter().chain(self.accepter()).collect()
     }
 }
 
@@ -131,19 +174,35 @@ impl Outgoing {
     /// "Link Wanted" for the requester's, "Peering Accepted" for both (each
     /// router routes its side, and the requester's region requests what
     /// waited for room), "Link Removed" for the link's other region (its
-    /// router writes the statuses there). The outcomes "Link Ready" and "Link
-    /// Failed" stay in the sender's region. Another account's bus takes no
-    /// `PutEvents` from this one, so its regions are never among them.
+    /// router writes the statuses there), "Routes Removed" for the side
+    /// after the one unrouted. The outcomes "Link Ready" and "Link Failed"
+    /// stay in the sender's region. Another account's bus takes no
+    /// `PutEvents` from this one: its side is reached through this account's
+    /// bus in its region, whose `ForwardTo<ACCOUNT>` rule sends the event on.
     pub fn destinations(&self, own: &Region, deployment: &Deployment) -> BTreeSet<Region> {
-        let (requester, accepter) = (self.detail.requester(), self.detail.accepter());
-        let acting: &[&Endpoint] = match self.detail_type {
-            PEERING_REQUESTED => &[accepter],
-            LINK_WANTED => &[requester],
-            PEERING_ACCEPTED | LINK_REMOVED => &[requester, accepter],
-            _ => &[],
+        let (requester, accepter) = match (&self.detail, self.detail.requester(), self.detail.accepter()) {
+            // For the region it names, and nothing else.
+            (Detail::Sweep(d), _, _) => return BTreeSet::from([d.region.clone()]),
+            (_, Some(requester), Some(accepter)) => (requester, accepter),
+            _ => return BTreeSet::from([own.clone()]),
         };
+        let acting: Vec<&Endpoint> = match (self.detail_type, &self.detail) {
+            (PEERING_REQUESTED, _) => vec![accepter],
+            (LINK_WANTED, _) => vec![requester],
+            (PEERING_ACCEPTED | LINK_REMOVED, _) => vec![requester, accepter],
+            // The other side of the one whose routes went.
+            (ROUTES_REMOVED, Detail::Outcome(d)) => {
+                vec![if &d.side == requester { accepter } else { requester }]
+            }
+            _ => Vec::new(),
+        };
+        // A side in this account is reached on its region's bus; another
+        // account's side through this account's bus in that side's region,
+        // whose forwarding rule sends it on (no PutEvents crosses accounts).
+        // A region outside the deployment has neither, and that side's
+        // sweep finds the change.
         let mut to = BTreeSet::from([own.clone()]);
-        to.extend(acting.iter().filter(|side| deployment.is_home(side)).map(|side| side.region.clone()));
+        to.extend(acting.iter().map(|side| &side.region).filter(|r| deployment.regions.contains(r)).cloned());
         to
     }
 }
@@ -174,6 +233,10 @@ pub enum Trigger {
     PeeringAccepted(PeeringDetail),
     /// A link's connection was deleted, in the other region.
     LinkRemoved(OutcomeDetail),
+    /// The other account's side of a link whose intent went is unrouted.
+    RoutesRemoved(OutcomeDetail),
+    /// The deployment's sweeper found work here, or carries this region's gauges.
+    SweepRequested(SweepDetail),
     /// Another region asks this one's requester to request a link.
     LinkWanted(LinkDetail),
     /// A CloudTrail record of an EC2 call that may change a link: where to look.
@@ -217,6 +280,14 @@ impl Trigger {
                 Ok(Trigger::PeeringAccepted(peering_detail(&event.detail).map_err(detail_error)?))
             }
             (SOURCE, LINK_REMOVED) => Ok(Trigger::LinkRemoved(outcome_detail(&event.detail).map_err(detail_error)?)),
+            (SOURCE, SWEEP_REQUESTED) => {
+                let detail: SweepDetail =
+                    serde_json::from_value(event.detail.clone()).map_err(|e| detail_error(e.to_string()))?;
+                Ok(Trigger::SweepRequested(detail))
+            }
+            (SOURCE, ROUTES_REMOVED) => {
+                Ok(Trigger::RoutesRemoved(outcome_detail(&event.detail).map_err(detail_error)?))
+            }
             (SOURCE, LINK_WANTED) => Ok(Trigger::LinkWanted(link_detail(&event.detail).map_err(detail_error)?)),
             ("aws.ec2", API_CALL) => {
                 let account: AccountId = event
@@ -250,6 +321,10 @@ impl Trigger {
             Trigger::LinkRemoved(d) => {
                 Some(Scope::link(LinkKey::new(d.requester.clone(), d.accepter.clone())).freeing_room())
             }
+            Trigger::RoutesRemoved(d) => Some(Scope::link(LinkKey::new(d.requester.clone(), d.accepter.clone()))),
+            // A sweep of this region, for the functions it names (the
+            // handler asks: see `App::scope_of`).
+            Trigger::SweepRequested(_) => Some(Scope::sweep()),
         }
     }
 
@@ -261,6 +336,8 @@ impl Trigger {
             Trigger::PeeringRequested(_) => PEERING_REQUESTED,
             Trigger::PeeringAccepted(_) => PEERING_ACCEPTED,
             Trigger::LinkRemoved(_) => LINK_REMOVED,
+            Trigger::RoutesRemoved(_) => ROUTES_REMOVED,
+            Trigger::SweepRequested(_) => SWEEP_REQUESTED,
             Trigger::LinkWanted(_) => LINK_WANTED,
             Trigger::ApiCall { .. } => API_CALL,
         }
@@ -660,6 +737,11 @@ mod tests {
                 message: None,
             })
         };
+        // Routes removed on the accepter's side.
+        let removed = |requester: Endpoint, accepter: Endpoint| match outcome(requester, accepter.clone()) {
+            Detail::Outcome(d) => Detail::Outcome(OutcomeDetail { side: accepter, ..d }),
+            _ => unreachable!(),
+        };
         let (in_seoul, in_osaka) = (side(a, seoul, "vpc-0000000a"), side(a, osaka, "vpc-0000000b"));
         let elsewhere = side(a, "eu-west-1", "vpc-0000000c");
         let other_account = side(b, osaka, "vpc-0000000d");
@@ -672,13 +754,26 @@ mod tests {
             (LINK_FAILED, outcome(in_seoul.clone(), in_osaka.clone()), osaka, vec![osaka]),
             (
                 LINK_WANTED,
-                Detail::Link(LinkDetail { link: String::new(), requester: in_seoul.clone(), accepter: in_osaka }),
+                Detail::Link(LinkDetail {
+                    link: String::new(),
+                    requester: in_seoul.clone(),
+                    accepter: in_osaka.clone(),
+                }),
                 osaka,
                 vec![osaka, seoul],
             ),
-            // Another account's bus, or a region outside the deployment, takes nothing from here.
-            (PEERING_REQUESTED, peering(in_seoul.clone(), other_account), seoul, vec![seoul]),
-            (PEERING_ACCEPTED, peering(in_seoul, elsewhere), tokyo, vec![tokyo, seoul]),
+            // Another account's side in a deployment region: this account's
+            // bus there (its forwarding rule sends it on), never the other
+            // account's; in the sender's own region, its own bus alone.
+            (PEERING_REQUESTED, peering(in_seoul.clone(), other_account.clone()), seoul, vec![osaka, seoul]),
+            (PEERING_ACCEPTED, peering(in_seoul.clone(), other_account.clone()), osaka, vec![osaka, seoul]),
+            (PEERING_ACCEPTED, peering(other_account.clone(), in_osaka.clone()), osaka, vec![osaka]),
+            // "Routes Removed" goes to the side after the one unrouted.
+            (ROUTES_REMOVED, outcome(in_seoul.clone(), other_account.clone()), seoul, vec![osaka, seoul]),
+            (ROUTES_REMOVED, removed(in_seoul.clone(), other_account.clone()), osaka, vec![osaka, seoul]),
+            // A region outside the deployment takes nothing from here.
+            (PEERING_ACCEPTED, peering(in_seoul.clone(), elsewhere.clone()), tokyo, vec![tokyo, seoul]),
+            (PEERING_REQUESTED, peering(in_seoul, side(b, "eu-west-1", "vpc-0000000e")), seoul, vec![seoul]),
         ];
         for (detail_type, detail, from, expected) in cases {
             let event = Outgoing { detail_type, detail };

@@ -7,14 +7,19 @@ use std::future::Future;
 
 use crate::error::AwsError;
 use crate::events::Outgoing;
-use crate::ids::{PeeringId, Region};
+use crate::ids::{Endpoint, PeeringId, Region};
 use crate::model::World;
 use crate::plan::{Action, Deployment};
 
 /// What a function observes and changes.
 pub trait Cloud: Send + Sync {
-    /// Everything the deployment's planning reads, as it stands now.
-    fn observe(&self, deployment: &Deployment) -> impl Future<Output = Result<World, AwsError>> + Send;
+    /// Everything the deployment's planning reads, as it stands now, and,
+    /// of other accounts, also the VPCs among `named` (those the trigger names).
+    fn observe(
+        &self,
+        deployment: &Deployment,
+        named: &[Endpoint],
+    ) -> impl Future<Output = Result<World, AwsError>> + Send;
 
     /// `world` with the connections `ids` read again, for a step that waits
     /// on AWS (a connection's state, whether its accepter's region lists it
@@ -26,7 +31,7 @@ pub trait Cloud: Send + Sync {
         ids: &BTreeSet<PeeringId>,
     ) -> impl Future<Output = Result<World, AwsError>> + Send {
         let _ = (world, ids);
-        self.observe(deployment)
+        self.observe(deployment, &[])
     }
 
     /// Makes one change; answers the id of a connection it requested.

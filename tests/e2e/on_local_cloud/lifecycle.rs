@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 use tagpeer::intent::{DNS, MESH, PEERS};
 use tagpeer::model::World;
-use tagpeer_tests::local::LocalCloud;
+use tagpeer_tests::local::{invocations, LocalCloud};
 use tagpeer_tests::*;
 
 fn live(world: &World) -> usize {
@@ -15,10 +15,13 @@ fn calls_since(cloud: &LocalCloud, mark: usize) -> Vec<Value> {
     cloud.calls().into_iter().skip(mark).collect()
 }
 
-/// Every function in both regions sweeps; with nothing to do, each reads three
-/// paged lists per region and changes nothing, however many links there are.
+/// The deployment's sweep with nothing to do: one router (the schedule's,
+/// in the first region) reads three paged lists in each region once, wakes
+/// no function, and carries Osaka's gauges there (one `PutEvents`, which
+/// Osaka's router publishes without a call of its own); nothing changes,
+/// however many links there are.
 #[tokio::test]
-async fn an_idle_sweep_reads_a_few_lists_per_region_and_changes_nothing() {
+async fn an_idle_sweep_reads_each_region_once_and_changes_nothing() {
     let cloud = LocalCloud::start();
     let sdk = cloud.sdk_config().await;
     let start = observe(&sdk).await;
@@ -31,16 +34,28 @@ async fn an_idle_sweep_reads_a_few_lists_per_region_and_changes_nothing() {
         cloud.schedule(); // converge fully, whatever was in flight
         assert_eq!(live(&observe(&sdk).await), i + 1);
 
-        let mark = cloud.calls().len();
+        let (mark, delivered) = (cloud.calls().len(), cloud.events().len());
         cloud.schedule();
         let calls = calls_since(&cloud, mark);
-        let mutations: Vec<&Value> =
-            calls.iter().filter(|c| !c["action"].as_str().unwrap_or_default().starts_with("Describe")).collect();
+        let ec2: Vec<&Value> = calls.iter().filter(|c| c["service"] == "ec2").collect();
+        let mutations: Vec<&&Value> =
+            ec2.iter().filter(|c| !c["action"].as_str().unwrap_or_default().starts_with("Describe")).collect();
         assert!(mutations.is_empty(), "an idle sweep changes nothing: {mutations:#?}");
-        idle_calls.push(calls.len());
+        let sent: Vec<&Value> = calls.iter().filter(|c| c["action"] == "PutEvents").collect();
+        assert_eq!(sent.len(), 1, "Osaka's gauges, carried there: {sent:#?}");
+        let invoked: Vec<(String, String, String, String)> =
+            invocations(&cloud.events().into_iter().skip(delivered).collect::<Vec<_>>());
+        let who: Vec<(&str, &str, &str)> =
+            invoked.iter().map(|(f, r, d, _)| (f.as_str(), r.as_str(), d.as_str())).collect();
+        assert_eq!(
+            who,
+            [("RouterFunction", SEOUL, "Scheduled Event"), ("RouterFunction", OSAKA, "Sweep Requested")],
+            "the sweeper, and Osaka's router publishing its gauges"
+        );
+        idle_calls.push(ec2.len());
     }
-    // 3 functions x 2 regions, each: DescribeVpcs, DescribeRouteTables, DescribeVpcPeeringConnections in 2 regions.
-    assert_eq!(idle_calls, [36, 36, 36], "the same with 1, 2 and 3 links");
+    // DescribeVpcs, DescribeRouteTables, DescribeVpcPeeringConnections, once in each of 2 regions.
+    assert_eq!(idle_calls, [6, 6, 6], "the same with 1, 2 and 3 links");
     assert_invariants(&sdk, &deployment(), &start).await;
 }
 

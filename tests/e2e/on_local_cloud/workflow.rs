@@ -211,8 +211,36 @@ async fn a_dropped_event_is_recovered_by_the_schedule() {
 
     cloud.schedule();
     assert_seed_converged(&observe(&sdk).await, &seed, &deployment());
-    let swept: Vec<_> = chain(&cloud).into_iter().filter(|(_, _, d)| d == "Scheduled Event").collect();
-    assert_eq!(swept.len(), 6, "three functions in two regions: {swept:?}");
+    // One sweeper (Seoul's router, the schedule's) read both regions, routed
+    // Seoul, and woke the one other function with work: Osaka's router.
+    let swept: Vec<_> =
+        chain(&cloud).into_iter().filter(|(_, _, d)| d == "Scheduled Event" || d == "Sweep Requested").collect();
+    assert_eq!(
+        swept,
+        [step("RouterFunction", SEOUL, "Scheduled Event"), step("RouterFunction", OSAKA, "Sweep Requested")]
+    );
+}
+
+/// The request's event is lost: the sweeper finds the request on its way to
+/// Osaka and wakes Osaka's accepter, which waits for it and accepts; the
+/// routers follow by the acceptance's own event.
+#[tokio::test]
+async fn a_lost_request_event_is_accepted_when_the_sweep_wakes_the_accepter() {
+    let cloud = LocalCloud::start();
+    let sdk = cloud.sdk_config().await;
+    let seed = build_seed(&sdk, "10.0.0.0/16").await;
+    cloud.faults(&json!({"drop": [{"detail-type": "Peering Requested", "count": 2}]}));
+    tag_vpc(&sdk, &seed.seoul(), PEERS, Some(&peers_value(&seed))).await;
+    cloud.settle();
+    let halfway = observe(&sdk).await;
+    assert!(halfway.peerings.iter().all(|p| p.state != tagpeer::model::PeeringState::Active), "no accepter ran");
+
+    // At once, while AWS still initiates the request and Osaka does not list
+    // it: the accepter has nothing to do yet but wait, which is work too.
+    cloud.schedule();
+    assert_seed_converged(&observe(&sdk).await, &seed, &deployment());
+    let woken: Vec<_> = chain(&cloud).into_iter().filter(|(_, _, d)| d == "Sweep Requested").collect();
+    assert!(woken.contains(&step("AccepterFunction", OSAKA, "Sweep Requested")), "{woken:?}");
 }
 
 #[tokio::test]

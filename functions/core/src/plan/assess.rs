@@ -356,10 +356,16 @@ fn consented(assessment: &Assessment, deployment: &Deployment, requester: &Endpo
 }
 
 /// The other accounts' VPCs this deployment must read to plan its links, by
-/// account and region: those its VPCs name in `tagpeer:peers`, and the other
-/// sides of the connections its VPCs are in. Only allowed accounts, and only
-/// the deployment's regions, are ever read.
-pub fn remote_reads(world: &World, deployment: &Deployment) -> BTreeMap<(AccountId, Region), BTreeSet<VpcId>> {
+/// account and region: those its VPCs name in `tagpeer:peers`, the other
+/// sides of the connections its VPCs are in, and those `named` (the VPCs an
+/// invocation's trigger names: a request from another account reaches the
+/// accepter before the accepter's region lists it). Only allowed accounts,
+/// and only the deployment's regions, are ever read.
+pub fn remote_reads(
+    world: &World,
+    deployment: &Deployment,
+    named: &[Endpoint],
+) -> BTreeMap<(AccountId, Region), BTreeSet<VpcId>> {
     let mut reads: BTreeMap<(AccountId, Region), BTreeSet<VpcId>> = BTreeMap::new();
     let mut want = |vpc: Endpoint| {
         if vpc.account != deployment.account
@@ -382,6 +388,9 @@ pub fn remote_reads(world: &World, deployment: &Deployment) -> BTreeMap<(Account
                 want(other.clone());
             }
         }
+    }
+    for vpc in named {
+        want(vpc.clone());
     }
     reads
 }

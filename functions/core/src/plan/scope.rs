@@ -152,6 +152,18 @@ impl Scope {
         }
     }
 
+    /// The VPCs the trigger named, as it named them: a link's two ends, or
+    /// the VPCs whose tags changed (a connection's ends are known only once
+    /// it is read). Another account's among them is read too (see
+    /// [`super::remote_reads`]).
+    pub fn vpcs_named(&self) -> Vec<Endpoint> {
+        match &self.links {
+            Links::Of(vpcs) => vpcs.clone(),
+            Links::Link(key) => vec![key.a.clone(), key.b.clone()],
+            Links::All | Links::Peering(_) => Vec::new(),
+        }
+    }
+
     /// The VPCs the trigger named, whose statuses are rewritten even when
     /// they have no link left: a VPC whose tags changed, the two ends of a
     /// link or of a connection (a link taken down has none left).

@@ -795,9 +795,16 @@ fn an_account_that_cannot_be_read_is_said_so_and_nothing_is_requested() {
     let problem = a.problems[&seoul()][0].to_string();
     assert!(problem.contains("cannot read the other account (AccessDenied: not authorized)"), "{problem}");
     // Only the allowed accounts' VPCs in the deployment's regions are ever read.
-    let reads = remote_reads(&across(Some("*")), &ours);
+    let reads = remote_reads(&across(Some("*")), &ours, &[]);
     assert_eq!(reads.len(), 1);
-    assert!(remote_reads(&across(Some("*")), &deployed(ACCOUNT, &[])).is_empty());
+    assert!(remote_reads(&across(Some("*")), &deployed(ACCOUNT, &[]), &[]).is_empty());
+    // A VPC the trigger names is read too, when its account is allowed and
+    // its region the deployment's: a request from it may not be listed here yet.
+    let named_elsewhere = Endpoint::new(OTHER.parse().unwrap(), region(SEOUL), "vpc-0000000e".parse().unwrap());
+    let nobody = Builder::default().vpc(&seoul(), "10.0.0.0/16", &[]).build();
+    let reads = remote_reads(&nobody, &ours, std::slice::from_ref(&named_elsewhere));
+    assert_eq!(reads.values().flatten().collect::<Vec<_>>(), [&named_elsewhere.vpc_id]);
+    assert!(remote_reads(&nobody, &deployed(ACCOUNT, &[]), &[named_elsewhere]).is_empty(), "not allowed");
 }
 
 #[test]

@@ -7,7 +7,7 @@ mod config;
 mod outcome;
 mod provisioner;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_config::SdkConfig;
 use serde_json::Value;
@@ -18,14 +18,20 @@ pub use provisioner::Provisioner;
 
 use crate::aws::{Ec2, EventBridge};
 use crate::error::{AwsError, HandlerError};
-use crate::events::{Outgoing, Trigger, LINK_FAILED, LINK_REMOVED};
-use crate::ids::{PeeringId, Region};
+use crate::events::{Detail, Outgoing, SweepDetail, Trigger, LINK_FAILED, LINK_REMOVED, SWEEP_REQUESTED};
+use crate::ids::{Endpoint, PeeringId, Region};
 use crate::metrics::{self, Source};
 use crate::model::{LinkKey, World};
 use crate::overview;
 use crate::plan::{self, Action, Assessment, Role, Scope};
 use crate::ports::{Cloud, EventSink};
 use crate::status;
+
+/// The most quota lines (a VPC's or a route table's) a "Sweep Requested"
+/// carries to another region's router besides the region's own line: an
+/// event holds at most 256 KB, and a line is about half a kilobyte. The
+/// fullest come first.
+const CARRIED_QUOTA_LINES: usize = 300;
 
 /// How many times a function writes statuses and checks them again before it
 /// leaves the rest to the next event or sweep.
@@ -82,6 +88,17 @@ struct Run {
     still_waiting: Option<String>,
     /// The metrics it publishes besides its own line ([`crate::metrics`]).
     metrics: Vec<Value>,
+    /// It sweeps for the whole deployment: the schedule's router, which
+    /// wakes the functions with work and carries each region's gauges there.
+    sweeps_deployment: bool,
+}
+
+/// How an invocation starts, once its trigger is read.
+enum Start {
+    /// A sweep, a change, one of tagpeer's events: a scope to work on.
+    Work(Scope, Box<Run>),
+    /// Nothing to look at; the metrics it carries are published as they are.
+    Nothing(Report, Vec<Value>),
 }
 
 /// How an invocation went, in the figures of its metrics line.
@@ -162,8 +179,8 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         let calls = self.cloud.calls();
         let (answer, tally, mut lines) = match self.scope_of(payload) {
             Err(rejected) => (Err(rejected), Tally { errors: 1, changes: 0 }, Vec::new()),
-            Ok(Err(ignored)) => (Ok(ignored), Tally { errors: 0, changes: 0 }, Vec::new()),
-            Ok(Ok((scope, run))) => self.steps(&scope, run).await,
+            Ok(Start::Nothing(ignored, carried)) => (Ok(ignored), Tally { errors: 0, changes: 0 }, carried),
+            Ok(Start::Work(scope, run)) => self.steps(&scope, *run).await,
         };
         let calls = self.cloud.calls().since(calls);
         lines.insert(0, self.source().invocation(calls, tally.errors, tally.changes));
@@ -178,7 +195,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
     /// The named steps, once the trigger gave a scope: observe, act, report
     /// what became ready, write the statuses, gauge (the router), send the events.
     async fn steps(&self, scope: &Scope, mut run: Run) -> (Result<Report, HandlerError>, Tally, Vec<Value>) {
-        let before = match self.observe(&run.report).await {
+        let before = match self.observe(&run.report, scope).await {
             Ok(world) => world,
             Err(e) => return (Err(e), Tally { errors: 1, changes: 0 }, Vec::new()),
         };
@@ -187,51 +204,126 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         run.report.log_outcomes();
         let (world, assessment) = self.write_statuses(world, assessment, scope, &mut run).await;
         if self.config.role == Role::Router {
-            self.gauge(&world, &assessment, scope, &mut run);
+            let lines = self.gauge_lines(&world, &assessment, &self.config.region, scope.is_sweep());
+            run.metrics.extend(lines);
+        }
+        if run.sweeps_deployment {
+            self.wake(&world, &assessment, &mut run);
         }
         self.send_events(&mut run).await;
         run.finish()
     }
 
-    /// The router's metrics of its region: its links by health and the
-    /// highest quota use; in a sweep, each VPC's and route table's quota use too.
-    fn gauge(&self, world: &World, assessment: &Assessment, scope: &Scope, run: &mut Run) {
-        let region = &self.config.region;
-        let source = self.source();
+    /// The router's metrics of `region`, as a router there would publish
+    /// them: its links by health and the highest quota use; in a sweep, each
+    /// VPC's and route table's quota use too.
+    fn gauge_lines(&self, world: &World, assessment: &Assessment, region: &Region, sweep: bool) -> Vec<Value> {
+        let source = Source { region: region.clone(), ..self.source() };
         let links = overview::links(world, assessment);
-        run.metrics.push(source.region_gauges(&overview::region_gauges(world, assessment, &links, region)));
-        if scope.is_sweep() {
+        let mut lines = vec![source.region_gauges(&overview::region_gauges(world, assessment, &links, region))];
+        if sweep {
             let (vpcs, tables) = overview::quota_use(world, assessment, region);
-            run.metrics.extend(vpcs.iter().map(|q| source.vpc_quota(q)));
-            run.metrics.extend(tables.iter().map(|q| source.table_quota(q)));
+            lines.extend(vpcs.iter().map(|q| source.vpc_quota(q)));
+            lines.extend(tables.iter().map(|q| source.table_quota(q)));
+        }
+        lines
+    }
+
+    /// The deployment's sweep, after this router's own: what every other
+    /// function of every region would do in a sweep of the world it read
+    /// ([`crate::report::sweep_plan`]). Each region with work, or with links
+    /// to gauge, gets one "Sweep Requested" naming the functions with work
+    /// and carrying the region's gauges for its router to publish there. An
+    /// idle deployment's sweep is then this one read of every region, and a
+    /// `PutEvents` a region with links: no function reads the regions again.
+    fn wake(&self, world: &World, assessment: &Assessment, run: &mut Run) {
+        let own = (&self.config.role, &self.config.region);
+        let mut work: BTreeMap<&Region, BTreeSet<&'static str>> = BTreeMap::new();
+        let plan = crate::report::sweep_plan(world, &self.config.deployment);
+        for (role, region, action) in &plan {
+            // Any function writes its region's statuses after its own
+            // steps; the router, which the sweep wakes anyway where routes
+            // or gauges are due, writes those the sweep found stale.
+            let role = if matches!(action, Action::SetStatus { .. }) { &Role::Router } else { role };
+            if (role, region) != own {
+                let region = self.config.deployment.regions.iter().find(|r| *r == region).expect("a deployment region");
+                work.entry(region).or_default().insert(role.name());
+            }
+        }
+        // A step that waits on AWS (a request not yet listed in its
+        // accepter's region, a connection provisioning) is work too: the
+        // function woken waits for it, as its own sweep would have.
+        for role in [Role::Requester, Role::Accepter, Role::Router] {
+            for region in &self.config.deployment.regions {
+                if (&role, region) != own
+                    && !plan::awaiting(world, assessment, role, region, &Scope::sweep()).is_empty()
+                {
+                    work.entry(region).or_default().insert(role.name());
+                }
+            }
+        }
+        for region in &self.config.deployment.regions {
+            let functions: Vec<String> =
+                work.remove(region).unwrap_or_default().into_iter().map(String::from).collect();
+            // This region's gauges are this router's own; another region's
+            // are carried there while it has links of this account to gauge.
+            let gauged = region != &self.config.region && overview::has_links_in(world, assessment, region);
+            if functions.is_empty() && !gauged {
+                continue;
+            }
+            let metrics = if gauged { self.carried_gauges(world, assessment, region) } else { Vec::new() };
+            run.report.events.push(Outgoing {
+                detail_type: SWEEP_REQUESTED,
+                detail: Detail::Sweep(SweepDetail { region: region.clone(), functions, publish: gauged, metrics }),
+            });
         }
     }
 
-    /// The trigger decides the scope. `Ok(Err(report))`: nothing to look at.
-    #[allow(clippy::type_complexity)]
-    fn scope_of(&self, payload: &Value) -> Result<Result<(Scope, Run), Report>, HandlerError> {
+    /// `region`'s gauges for a "Sweep Requested": the region's line, then at
+    /// most [`CARRIED_QUOTA_LINES`] quota lines, the fullest first.
+    fn carried_gauges(&self, world: &World, assessment: &Assessment, region: &Region) -> Vec<Value> {
+        let mut lines = self.gauge_lines(world, assessment, region, true);
+        let use_of = |line: &Value| {
+            let percent = |name: &str| line.get(name).and_then(Value::as_f64);
+            percent("PeeringQuotaUsePercent").or_else(|| percent("RouteQuotaUsePercent")).unwrap_or(0.0)
+        };
+        lines[1..].sort_by(|x, y| use_of(y).total_cmp(&use_of(x)));
+        lines.truncate(1 + CARRIED_QUOTA_LINES);
+        lines
+    }
+
+    /// The trigger decides the scope, or that there is nothing to look at.
+    fn scope_of(&self, payload: &Value) -> Result<Start, HandlerError> {
         let function = self.config.role.name();
         let trigger = Trigger::decode(payload).inspect_err(|e| {
             tracing::error!(function, error = %e, "event rejected");
         })?;
         let report = Report { function, trigger: trigger.kind(), ..Report::default() };
-        match trigger.scope() {
-            Some(scope) => Ok(Ok((scope, Run { report, ..Run::default() }))),
-            None => {
-                let report = Report { ignored: Some("no tagpeer: tag changed".to_owned()), ..report };
-                tracing::info!(
-                    function,
-                    trigger = report.trigger,
-                    ignored = report.ignored.as_deref(),
-                    "nothing to do"
-                );
-                Ok(Err(report))
+        let nothing = |why: &str, carried: Vec<Value>| {
+            let report = Report { ignored: Some(why.to_owned()), ..report.clone() };
+            tracing::info!(function, trigger = report.trigger, ignored = report.ignored.as_deref(), "nothing to do");
+            Ok(Start::Nothing(report, carried))
+        };
+        // The deployment's sweeper names the functions with work; a router
+        // not named publishes the gauges it carries and reads nothing.
+        if let Trigger::SweepRequested(sweep) = &trigger {
+            if !sweep.functions.iter().any(|f| f == function) {
+                let carried = match self.config.role {
+                    Role::Router if sweep.publish => sweep.metrics.clone(),
+                    _ => Vec::new(),
+                };
+                return nothing("no work for this function in the sweep", carried);
             }
+        }
+        let sweeps_deployment = trigger == Trigger::Schedule && self.config.role == Role::Router;
+        match trigger.scope() {
+            Some(scope) => Ok(Start::Work(scope, Box::new(Run { report, sweeps_deployment, ..Run::default() }))),
+            None => nothing("no tagpeer: tag changed", Vec::new()),
         }
     }
 
-    async fn observe(&self, report: &Report) -> Result<World, HandlerError> {
-        self.cloud.observe(&self.config.deployment).await.map_err(|e| {
+    async fn observe(&self, report: &Report, scope: &Scope) -> Result<World, HandlerError> {
+        self.cloud.observe(&self.config.deployment, &scope.vpcs_named()).await.map_err(|e| {
             tracing::error!(function = report.function, trigger = report.trigger, error = %e, "observe failed");
             HandlerError::Observe(e)
         })
@@ -297,6 +389,11 @@ impl<C: Cloud, S: EventSink> App<C, S> {
     ) -> Vec<(PeeringId, String)> {
         let function = self.config.role.name();
         let mut not_visible = Vec::new();
+        // The sides this invocation unrouted, by link, and the links whose
+        // connection it deleted: a link across accounts unrouted here and
+        // not deleted tells the other account ("Routes Removed").
+        let mut unrouted: BTreeMap<&LinkKey, Endpoint> = BTreeMap::new();
+        let mut deleted: BTreeSet<&LinkKey> = BTreeSet::new();
         for action in actions {
             let link = action.link().expect("planned link actions name their link");
             if run.failures.contains_key(link) {
@@ -322,9 +419,17 @@ impl<C: Cloud, S: EventSink> App<C, S> {
                     if let Some(event) = outcome::handoff(world, action, created.as_ref()) {
                         run.report.events.push(event);
                     }
-                    if let Action::DeletePeering { peering, .. } = action {
-                        let removed = outcome::of_step(world, assessment, action, LINK_REMOVED, Some(peering), None);
-                        run.report.events.push(removed);
+                    match action {
+                        Action::DeletePeering { peering, .. } => {
+                            let removed =
+                                outcome::of_step(world, assessment, action, LINK_REMOVED, Some(peering), None);
+                            run.report.events.push(removed);
+                            deleted.insert(link);
+                        }
+                        Action::DeleteRoute { .. } => {
+                            unrouted.entry(link).or_insert_with(|| action.side_of(link, world).clone());
+                        }
+                        _ => {}
                     }
                 }
                 Err(e) => {
@@ -333,6 +438,12 @@ impl<C: Cloud, S: EventSink> App<C, S> {
                     run.fail(e);
                 }
             }
+        }
+        for (link, side) in unrouted.into_iter().filter(|(link, _)| !deleted.contains(link)) {
+            if run.failures.contains_key(link) {
+                continue;
+            }
+            run.report.events.extend(outcome::routes_removed(world, assessment, link, &side));
         }
         not_visible
     }
@@ -380,7 +491,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
                     run.fail(e);
                 }
             }
-            match self.cloud.observe(&self.config.deployment).await {
+            match self.cloud.observe(&self.config.deployment, &scope.vpcs_named()).await {
                 Ok(now) => {
                     world = now;
                     assessment = plan::assess(&world, &self.config.deployment);

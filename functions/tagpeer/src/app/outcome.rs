@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::error::AwsError;
 use crate::events::{
     Detail, LinkDetail, OutcomeDetail, Outgoing, PeeringDetail, LINK_READY, LINK_WANTED, PEERING_ACCEPTED,
-    PEERING_REQUESTED,
+    PEERING_REQUESTED, ROUTES_REMOVED,
 };
 use crate::ids::{Endpoint, PeeringId};
 use crate::model::{LinkKey, World};
@@ -186,4 +186,32 @@ pub fn of_step(
             message: error.map(|e| e.message.clone()),
         }),
     }
+}
+
+/// "Routes Removed": `side` of `key` no longer routes through the link's
+/// connection and the link's intent is gone, while the connection, across
+/// accounts, still stands: the other account's side goes next. `None` when
+/// the link is wanted, or within one account (its requester unroutes both
+/// sides and deletes the connection itself).
+pub fn routes_removed(world: &World, assessment: &Assessment, key: &LinkKey, side: &Endpoint) -> Option<Outgoing> {
+    if assessment.links.contains_key(key) {
+        return None;
+    }
+    let peering = world.live_managed(key).into_iter().next()?;
+    if peering.requester.account == peering.accepter.account {
+        return None;
+    }
+    Some(Outgoing {
+        detail_type: ROUTES_REMOVED,
+        detail: Detail::Outcome(OutcomeDetail {
+            link: key.to_string(),
+            requester: peering.requester.clone(),
+            accepter: peering.accepter.clone(),
+            side: side.clone(),
+            peering_connection_id: Some(peering.id.clone()),
+            step: "DeleteRoute".to_owned(),
+            error_code: None,
+            message: None,
+        }),
+    })
 }

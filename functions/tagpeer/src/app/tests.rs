@@ -48,7 +48,7 @@ impl MemoryCloud {
 }
 
 impl Cloud for MemoryCloud {
-    async fn observe(&self, _: &Deployment) -> Result<World, AwsError> {
+    async fn observe(&self, _: &Deployment, _: &[Endpoint]) -> Result<World, AwsError> {
         self.calls.lock().unwrap().push("Describe");
         let mut world = self.world.lock().unwrap();
         let seen = world.clone();

@@ -337,8 +337,14 @@ impl Ec2 {
     /// The deployment's own regions, then what it must read of other
     /// accounts (see [`crate::plan::remote_reads`]).
     pub async fn observe_deployment(&self, deployment: &Deployment) -> Result<World, AwsError> {
+        self.observe_naming(deployment, &[]).await
+    }
+
+    /// [`Ec2::observe_deployment`], reading also the other accounts' VPCs
+    /// among `named` (those a trigger names).
+    pub async fn observe_naming(&self, deployment: &Deployment, named: &[Endpoint]) -> Result<World, AwsError> {
         let mut world = self.observe(&deployment.regions).await?;
-        let reads = crate::plan::remote_reads(&world, deployment);
+        let reads = crate::plan::remote_reads(&world, deployment, named);
         if !reads.is_empty() {
             self.observe_remote(&mut world, reads).await;
         }
@@ -362,7 +368,10 @@ impl Ec2 {
         if waiting.len() != ids.len()
             || !waiting.iter().all(|p| deployment.is_home(&p.requester) && deployment.is_home(&p.accepter))
         {
-            return self.observe_deployment(deployment).await;
+            // Both sides of what is awaited: another account's request may
+            // not be listed in this deployment's regions yet.
+            let named: Vec<Endpoint> = waiting.iter().flat_map(|p| [p.requester.clone(), p.accepter.clone()]).collect();
+            return self.observe_naming(deployment, &named).await;
         }
         let regions: Vec<Region> = deployment
             .regions
@@ -820,8 +829,12 @@ fn peering(p: &ec2::types::VpcPeeringConnection, seen_in: &Region) -> Option<Pee
 }
 
 impl Cloud for Ec2 {
-    fn observe(&self, deployment: &Deployment) -> impl Future<Output = Result<World, AwsError>> + Send {
-        self.observe_deployment(deployment)
+    fn observe(
+        &self,
+        deployment: &Deployment,
+        named: &[Endpoint],
+    ) -> impl Future<Output = Result<World, AwsError>> + Send {
+        self.observe_naming(deployment, named)
     }
 
     fn refresh_peerings(
@@ -883,8 +896,7 @@ impl EventSink for EventBridge {
                     .event_bus_name(bus)
                     .source(events::SOURCE)
                     .detail_type(o.detail_type)
-                    .resources(events::vpc_arn(o.detail.requester()))
-                    .resources(events::vpc_arn(o.detail.accepter()))
+                    .set_resources(Some(o.detail.vpcs().into_iter().map(events::vpc_arn).collect()))
                     .detail(serde_json::to_string(&o.detail).expect("details serialize"))
                     .build()
             });
