@@ -465,11 +465,12 @@ def idle_sweep(cloud: Cloud, label: str, links: int) -> dict:
     cloud.schedule()
     seconds = time.time() - t0
     calls = cloud.calls()[mark:]
-    fcalls = function_calls(calls)
+    fcalls = [c for c in function_calls(calls) if c.get("service") == "ec2"]
+    puts = [c for c in function_calls(calls) if c.get("action") == "PutEvents"]
     mutating = [c for c in fcalls if not c["action"].startswith(READ_ONLY)]
     invs = invocations(cloud.events(), t0)
     return {"label": label, "regions": len(cloud.regions), "vpcs": vpcs, "links": links, "tables": tables,
-            "peerings": len(peerings),
+            "peerings": len(peerings), "puts": len(puts),
             "calls": len(fcalls), "mutating": len(mutating), "invocations": len(invs), "seconds": seconds,
             "by_action": Counter(c["action"] for c in fcalls),
             "max_ms": max((e.get("duration_ms") or 0 for e in invs), default=0)}
@@ -1062,24 +1063,26 @@ def section_mesh(report: dict) -> str:
 
 def section_idle(report: dict) -> str:
     out = ["## 4. A sweep with nothing to do", ""]
-    out.append("The schedule fires once in every region (`POST /_local/schedule`: the requester, accepter and "
-               "router of every region, the template's `SweepSchedule`), on a deployment that has converged, so "
-               "nothing is to be done. Calls are the functions'; time is from firing to settled; VPCs, route tables "
-               "and connections are what the describes return, each region's default VPC included.")
+    out.append("The schedule fires (`POST /_local/schedule`: the template's `SweepSchedule`, which exists in the "
+               "first region of `Regions` alone and runs that region's router, the deployment's sweeper), on a "
+               "deployment that has converged, so nothing is to be done. EC2 calls and `PutEvents` are the "
+               "functions'; time is from firing to settled; VPCs, route tables and connections are what the "
+               "describes return, each region's default VPC included.")
     out.append("")
     rows = []
     for s in report["idle"]:
         per_inv = s["calls"] / s["invocations"] if s["invocations"] else 0
         rows.append([s["label"], s["regions"], s["vpcs"], s["tables"], s["links"], s.get("peerings", ""),
-                     s["invocations"], s["calls"], f"{per_inv:g}", s["mutating"], f"{s['seconds']:.2f} s",
-                     f"{s['max_ms']:.0f} ms"])
+                     s["invocations"], s["calls"], f"{per_inv:g}", s.get("puts", ""), s["mutating"],
+                     f"{s['seconds']:.2f} s", f"{s['max_ms']:.0f} ms"])
     out.append(_table(["deployment", "regions", "VPCs", "route tables", "links", "connections", "invocations",
-                       "API calls", "calls / invocation", "writes", "time", "slowest invocation"], rows))
+                       "EC2 calls", "calls / invocation", "PutEvents", "writes", "time", "slowest invocation"], rows))
     out.append("")
-    out.append("A sweep is 3 functions x R regions invocations, each observing R regions with 3 describe calls "
-               "(`DescribeVpcs`, `DescribeRouteTables`, `DescribeVpcPeeringConnections`): 9R^2 calls, plus one "
-               "more a page. It does not depend on the number of links or VPCs: the same with 276 links as with 12, "
-               "and with 96 VPCs as with 24. Pages: the adapter sets no `MaxResults` and follows `NextToken` "
+    out.append("An idle sweep is one invocation that reads: the sweeper observes the R regions once, with 3 "
+               "describe calls each (`DescribeVpcs`, `DescribeRouteTables`, `DescribeVpcPeeringConnections`): 3R "
+               "calls, plus one more a page. It puts one \"Sweep Requested\" on the bus of each other region with "
+               "links, carrying that region's gauges, whose router publishes them with no call of its own. It does "
+               "not depend on the number of links or VPCs. Pages: the adapter sets no `MaxResults` and follows `NextToken` "
                "(the SDK's paginators); moto answers each of these describes in one page whatever its size, so "
                "every figure above is one page a describe. Where AWS splits an answer into pages, each page is one "
                "more call for that describe in that region, for every invocation: the count grows with the pages "
