@@ -188,11 +188,12 @@ def test_one_allowed_account_one_forwarding_rule_role_and_bus_policy(shipped):
         role_arn = f"arn:aws:iam::{ACCOUNT}:role/tagpeer-ForwardRole{OTHER}"
         assert (target.id, target.bus_arn, target.role_arn) == (
             f"account-{OTHER}", f"arn:aws:events:{region}:{OTHER}:event-bus/default", role_arn)
+        link_events = ["Peering Requested", "Peering Accepted", "Link Removed", "Routes Removed"]
         assert rule.pattern == {
             "source": ["tagpeer"], "account": [ACCOUNT],
-            "detail-type": ["Peering Requested", "Peering Accepted", "Link Removed", "Routes Removed"],
-            "$or": [{"detail": {"requester": {"account": [OTHER], "region": [region]}}},
-                    {"detail": {"accepter": {"account": [OTHER], "region": [region]}}}]}
+            "$or": [{"detail-type": link_events, "detail": {"requester": {"account": [OTHER], "region": [region]}}},
+                    {"detail-type": link_events, "detail": {"accepter": {"account": [OTHER], "region": [region]}}},
+                    {"detail-type": ["Consent Changed"], "detail": {"accounts": [OTHER]}}]}
         patterns.validate(rule.pattern)
         # The role it sends with: trusted by EventBridge for this account, PutEvents on that bus alone.
         roles = tpl.iam(shipped, region, ACCOUNT, params(AllowedAccounts=OTHER))

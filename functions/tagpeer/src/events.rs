@@ -96,6 +96,23 @@ pub const LINK_REMOVED: &str = "Link Removed";
 /// forth; within an account the requester unroutes both sides itself.
 pub const ROUTES_REMOVED: &str = "Routes Removed";
 
+/// A VPC's `tagpeer:accept` changed: the allowed accounts' requesters look
+/// again at the links they ask of it, which may have waited for consent.
+/// The accepter's account does not know which of their VPCs ask (it reads
+/// another account only for the VPCs it names), so the event names the VPC
+/// and goes to every region, and each forwarding rule carries it over.
+pub const CONSENT_CHANGED: &str = "Consent Changed";
+
+/// The detail of "Consent Changed".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ConsentDetail {
+    /// The VPC whose `tagpeer:accept` changed.
+    pub vpc: Endpoint,
+    /// The accounts it is for: the deployment's allowed accounts.
+    pub accounts: Vec<AccountId>,
+}
+
 /// The deployment's sweep found work in a region, or has its gauges: the
 /// sweeper (the router the schedule runs, in one region of the deployment)
 /// reads every region once and wakes only the functions with something to
@@ -130,6 +147,7 @@ pub enum Detail {
     Outcome(OutcomeDetail),
     Link(LinkDetail),
     Sweep(SweepDetail),
+    Consent(ConsentDetail),
 }
 
 impl Detail {
@@ -139,7 +157,7 @@ impl Detail {
             Detail::Peering(d) => Some(&d.requester),
             Detail::Outcome(d) => Some(&d.requester),
             Detail::Link(d) => Some(&d.requester),
-            Detail::Sweep(_) => None,
+            Detail::Sweep(_) | Detail::Consent(_) => None,
         }
     }
 
@@ -149,13 +167,16 @@ impl Detail {
             Detail::Peering(d) => Some(&d.accepter),
             Detail::Outcome(d) => Some(&d.accepter),
             Detail::Link(d) => Some(&d.accepter),
-            Detail::Sweep(_) => None,
+            Detail::Sweep(_) | Detail::Consent(_) => None,
         }
     }
 
     /// The VPCs the event is about (its `resources`).
     pub fn vpcs(&self) -> Vec<&Endpoint> {
-        self.requester().into_iter().chain(self.accepter()).collect()
+        match self {
+            Detail::Consent(d) => vec![&d.vpc],
+            _ => self.requester().into_iter().chain(self.accepter()).collect(),
+        }
     }
 }
 
@@ -183,6 +204,8 @@ impl Outgoing {
         let (requester, accepter) = match (&self.detail, self.detail.requester(), self.detail.accepter()) {
             // For the region it names, and nothing else.
             (Detail::Sweep(d), _, _) => return BTreeSet::from([d.region.clone()]),
+            // Every region: the other account's requester may be in any.
+            (Detail::Consent(_), _, _) => return deployment.regions.iter().cloned().collect(),
             (_, Some(requester), Some(accepter)) => (requester, accepter),
             _ => return BTreeSet::from([own.clone()]),
         };
@@ -237,6 +260,8 @@ pub enum Trigger {
     RoutesRemoved(OutcomeDetail),
     /// The deployment's sweeper found work here, or carries this region's gauges.
     SweepRequested(SweepDetail),
+    /// Another account's VPC changed whom it consents to peer with.
+    ConsentChanged(ConsentDetail),
     /// Another region asks this one's requester to request a link.
     LinkWanted(LinkDetail),
     /// A CloudTrail record of an EC2 call that may change a link: where to look.
@@ -280,6 +305,11 @@ impl Trigger {
                 Ok(Trigger::PeeringAccepted(peering_detail(&event.detail).map_err(detail_error)?))
             }
             (SOURCE, LINK_REMOVED) => Ok(Trigger::LinkRemoved(outcome_detail(&event.detail).map_err(detail_error)?)),
+            (SOURCE, CONSENT_CHANGED) => {
+                let detail: ConsentDetail =
+                    serde_json::from_value(event.detail.clone()).map_err(|e| detail_error(e.to_string()))?;
+                Ok(Trigger::ConsentChanged(detail))
+            }
             (SOURCE, SWEEP_REQUESTED) => {
                 let detail: SweepDetail =
                     serde_json::from_value(event.detail.clone()).map_err(|e| detail_error(e.to_string()))?;
@@ -325,6 +355,7 @@ impl Trigger {
             // A sweep of this region, for the functions it names (the
             // handler asks: see `App::scope_of`).
             Trigger::SweepRequested(_) => Some(Scope::sweep()),
+            Trigger::ConsentChanged(d) => Some(Scope::consent_changed(d.vpc.clone())),
         }
     }
 
@@ -338,6 +369,7 @@ impl Trigger {
             Trigger::LinkRemoved(_) => LINK_REMOVED,
             Trigger::RoutesRemoved(_) => ROUTES_REMOVED,
             Trigger::SweepRequested(_) => SWEEP_REQUESTED,
+            Trigger::ConsentChanged(_) => CONSENT_CHANGED,
             Trigger::LinkWanted(_) => LINK_WANTED,
             Trigger::ApiCall { .. } => API_CALL,
         }

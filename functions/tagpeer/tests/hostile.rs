@@ -144,7 +144,7 @@ fn check_accepted(event: &Value, trigger: &Trigger) -> Result<(), TestCaseError>
         Trigger::LinkRemoved(d) | Trigger::RoutesRemoved(d) => {
             own_event(event, trigger, d, (&d.link, &d.requester, &d.accepter))?
         }
-        Trigger::SweepRequested(_) => prop_assert_eq!(&event["source"], "tagpeer"),
+        Trigger::SweepRequested(_) | Trigger::ConsentChanged(_) => prop_assert_eq!(&event["source"], "tagpeer"),
         Trigger::ApiCall { name, .. } => {
             prop_assert_eq!(&event["source"], "aws.ec2");
             prop_assert!(events::API_CALLS.contains(&name.as_str()), "{name}");

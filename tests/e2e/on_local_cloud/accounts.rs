@@ -133,3 +133,45 @@ async fn a_link_across_accounts_comes_up_and_goes_down_by_events_alone() {
     assert_eq!(successful(&calls, "AcceptVpcPeeringConnection"), 1, "accepted once");
     assert_eq!(successful(&calls, "DeleteVpcPeeringConnection"), 1, "deleted once");
 }
+
+/// The requester asks first, before the accepter consents: nothing is
+/// requested, and the requester's status says it waits for consent. The
+/// accepter's consent, given later, reaches the requester's account by its
+/// own event ("Consent Changed", put in every region and carried over by the
+/// forwarding rules), and the link comes up with no sweep.
+#[tokio::test]
+async fn consent_given_after_the_request_brings_the_link_up_by_events_alone() {
+    let cloud = LocalCloud::start_with(&["--accounts", &format!("{ACCOUNT},{OTHER}"), "--lifecycle", TEST_LIFECYCLE]);
+    let ours_sdk = cloud.sdk_config().await;
+    let theirs_sdk = as_account(&ours_sdk, OTHER);
+    let (ours, theirs) = (deployment_of(ACCOUNT, OTHER), deployment_of(OTHER, ACCOUNT));
+    let seoul = create_vpc(&ours_sdk, SEOUL, "10.1.0.0/16").await;
+    let made = create_vpc(&theirs_sdk, OSAKA, "10.2.0.0/16").await;
+    let osaka = Endpoint::new(OTHER.parse().unwrap(), made.region, made.vpc_id);
+
+    tag_vpc(&ours_sdk, &seoul, PEERS, Some(&osaka.to_string())).await;
+    cloud.settle();
+    let world = observe_as(&ours_sdk, &ours).await;
+    assert!(world.peerings.is_empty(), "no request without consent: {:?}", world.peerings);
+    assert!(status(&world, &seoul).contains("waiting for consent"), "{}", status(&world, &seoul));
+
+    tag_vpc(&theirs_sdk, &osaka, ACCEPT, Some(&seoul.to_string())).await;
+    cloud.settle();
+    let (world, their_world) = (observe_as(&ours_sdk, &ours).await, observe_as(&theirs_sdk, &theirs).await);
+    let live: Vec<_> = world.peerings.iter().filter(|p| p.state.is_live()).collect();
+    assert_eq!(live.len(), 1, "{:?}", world.peerings);
+    assert_eq!(live[0].state, PeeringState::Active);
+    assert_eq!(status(&world, &seoul), format!("{osaka}: ready via {}", live[0].id));
+    assert_eq!(status(&their_world, &osaka), format!("{seoul}: ready via {}", live[0].id));
+    for (deployment, world) in [(&ours, &world), (&theirs, &their_world)] {
+        assert_eq!(tagpeer::invariants::violations(world, deployment), Vec::<String>::new());
+        assert!(tagpeer::report::sweep_plan(world, deployment).is_empty(), "nothing left to the sweep");
+    }
+    let events = cloud.events();
+    assert!(events.iter().all(|e| e["detail_type"] != json!("Scheduled Event")), "no sweep ran");
+    let heard: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["detail_type"] == json!("Consent Changed") && e["function"] == json!("RequesterFunction"))
+        .collect();
+    assert!(heard.iter().any(|e| e["account"] == json!(ACCOUNT) && e["region"] == json!(SEOUL)), "{heard:#?}");
+}

@@ -78,6 +78,18 @@ impl Scope {
         }
     }
 
+    /// Another account's VPC changed whom it consents to: this region's
+    /// requests of it, which may have waited for that consent.
+    pub fn consent_changed(vpc: Endpoint) -> Self {
+        Self {
+            links: Links::Of(vec![vpc]),
+            requests: Reach::Region,
+            routes: Reach::Region,
+            options: Reach::Region,
+            frees_room: false,
+        }
+    }
+
     /// These VPCs' ranges changed: only this region hears of it, so both
     /// sides' routes are redone from here.
     pub fn ranges_changed(vpcs: Vec<Endpoint>) -> Self {

@@ -18,7 +18,9 @@ pub use provisioner::Provisioner;
 
 use crate::aws::{Ec2, EventBridge};
 use crate::error::{AwsError, HandlerError};
-use crate::events::{Detail, Outgoing, SweepDetail, Trigger, LINK_FAILED, LINK_REMOVED, SWEEP_REQUESTED};
+use crate::events::{
+    ConsentDetail, Detail, Outgoing, SweepDetail, Trigger, CONSENT_CHANGED, LINK_FAILED, LINK_REMOVED, SWEEP_REQUESTED,
+};
 use crate::ids::{Endpoint, PeeringId, Region};
 use crate::metrics::{self, Source};
 use crate::model::{LinkKey, World};
@@ -91,6 +93,8 @@ struct Run {
     /// It sweeps for the whole deployment: the schedule's router, which
     /// wakes the functions with work and carries each region's gauges there.
     sweeps_deployment: bool,
+    /// This VPC's `tagpeer:accept` changed: the allowed accounts hear of it.
+    consent_changed: Option<crate::ids::Endpoint>,
 }
 
 /// How an invocation starts, once its trigger is read.
@@ -210,6 +214,11 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         if run.sweeps_deployment {
             self.wake(&world, &assessment, &mut run);
         }
+        if let Some(vpc) = run.consent_changed.take() {
+            let accounts = self.config.deployment.allowed_accounts.clone();
+            let detail = Detail::Consent(ConsentDetail { vpc, accounts });
+            run.report.events.push(Outgoing { detail_type: CONSENT_CHANGED, detail });
+        }
         self.send_events(&mut run).await;
         run.finish()
     }
@@ -316,8 +325,21 @@ impl<C: Cloud, S: EventSink> App<C, S> {
             }
         }
         let sweeps_deployment = trigger == Trigger::Schedule && self.config.role == Role::Router;
+        let consent_changed = match &trigger {
+            Trigger::TagChange { vpc, changed }
+                if self.config.role == Role::Requester
+                    && changed.iter().any(|k| k == crate::intent::ACCEPT)
+                    && !self.config.deployment.allowed_accounts.is_empty() =>
+            {
+                Some(vpc.clone())
+            }
+            _ => None,
+        };
         match trigger.scope() {
-            Some(scope) => Ok(Start::Work(scope, Box::new(Run { report, sweeps_deployment, ..Run::default() }))),
+            Some(scope) => {
+                let run = Run { report, sweeps_deployment, consent_changed, ..Run::default() };
+                Ok(Start::Work(scope, Box::new(run)))
+            }
             None => nothing("no tagpeer: tag changed", Vec::new()),
         }
     }

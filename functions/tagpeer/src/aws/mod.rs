@@ -353,9 +353,9 @@ impl Ec2 {
     }
 
     /// `world` with the connections `ids` read again, and nothing else: one
-    /// `DescribeVpcPeeringConnections` by id a region of their sides (the
-    /// requester's view carries tagpeer's tags, the accepter's says whether it
-    /// lists the connection yet), instead of every describe in every region.
+    /// `DescribeVpcPeeringConnections` by id in each of their accepters'
+    /// regions (whether it lists the connection yet, and its state), instead
+    /// of every describe in every region.
     /// A connection to another account, whose tags that account's reader
     /// role adds, is read as a whole observation reads it.
     pub async fn refresh_peerings(
@@ -373,12 +373,14 @@ impl Ec2 {
             let named: Vec<Endpoint> = waiting.iter().flat_map(|p| [p.requester.clone(), p.accepter.clone()]).collect();
             return self.observe_naming(deployment, &named).await;
         }
-        let regions: Vec<Region> = deployment
-            .regions
-            .iter()
-            .filter(|r| waiting.iter().any(|p| &p.requester.region == *r || &p.accepter.region == *r))
-            .cloned()
-            .collect();
+        // What a step waits for is AWS moving a connection on, which its
+        // accepter's region shows as it happens: a new request appears there
+        // once AWS has made it, and an accepted one turns active there as in
+        // the requester's. So one describe by id in each awaited connection's
+        // accepter region; the requester's view, which carries tagpeer's tags,
+        // is kept from `world`.
+        let regions: Vec<Region> =
+            deployment.regions.iter().filter(|r| waiting.iter().any(|p| &p.accepter.region == *r)).cloned().collect();
         let by_id = vec![ec2::types::Filter::builder()
             .name("vpc-peering-connection-id")
             .set_values(Some(ids.iter().map(ToString::to_string).collect()))
@@ -397,9 +399,21 @@ impl Ec2 {
         let seen = seen.await?;
         let mut fresh = world.clone();
         fresh.observed_at = self.clock.now();
-        fresh.peerings.retain(|p| !ids.contains(&p.id));
-        // moto may ignore the filter: merge_listed keeps to the ids.
-        merge_listed(&mut fresh, seen, &regions, Some(ids));
+        for p in fresh.peerings.iter_mut().filter(|p| ids.contains(&p.id)) {
+            // moto may ignore the filter: look the id up.
+            let listed = seen
+                .iter()
+                .filter(|(region, _)| region == &p.accepter.region)
+                .flat_map(|(_, listed)| listed)
+                .find(|s| s.id == p.id);
+            match listed {
+                Some(there) => {
+                    p.state = there.state.clone();
+                    p.hidden_from_accepter = false;
+                }
+                None => p.hidden_from_accepter = true,
+            }
+        }
         Ok(fresh)
     }
 
