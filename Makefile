@@ -144,7 +144,7 @@ deploy: $(DEPLOY_VENV)/bin/sam
 	for region in $$(echo "$(REGIONS)" | tr ',' ' '); do \
 		(cd infra-template && PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" sam deploy \
 			--stack-name "$(STACK)" --region "$$region" --resolve-s3 \
-			--capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM --no-fail-on-empty-changeset --no-confirm-changeset \
+			--capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset --no-confirm-changeset \
 			--parameter-overrides "Regions=$(REGIONS)" "AllowedAccounts=$(ALLOWED_ACCOUNTS)" \
 				"Schedule=$(SCHEDULE)" "LogLevel=$(LOG_LEVEL)") || exit 1; \
 	done
