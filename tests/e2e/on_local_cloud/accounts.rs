@@ -175,3 +175,38 @@ async fn consent_given_after_the_request_brings_the_link_up_by_events_alone() {
         .collect();
     assert!(heard.iter().any(|e| e["account"] == json!(ACCOUNT) && e["region"] == json!(SEOUL)), "{heard:#?}");
 }
+
+/// The accepter withdraws its consent: its own side is unrouted at once, and
+/// the requester's account, told by "Routes Removed" (and "Consent
+/// Changed"), unroutes its side and deletes the connection; both statuses
+/// follow, with no sweep.
+#[tokio::test]
+async fn consent_withdrawn_takes_the_link_down_by_events_alone() {
+    let cloud = LocalCloud::start_with(&["--accounts", &format!("{ACCOUNT},{OTHER}"), "--lifecycle", TEST_LIFECYCLE]);
+    let ours_sdk = cloud.sdk_config().await;
+    let theirs_sdk = as_account(&ours_sdk, OTHER);
+    let (ours, theirs) = (deployment_of(ACCOUNT, OTHER), deployment_of(OTHER, ACCOUNT));
+    let seoul = create_vpc(&ours_sdk, SEOUL, "10.1.0.0/16").await;
+    let made = create_vpc(&theirs_sdk, OSAKA, "10.2.0.0/16").await;
+    let osaka = Endpoint::new(OTHER.parse().unwrap(), made.region, made.vpc_id);
+    tag_vpc(&theirs_sdk, &osaka, ACCEPT, Some("*")).await;
+    tag_vpc(&ours_sdk, &seoul, PEERS, Some(&osaka.to_string())).await;
+    cloud.settle();
+    let world = observe_as(&ours_sdk, &ours).await;
+    assert_eq!(world.peerings.iter().filter(|p| p.state == PeeringState::Active).count(), 1, "{:?}", world.peerings);
+    let start = (world, observe_as(&theirs_sdk, &theirs).await);
+
+    tag_vpc(&theirs_sdk, &osaka, ACCEPT, None).await;
+    cloud.settle();
+    let (world, their_world) = (observe_as(&ours_sdk, &ours).await, observe_as(&theirs_sdk, &theirs).await);
+    assert!(world.peerings.iter().all(|p| !p.state.is_live()), "{:?}", world.peerings);
+    assert!(routes_via_peering(&world, &seoul).is_empty());
+    assert!(routes_via_peering(&their_world, &osaka).is_empty());
+    assert!(status(&world, &seoul).contains("waiting for consent"), "{}", status(&world, &seoul));
+    assert_eq!(status(&their_world, &osaka), "", "no intent left on that side");
+    for (deployment, start, now) in [(&ours, &start.0, &world), (&theirs, &start.1, &their_world)] {
+        assert_eq!(tagpeer::invariants::violations_since(start, now, deployment), Vec::<String>::new());
+        assert!(tagpeer::report::sweep_plan(now, deployment).is_empty(), "nothing left to the sweep");
+    }
+    assert!(cloud.events().iter().all(|e| e["detail_type"] != json!("Scheduled Event")), "no sweep ran");
+}
