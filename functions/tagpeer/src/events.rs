@@ -1,8 +1,10 @@
 //! The events tagpeer takes and the events it sends, in EventBridge's shapes.
 //!
 //! Taken: `aws.tag` "Tag Change on Resource" for a VPC, `aws.events` "Scheduled
-//! Event", and tagpeer's own "Peering Requested" and "Peering Accepted". Events
-//! say where to look, never what is true: each becomes a [`Scope`].
+//! Event", CloudTrail's records of the calls in [`API_CALLS`], and tagpeer's
+//! own events (the handoffs between steps, regions and accounts, and the
+//! sweeper's "Sweep Requested"). Events say where to look, never what is
+//! true: each becomes a [`Scope`].
 
 use std::collections::BTreeSet;
 

@@ -94,7 +94,7 @@ struct Run {
     /// wakes the functions with work and carries each region's gauges there.
     sweeps_deployment: bool,
     /// This VPC's `tagpeer:accept` changed: the allowed accounts hear of it.
-    consent_changed: Option<crate::ids::Endpoint>,
+    consent_changed: Option<Endpoint>,
 }
 
 /// How an invocation starts, once its trigger is read.
@@ -247,7 +247,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
     /// `PutEvents` a region with links: no function reads the regions again.
     fn wake(&self, world: &World, assessment: &Assessment, run: &mut Run) {
         let own = (&self.config.role, &self.config.region);
-        let mut work: BTreeMap<&Region, BTreeSet<&'static str>> = BTreeMap::new();
+        let mut work: BTreeMap<Region, BTreeSet<&'static str>> = BTreeMap::new();
         let plan = crate::report::sweep_plan(world, &self.config.deployment);
         for (role, region, action) in &plan {
             // Any function writes its region's statuses after its own
@@ -255,8 +255,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
             // or gauges are due, writes those the sweep found stale.
             let role = if matches!(action, Action::SetStatus { .. }) { &Role::Router } else { role };
             if (role, region) != own {
-                let region = self.config.deployment.regions.iter().find(|r| *r == region).expect("a deployment region");
-                work.entry(region).or_default().insert(role.name());
+                work.entry(region.clone()).or_default().insert(role.name());
             }
         }
         // A step that waits on AWS (a request not yet listed in its
@@ -267,7 +266,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
                 if (&role, region) != own
                     && !plan::awaiting(world, assessment, role, region, &Scope::sweep()).is_empty()
                 {
-                    work.entry(region).or_default().insert(role.name());
+                    work.entry(region.clone()).or_default().insert(role.name());
                 }
             }
         }
