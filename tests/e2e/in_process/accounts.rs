@@ -49,7 +49,16 @@ async fn a_link_across_accounts_is_made_by_both_deployments_and_taken_down_by_bo
     tag_vpc(&theirs.sdk, &their_vpc, ACCEPT, Some(ACCOUNT)).await;
     ask(&ours, &seed, &their_vpc).await;
 
-    let world = ours.observe().await;
+    // Requested at once; AWS has it `initiating-request` for a moment
+    // (0.3 s here), then `pending-acceptance`: read until it is.
+    let mut world = ours.observe().await;
+    for _ in 0..50 {
+        if world.peerings.iter().all(|p| p.state != PeeringState::InitiatingRequest) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        world = ours.observe().await;
+    }
     assert_eq!(world.peerings.len(), 1, "requested at once: {:?}", world.peerings);
     let pcx = world.peerings[0].clone();
     assert_eq!(
@@ -57,7 +66,8 @@ async fn a_link_across_accounts_is_made_by_both_deployments_and_taken_down_by_bo
         (&seed.seoul(), &their_vpc, &PeeringState::PendingAcceptance)
     );
 
-    // The other account hears of it on its sweep (no event crosses accounts),
+    // The other account hears of it on its sweep (this harness routes no
+    // event across accounts; accounts_by_events, on the local cloud, does),
     // accepts, and routes its side; this account's sweep routes Seoul.
     theirs.sweep().await;
     ours.sweep().await;
