@@ -258,7 +258,7 @@ class LocalCloud:
             pass
 
         Handler.cloud = cloud
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = _Server(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]  # the one bound, when asked for 0
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -629,6 +629,15 @@ class LocalCloud:
             self.put(event, to_region, account)
             results.append({"EventId": event["id"]})
         return 200, json.dumps({"FailedEntryCount": failed, "Entries": results}).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    """The endpoint's server. Its listen backlog is the kernel's usual 128, not socketserver's 5:
+    forty function processes of a ten-region deployment, each with an SDK connection pool, open
+    connections in bursts, and an accept queue that overflows drops the connections it cannot
+    hold (their clients see them reset), as no AWS endpoint does."""
+
+    request_queue_size = 128
 
 
 class _Handler(BaseHTTPRequestHandler):
