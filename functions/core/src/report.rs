@@ -240,21 +240,55 @@ pub fn status_text(report: &StatusReport) -> String {
 /// the status writes, as each function would plan them now. Changes nothing.
 pub fn sweep_plan(world: &World, deployment: &Deployment) -> Vec<(Role, Region, Action)> {
     let assessment = plan::assess(world, deployment);
+    planned(&WorldIndex::new(world), &assessment, deployment)
+}
+
+/// [`sweep_plan`], on an index of the world and its assessment.
+fn planned(index: &WorldIndex, assessment: &plan::Assessment, deployment: &Deployment) -> Vec<(Role, Region, Action)> {
     let mut out = Vec::new();
-    for role in [Role::Requester, Role::Accepter, Role::Router] {
+    for role in ROLES {
         for region in &deployment.regions {
-            for action in plan::actions(world, &assessment, role, region, &Scope::sweep()) {
+            for action in plan::actions_at(index, assessment, role, region, &Scope::sweep()) {
                 out.push((role, region.clone(), action));
             }
         }
     }
     // Each region's requester writes its VPCs' statuses first in a sweep.
     for region in &deployment.regions {
-        for action in status::statuses(world, &assessment, region, &Scope::sweep(), &BTreeMap::new()) {
+        for action in status::statuses_at(index, assessment, region, &Scope::sweep(), &BTreeMap::new()) {
             out.push((Role::Requester, region.clone(), action));
         }
     }
     out
+}
+
+const ROLES: [Role; 3] = [Role::Requester, Role::Accepter, Role::Router];
+
+/// The functions a sweep of `world` has work for, each once, in the order
+/// found: a role's actions in a region; a region's statuses to write, which
+/// its router writes after its own steps; a step that waits on AWS (a request
+/// not yet listed in its accepter's region, a connection provisioning),
+/// which the function woken waits for. The deployment's sweeper wakes these
+/// alone. One index of the world serves every role and region.
+pub fn sweep_work(world: &World, assessment: &plan::Assessment, deployment: &Deployment) -> Vec<(Role, Region)> {
+    let index = WorldIndex::new(world);
+    let mut work: Vec<(Role, Region)> = Vec::new();
+    let mut add = |role: Role, region: &Region| {
+        if !work.iter().any(|(r, g)| *r == role && g == region) {
+            work.push((role, region.clone()));
+        }
+    };
+    for (role, region, action) in planned(&index, assessment, deployment) {
+        add(if matches!(action, Action::SetStatus { .. }) { Role::Router } else { role }, &region);
+    }
+    for role in ROLES {
+        for region in &deployment.regions {
+            if !plan::awaiting_at(&index, assessment, role, region, &Scope::sweep()).is_empty() {
+                add(role, region);
+            }
+        }
+    }
+    work
 }
 
 #[cfg(test)]

@@ -204,15 +204,25 @@ pub fn statuses(
     scope: &Scope,
     failures: &BTreeMap<LinkKey, String>,
 ) -> Vec<Action> {
-    let index = WorldIndex::new(world);
-    let links = EveryLink::new(&index, assessment);
+    statuses_at(&WorldIndex::new(world), assessment, region, scope, failures)
+}
+
+/// [`statuses`], on an index of the world already built.
+pub(crate) fn statuses_at(
+    index: &WorldIndex,
+    assessment: &Assessment,
+    region: &Region,
+    scope: &Scope,
+    failures: &BTreeMap<LinkKey, String>,
+) -> Vec<Action> {
+    let links = EveryLink::new(index, assessment);
     let speaks_for = |vpc: &Endpoint| &vpc.region == region && assessment.is_mine(vpc);
     let mut touched: BTreeSet<&Endpoint> = BTreeSet::new();
     // Each VPC's links, in canonical order, for the VPCs whose status this
     // function writes: one walk over the links instead of one per VPC.
     let mut links_of: HashMap<&Endpoint, Vec<&LinkKey>> = HashMap::new();
     for key in links.keys() {
-        if !scope.rewrites_every_status() && scope.in_view_at(key, &index, assessment) {
+        if !scope.rewrites_every_status() && scope.in_view_at(key, index, assessment) {
             touched.extend([&key.a, &key.b]);
         }
         // Once a VPC, even for a connection from a VPC to itself.
@@ -221,14 +231,14 @@ pub fn statuses(
             links_of.entry(side).or_default().push(key);
         }
     }
-    let named = scope.named_vpcs(world);
+    let named = scope.named_vpcs(index.world());
     touched.extend(&named);
     let mut actions = Vec::new();
     let in_scope =
         |v: &&Vpc| speaks_for(&v.endpoint) && (scope.rewrites_every_status() || touched.contains(&v.endpoint));
-    for vpc in world.vpcs.iter().filter(in_scope) {
+    for vpc in index.world().vpcs.iter().filter(in_scope) {
         let links = links_of.get(&vpc.endpoint).into_iter().flatten().copied();
-        let wanted = render_at(&index, assessment, links, failures, &vpc.endpoint);
+        let wanted = render_at(index, assessment, links, failures, &vpc.endpoint);
         let line = wanted.as_ref().map(|w| w.line.as_str());
         if line != vpc.status() {
             let reports_error = wanted.as_ref().is_some_and(|w| w.reports_error);

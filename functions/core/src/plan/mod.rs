@@ -43,6 +43,7 @@ pub use deployment::{Deployment, Quotas, Role, UnknownRole};
 pub use retry::{retry, retry_key, Retry, ENDED_KEPT_FOR, RETRY_BASE, RETRY_CAP};
 pub use router::{dns_blocked_by, judge_route, wanted_routes, RouteVerdict};
 pub use scope::{Links, Reach, Scope};
+pub(crate) use waits::awaiting_at;
 pub use waits::{awaiting, Awaited};
 
 pub(crate) use retry::retry_at;
@@ -75,7 +76,13 @@ pub fn actions(world: &World, assessment: &Assessment, role: Role, region: &Regi
     actions_at(&WorldIndex::new(world), assessment, role, region, scope)
 }
 
-fn actions_at(index: &WorldIndex, assessment: &Assessment, role: Role, region: &Region, scope: &Scope) -> Vec<Action> {
+pub(crate) fn actions_at(
+    index: &WorldIndex,
+    assessment: &Assessment,
+    role: Role,
+    region: &Region,
+    scope: &Scope,
+) -> Vec<Action> {
     let mut actions = Vec::new();
     let mut routed = router::Planned::default();
     let links = EveryLink::new(index, assessment);

@@ -20,11 +20,20 @@ pub struct Awaited {
 
 /// What the steps of `role` in `region` for the links in `scope` wait on.
 pub fn awaiting(world: &World, assessment: &Assessment, role: Role, region: &Region, scope: &Scope) -> Vec<Awaited> {
+    awaiting_at(&WorldIndex::new(world), assessment, role, region, scope)
+}
+
+/// [`awaiting`], on an index of the world already built.
+pub(crate) fn awaiting_at(
+    index: &WorldIndex,
+    assessment: &Assessment,
+    role: Role,
+    region: &Region,
+    scope: &Scope,
+) -> Vec<Awaited> {
     let mut out = Vec::new();
-    let index = WorldIndex::new(world);
-    for (key, _) in EveryLink::new(&index, assessment).iter() {
-        if !scope.in_view_at(key, &index, assessment) || assessment.is_held(key) || !assessment.links.contains_key(key)
-        {
+    for (key, _) in EveryLink::new(index, assessment).iter() {
+        if !scope.in_view_at(key, index, assessment) || assessment.is_held(key) || !assessment.links.contains_key(key) {
             continue;
         }
         let live = index.live_managed(key);

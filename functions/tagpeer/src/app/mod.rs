@@ -238,36 +238,19 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         lines
     }
 
-    /// The deployment's sweep, after this router's own: what every other
-    /// function of every region would do in a sweep of the world it read
-    /// ([`crate::report::sweep_plan`]). Each region with work, or with links
+    /// The deployment's sweep, after this router's own: which other
+    /// functions of which regions a sweep of the world it read has work for
+    /// ([`crate::report::sweep_work`]). Each region with work, or with links
     /// to gauge, gets one "Sweep Requested" naming the functions with work
     /// and carrying the region's gauges for its router to publish there. An
     /// idle deployment's sweep is then this one read of every region, and a
     /// `PutEvents` a region with links: no function reads the regions again.
     fn wake(&self, world: &World, assessment: &Assessment, run: &mut Run) {
-        let own = (&self.config.role, &self.config.region);
+        let own = (self.config.role, &self.config.region);
         let mut work: BTreeMap<Region, BTreeSet<&'static str>> = BTreeMap::new();
-        let plan = crate::report::sweep_plan(world, &self.config.deployment);
-        for (role, region, action) in &plan {
-            // Any function writes its region's statuses after its own
-            // steps; the router, which the sweep wakes anyway where routes
-            // or gauges are due, writes those the sweep found stale.
-            let role = if matches!(action, Action::SetStatus { .. }) { &Role::Router } else { role };
-            if (role, region) != own {
-                work.entry(region.clone()).or_default().insert(role.name());
-            }
-        }
-        // A step that waits on AWS (a request not yet listed in its
-        // accepter's region, a connection provisioning) is work too: the
-        // function woken waits for it, as its own sweep would have.
-        for role in [Role::Requester, Role::Accepter, Role::Router] {
-            for region in &self.config.deployment.regions {
-                if (&role, region) != own
-                    && !plan::awaiting(world, assessment, role, region, &Scope::sweep()).is_empty()
-                {
-                    work.entry(region.clone()).or_default().insert(role.name());
-                }
+        for (role, region) in crate::report::sweep_work(world, assessment, &self.config.deployment) {
+            if (role, &region) != own {
+                work.entry(region).or_default().insert(role.name());
             }
         }
         for region in &self.config.deployment.regions {
