@@ -43,6 +43,32 @@ async fn observe_as(sdk: &SdkConfig, deployment: &Deployment) -> World {
         .expect("observing")
 }
 
+/// A local cloud with a deployment in each of two accounts, each allowing
+/// the other, and a bare VPC in each: Seoul in this account, Osaka in the other.
+struct TwoAccounts {
+    cloud: LocalCloud,
+    ours_sdk: SdkConfig,
+    theirs_sdk: SdkConfig,
+    ours: Deployment,
+    theirs: Deployment,
+    seoul: Endpoint,
+    osaka: Endpoint,
+}
+
+impl TwoAccounts {
+    async fn start() -> Self {
+        let cloud =
+            LocalCloud::start_with(&["--accounts", &format!("{ACCOUNT},{OTHER}"), "--lifecycle", TEST_LIFECYCLE]);
+        let ours_sdk = cloud.sdk_config().await;
+        let theirs_sdk = as_account(&ours_sdk, OTHER);
+        let (ours, theirs) = (deployment_of(ACCOUNT, OTHER), deployment_of(OTHER, ACCOUNT));
+        let seoul = create_vpc(&ours_sdk, SEOUL, "10.1.0.0/16").await;
+        let made = create_vpc(&theirs_sdk, OSAKA, "10.2.0.0/16").await;
+        let osaka = Endpoint::new(OTHER.parse().unwrap(), made.region, made.vpc_id);
+        Self { cloud, ours_sdk, theirs_sdk, ours, theirs, seoul, osaka }
+    }
+}
+
 fn status(world: &World, vpc: &Endpoint) -> String {
     world.vpc(vpc).and_then(|v| v.tags.get(STATUS)).cloned().unwrap_or_default()
 }
@@ -53,13 +79,7 @@ fn successful(calls: &[Value], action: &str) -> usize {
 
 #[tokio::test]
 async fn a_link_across_accounts_comes_up_and_goes_down_by_events_alone() {
-    let cloud = LocalCloud::start_with(&["--accounts", &format!("{ACCOUNT},{OTHER}"), "--lifecycle", TEST_LIFECYCLE]);
-    let ours_sdk = cloud.sdk_config().await;
-    let theirs_sdk = as_account(&ours_sdk, OTHER);
-    let (ours, theirs) = (deployment_of(ACCOUNT, OTHER), deployment_of(OTHER, ACCOUNT));
-    let seoul = create_vpc(&ours_sdk, SEOUL, "10.1.0.0/16").await;
-    let made = create_vpc(&theirs_sdk, OSAKA, "10.2.0.0/16").await;
-    let osaka = Endpoint::new(OTHER.parse().unwrap(), made.region, made.vpc_id);
+    let TwoAccounts { cloud, ours_sdk, theirs_sdk, ours, theirs, seoul, osaka } = TwoAccounts::start().await;
     let start = (observe_as(&ours_sdk, &ours).await, observe_as(&theirs_sdk, &theirs).await);
 
     // The accepter consents, then the requester asks: no sweep follows.
@@ -141,13 +161,7 @@ async fn a_link_across_accounts_comes_up_and_goes_down_by_events_alone() {
 /// forwarding rules), and the link comes up with no sweep.
 #[tokio::test]
 async fn consent_given_after_the_request_brings_the_link_up_by_events_alone() {
-    let cloud = LocalCloud::start_with(&["--accounts", &format!("{ACCOUNT},{OTHER}"), "--lifecycle", TEST_LIFECYCLE]);
-    let ours_sdk = cloud.sdk_config().await;
-    let theirs_sdk = as_account(&ours_sdk, OTHER);
-    let (ours, theirs) = (deployment_of(ACCOUNT, OTHER), deployment_of(OTHER, ACCOUNT));
-    let seoul = create_vpc(&ours_sdk, SEOUL, "10.1.0.0/16").await;
-    let made = create_vpc(&theirs_sdk, OSAKA, "10.2.0.0/16").await;
-    let osaka = Endpoint::new(OTHER.parse().unwrap(), made.region, made.vpc_id);
+    let TwoAccounts { cloud, ours_sdk, theirs_sdk, ours, theirs, seoul, osaka } = TwoAccounts::start().await;
 
     tag_vpc(&ours_sdk, &seoul, PEERS, Some(&osaka.to_string())).await;
     cloud.settle();
@@ -182,13 +196,7 @@ async fn consent_given_after_the_request_brings_the_link_up_by_events_alone() {
 /// follow, with no sweep.
 #[tokio::test]
 async fn consent_withdrawn_takes_the_link_down_by_events_alone() {
-    let cloud = LocalCloud::start_with(&["--accounts", &format!("{ACCOUNT},{OTHER}"), "--lifecycle", TEST_LIFECYCLE]);
-    let ours_sdk = cloud.sdk_config().await;
-    let theirs_sdk = as_account(&ours_sdk, OTHER);
-    let (ours, theirs) = (deployment_of(ACCOUNT, OTHER), deployment_of(OTHER, ACCOUNT));
-    let seoul = create_vpc(&ours_sdk, SEOUL, "10.1.0.0/16").await;
-    let made = create_vpc(&theirs_sdk, OSAKA, "10.2.0.0/16").await;
-    let osaka = Endpoint::new(OTHER.parse().unwrap(), made.region, made.vpc_id);
+    let TwoAccounts { cloud, ours_sdk, theirs_sdk, ours, theirs, seoul, osaka } = TwoAccounts::start().await;
     tag_vpc(&theirs_sdk, &osaka, ACCEPT, Some("*")).await;
     tag_vpc(&ours_sdk, &seoul, PEERS, Some(&osaka.to_string())).await;
     cloud.settle();
