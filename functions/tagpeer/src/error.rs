@@ -17,6 +17,8 @@ pub enum EventError {
     Detail { detail_type: String, reason: String },
     #[error("the tag change names no VPC: resources are {0:?}")]
     NoVpc(Vec<String>),
+    #[error("the queue's message {message_id} holds no event: {reason}")]
+    Message { message_id: String, reason: String },
 }
 
 /// A call to AWS that failed.

@@ -5,10 +5,16 @@
 //! own events (the handoffs between steps, regions and accounts, and the
 //! sweeper's "Sweep Requested"). Events say where to look, never what is
 //! true: each becomes a [`Scope`].
+//!
+//! Most arrive in batches: each rule that starts the requester, accepter or
+//! router sends to that function's SQS queue, and Lambda hands the function
+//! what the queue gathered in its batching window ([`events_of`]); the
+//! schedule and the provisioner's request arrive alone.
 
 use std::collections::BTreeSet;
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -239,6 +245,37 @@ struct TagChangeDetail {
     changed_tag_keys: Vec<String>,
     service: String,
     resource_type: String,
+}
+
+/// The `eventSource` of each record of a batch Lambda reads from an SQS queue.
+const SQS_SOURCE: &str = "aws:sqs";
+
+/// The EventBridge events a payload holds: each message's body of a batch
+/// from the function's queue (an EventBridge rule sends the event itself as
+/// the body), in the queue's order; or the payload itself, an event a rule
+/// sent the function directly. A message whose body is not JSON is an error
+/// of its own, and the rest are read.
+pub fn events_of(payload: &Value) -> Vec<Result<Value, EventError>> {
+    let is_batch = payload
+        .get("Records")
+        .and_then(Value::as_array)
+        .is_some_and(|records| records.first().is_some_and(|r| r["eventSource"] == SQS_SOURCE));
+    if !is_batch {
+        return vec![Ok(payload.clone())];
+    }
+    let batch: SqsEvent = match serde_json::from_value(payload.clone()) {
+        Ok(batch) => batch,
+        Err(e) => return vec![Err(EventError::Envelope(format!("not Lambda's batch of SQS messages: {e}")))],
+    };
+    batch
+        .records
+        .into_iter()
+        .map(|message| {
+            let message_id = message.message_id.unwrap_or_default();
+            let body = message.body.unwrap_or_default();
+            serde_json::from_str(&body).map_err(|e| EventError::Message { message_id, reason: e.to_string() })
+        })
+        .collect()
 }
 
 /// What started an invocation.
@@ -635,15 +672,49 @@ mod tests {
         let mut seen = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
-            let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let trigger = Trigger::decode(&event).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            assert!(trigger.scope().is_some(), "{}", path.display());
-            seen.push(trigger.kind());
+            let payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            for event in events_of(&payload) {
+                let event = event.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let trigger = Trigger::decode(&event).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(trigger.scope().is_some(), "{}", path.display());
+                seen.push(trigger.kind());
+            }
         }
         seen.sort();
-        assert_eq!(
-            seen,
-            [API_CALL, API_CALL, LINK_REMOVED, LINK_WANTED, PEERING_ACCEPTED, PEERING_REQUESTED, SCHEDULED, TAG_CHANGE]
+        let batch = [PEERING_REQUESTED, TAG_CHANGE]; // queue-batch.json
+        let alone = [API_CALL, API_CALL, LINK_REMOVED, LINK_WANTED, PEERING_ACCEPTED, PEERING_REQUESTED, SCHEDULED];
+        let mut expected: Vec<&str> = alone.iter().chain(&batch).chain(&[TAG_CHANGE]).copied().collect();
+        expected.sort();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn a_queue_batch_is_its_messages_events_in_order_and_an_event_alone_is_itself() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
+        let read =
+            |name: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap() };
+        let batch = read("queue-batch.json");
+        let events: Vec<Value> = events_of(&batch).into_iter().map(Result::unwrap).collect();
+        assert_eq!(events, [read("tag-change.json"), read("peering-requested.json")]);
+        let alone = read("scheduled.json");
+        assert_eq!(events_of(&alone).into_iter().map(Result::unwrap).collect::<Vec<_>>(), [alone]);
+
+        // A message that holds no event is its own error; the others are read.
+        let mut broken = batch.clone();
+        broken["Records"][0]["body"] = json!("not json");
+        let read_back = events_of(&broken);
+        assert!(
+            matches!(&read_back[0], Err(EventError::Message { message_id, .. }) if message_id == "059f36b4-87a3-44ab-83d2-661975830a7d")
+        );
+        assert_eq!(read_back[1].as_ref().unwrap(), &read("peering-requested.json"));
+        // Records that are not Lambda's SQS batch are not taken for one.
+        let mut retyped = batch.clone();
+        retyped["Records"][1]["attributes"] = json!(7);
+        assert!(matches!(&events_of(&retyped)[..], [Err(EventError::Envelope(_))]));
+        let s3 = json!({"Records": [{"eventSource": "aws:s3"}]});
+        assert!(
+            Trigger::decode(&events_of(&s3).pop().unwrap().unwrap()).is_err(),
+            "an S3 notification is no event of ours"
         );
     }
 

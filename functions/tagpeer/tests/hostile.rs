@@ -1,7 +1,8 @@
 //! Hostile input, fuzzed with proptest and bounded so that the file runs in a
 //! few seconds in a debug build (the case counts are set per property below).
 //!
-//! - Event decoding ([`Trigger::decode`]): arbitrary JSON values shaped like
+//! - Event decoding ([`events::events_of`], then [`Trigger::decode`] of each
+//!   event a queue's batch holds): arbitrary JSON values shaped like
 //!   EventBridge's, arbitrary bytes and byte-level mutations of the sample
 //!   events parsed as JSON, and field-level mutations of the samples in
 //!   `events/` (fields removed, types changed, strings made long, unicode or
@@ -54,11 +55,12 @@ fn samples() -> Vec<(String, Value)> {
 
 /// The beginnings of [`tagpeer::error::EventError`]'s messages: every
 /// rejection says which kind of wrong it is.
-const EVENT_ERRORS: [&str; 4] = [
+const EVENT_ERRORS: [&str; 5] = [
     "the event is not JSON of EventBridge's shape: ",
     "no rule of tagpeer's sends ",
     "detail is malformed: ",
     "the tag change names no VPC",
+    "holds no event: ",
 ];
 
 /// One of tagpeer's own events, decoded as `trigger` with `detail`: its link
@@ -82,8 +84,26 @@ fn own_event<D: serde::Serialize>(
     Ok(())
 }
 
+/// Reads `payload` as Lambda hands it over (an event, or a queue's batch of
+/// them: [`events::events_of`]), decodes each event and checks what every
+/// outcome must satisfy; returns whether every event was accepted.
+fn check_decode(payload: &Value) -> Result<bool, TestCaseError> {
+    let mut accepted = true;
+    for event in events::events_of(payload) {
+        accepted &= match event {
+            Ok(event) => check_event(&event)?,
+            Err(e) => {
+                let msg = e.to_string();
+                prop_assert!(EVENT_ERRORS.iter().any(|p| msg.contains(p)), "an error of no known kind: {msg}");
+                false
+            }
+        };
+    }
+    Ok(accepted)
+}
+
 /// Decodes `event` and checks what every outcome must satisfy; returns whether it was accepted.
-fn check_decode(event: &Value) -> Result<bool, TestCaseError> {
+fn check_event(event: &Value) -> Result<bool, TestCaseError> {
     match Trigger::decode(event) {
         Err(e) => {
             let msg = e.to_string();

@@ -18,6 +18,35 @@ pub enum Links {
     Link(LinkKey),
     /// The link of this peering connection.
     Peering(PeeringId),
+    /// The links any of these name: a batch of changes handled at once
+    /// ([`Scope::union`]). Never nested, never `All`.
+    Union(Vec<Links>),
+}
+
+impl Links {
+    /// The links named by either; `All` takes in everything.
+    fn union(self, other: Links) -> Links {
+        let parts = |links: Links| match links {
+            Links::Union(parts) => parts,
+            one => vec![one],
+        };
+        match (self, other) {
+            (Links::All, _) | (_, Links::All) => Links::All,
+            (a, b) => {
+                let mut all = parts(a);
+                for part in parts(b) {
+                    if !all.contains(&part) {
+                        all.push(part);
+                    }
+                }
+                if all.len() == 1 {
+                    all.remove(0)
+                } else {
+                    Links::Union(all)
+                }
+            }
+        }
+    }
 }
 
 /// How far a role's steps reach: the sides in the function's own region, or
@@ -25,7 +54,7 @@ pub enum Links {
 /// function never hears of (CloudTrail records a call only in the region it
 /// was made in) is done from here, through the clients every function holds
 /// (routes and DNS options), or handed over to that region (requests).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Reach {
     Region,
     Account,
@@ -127,6 +156,22 @@ impl Scope {
         Self { links: Links::Peering(id), requests: Reach::Account, routes: sides, options: sides, frees_room: true }
     }
 
+    /// One scope for a batch of changes handled in one invocation: the
+    /// links any of them names, each role reaching as far as the farthest of
+    /// them asks, and room freed if any freed it. Reaching farther than a
+    /// link's own change asked is safe (every step is idempotent and checks
+    /// the world first); it costs only the other sides' reads it would have
+    /// made anyway. `None` for no scope at all.
+    pub fn union(scopes: impl IntoIterator<Item = Scope>) -> Option<Scope> {
+        scopes.into_iter().reduce(|a, b| Scope {
+            links: a.links.union(b.links),
+            requests: a.requests.max(b.requests),
+            routes: a.routes.max(b.routes),
+            options: a.options.max(b.options),
+            frees_room: a.frees_room || b.frees_room,
+        })
+    }
+
     pub fn is_sweep(&self) -> bool {
         self.links == Links::All
     }
@@ -156,11 +201,16 @@ impl Scope {
 
     /// [`Scope::covers`], looking things up through `lookup` (a pass's index, or the world).
     pub(crate) fn covers_at<'w>(&self, key: &LinkKey, lookup: impl Lookup<'w>) -> bool {
-        match &self.links {
+        Self::names(&self.links, key, lookup)
+    }
+
+    fn names<'w>(links: &Links, key: &LinkKey, lookup: impl Lookup<'w>) -> bool {
+        match links {
             Links::All => true,
             Links::Of(vpcs) => vpcs.iter().any(|v| key.has(v)),
             Links::Link(link) => link == key,
             Links::Peering(id) => lookup.peering(id).is_some_and(|p| p.is_of(key)),
+            Links::Union(parts) => parts.iter().any(|links| Self::names(links, key, lookup)),
         }
     }
 
@@ -169,24 +219,42 @@ impl Scope {
     /// it is read). Another account's among them is read too (see
     /// [`super::remote_reads`]).
     pub fn vpcs_named(&self) -> Vec<Endpoint> {
-        match &self.links {
-            Links::Of(vpcs) => vpcs.clone(),
-            Links::Link(key) => vec![key.a.clone(), key.b.clone()],
-            Links::All | Links::Peering(_) => Vec::new(),
+        fn named(links: &Links, into: &mut Vec<Endpoint>) {
+            match links {
+                Links::Of(vpcs) => into.extend(vpcs.iter().cloned()),
+                Links::Link(key) => into.extend([key.a.clone(), key.b.clone()]),
+                Links::Union(parts) => parts.iter().for_each(|part| named(part, into)),
+                Links::All | Links::Peering(_) => {}
+            }
         }
+        let mut vpcs = Vec::new();
+        named(&self.links, &mut vpcs);
+        dedup(vpcs)
     }
 
     /// The VPCs the trigger named, whose statuses are rewritten even when
     /// they have no link left: a VPC whose tags changed, the two ends of a
     /// link or of a connection (a link taken down has none left).
     pub fn named_vpcs(&self, world: &World) -> Vec<Endpoint> {
-        match &self.links {
-            Links::All => Vec::new(),
-            Links::Of(vpcs) => vpcs.clone(),
-            Links::Link(key) => vec![key.a.clone(), key.b.clone()],
-            Links::Peering(id) => {
-                world.peering(id).map(|p| vec![p.requester.clone(), p.accepter.clone()]).unwrap_or_default()
+        fn named(links: &Links, world: &World, into: &mut Vec<Endpoint>) {
+            match links {
+                Links::All => {}
+                Links::Of(vpcs) => into.extend(vpcs.iter().cloned()),
+                Links::Link(key) => into.extend([key.a.clone(), key.b.clone()]),
+                Links::Peering(id) => {
+                    into.extend(world.peering(id).into_iter().flat_map(|p| [p.requester.clone(), p.accepter.clone()]))
+                }
+                Links::Union(parts) => parts.iter().for_each(|part| named(part, world, into)),
             }
         }
+        let mut vpcs = Vec::new();
+        named(&self.links, world, &mut vpcs);
+        dedup(vpcs)
     }
+}
+
+/// `vpcs` in their first order, each once.
+fn dedup(vpcs: Vec<Endpoint>) -> Vec<Endpoint> {
+    let mut seen = std::collections::BTreeSet::new();
+    vpcs.into_iter().filter(|v| seen.insert(v.clone())).collect()
 }

@@ -1234,3 +1234,84 @@ fn a_connection_from_a_vpc_to_itself_is_one_link_in_its_status() {
     let [Action::SetStatus { status: Some(line), .. }] = writes.as_slice() else { panic!("{writes:?}") };
     assert_eq!(line.matches("removing pcx-000000ff").count(), 1, "{line}");
 }
+
+// ------------------------------------------------------- a batch's one scope
+
+#[test]
+fn a_batch_scope_names_the_links_of_each_change_and_reaches_as_far_as_the_farthest() {
+    let link = LinkKey::new(seoul(), osaka());
+    let other = LinkKey::new(ep(SEOUL, "vpc-0000000c"), ep(OSAKA, "vpc-0000000d"));
+    let third = LinkKey::new(ep(SEOUL, "vpc-0000000e"), ep(OSAKA, "vpc-0000000f"));
+    let world = seed_tagged();
+    let batch = Scope::union([Scope::link(link.clone()), Scope::tags_changed(vec![other.a.clone()])]).unwrap();
+    assert!(batch.covers(&link, &world) && batch.covers(&other, &world));
+    assert!(!batch.covers(&third, &world), "a link no change named is out of view");
+    // A tag change reaches the account's other sides' options and frees room; a link's event does not.
+    assert_eq!(
+        (batch.requests, batch.routes, batch.options, batch.frees_room),
+        (Reach::Account, Reach::Region, Reach::Account, true)
+    );
+    assert_eq!(batch.vpcs_named(), [link.a.clone(), link.b.clone(), other.a.clone()]);
+
+    let doubled = Scope::union([Scope::link(link.clone()), Scope::link(link.clone())]).unwrap();
+    assert_eq!(doubled, Scope::link(link.clone()), "an event delivered twice is one change");
+    assert_eq!(Scope::union(Vec::new()), None);
+
+    let with_sweep = Scope::union([Scope::ranges_changed(vec![seoul()]), Scope::sweep()]).unwrap();
+    assert!(with_sweep.is_sweep(), "a sweep in the batch takes in every link");
+    assert_eq!(with_sweep.routes, Reach::Account, "and still reaches as far as the range change asked");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// A batch of tag changes, one VPC each, plans exactly what one change
+    /// of all those VPCs' tags plans: for every role, in every region.
+    #[test]
+    fn a_batch_of_tag_changes_plans_as_one_change_of_them_all(
+        world in random_world(),
+        picks in proptest::collection::vec(0usize..5, 1..5),
+    ) {
+        let vpcs: Vec<Endpoint> = picks.iter().filter_map(|&i| world.vpcs.get(i).map(|v| v.endpoint.clone())).collect();
+        prop_assume!(!vpcs.is_empty());
+        let batch = Scope::union(vpcs.iter().map(|v| Scope::tags_changed(vec![v.clone()]))).unwrap();
+        let mut once = vpcs.clone();
+        let mut seen = std::collections::BTreeSet::new();
+        once.retain(|v| seen.insert(v.clone()));
+        let together = Scope::tags_changed(once);
+        for role in [Role::Requester, Role::Accepter, Role::Router] {
+            for r in [SEOUL, OSAKA] {
+                prop_assert_eq!(plan_for(&world, role, r, &batch), plan_for(&world, role, r, &together));
+            }
+        }
+        let a = assess(&world, &deployment());
+        for r in [SEOUL, OSAKA] {
+            let none = BTreeMap::new();
+            prop_assert_eq!(statuses(&world, &a, &region(r), &batch, &none), statuses(&world, &a, &region(r), &together, &none));
+        }
+    }
+
+    /// A batch's scope has in view exactly the links some change of it has in view.
+    #[test]
+    fn a_batch_has_in_view_what_one_of_its_changes_has(world in random_world(), picks in proptest::collection::vec((0usize..5, 0u8..4), 1..5)) {
+        let scopes: Vec<Scope> = picks
+            .iter()
+            .filter_map(|&(i, kind)| {
+                let vpc = world.vpcs.get(i)?.endpoint.clone();
+                let link = world.vpcs.iter().map(|v| v.endpoint.clone()).find(|o| o != &vpc).map(|o| LinkKey::new(vpc.clone(), o));
+                Some(match kind {
+                    0 => Scope::tags_changed(vec![vpc]),
+                    1 => Scope::consent_changed(vpc),
+                    2 => Scope::ranges_changed(vec![vpc]),
+                    _ => Scope::link(link?),
+                })
+            })
+            .collect();
+        prop_assume!(!scopes.is_empty());
+        let batch = Scope::union(scopes.clone()).unwrap();
+        let a = assess(&world, &deployment());
+        for key in a.links.keys() {
+            prop_assert_eq!(batch.in_view(key, &world, &a), scopes.iter().any(|s| s.in_view(key, &world, &a)), "{}", key);
+        }
+    }
+}

@@ -35,6 +35,9 @@ use crate::status;
 /// fullest come first.
 const CARRIED_QUOTA_LINES: usize = 300;
 
+/// The trigger a report names for a batch of events of several kinds.
+const BATCH: &str = "Batch";
+
 /// How many times a function writes statuses and checks them again before it
 /// leaves the rest to the next event or sweep.
 const STATUS_ROUNDS: usize = 3;
@@ -93,8 +96,8 @@ struct Run {
     /// It sweeps for the whole deployment: the schedule's router, which
     /// wakes the functions with work and carries each region's gauges there.
     sweeps_deployment: bool,
-    /// This VPC's `tagpeer:accept` changed: the allowed accounts hear of it.
-    consent_changed: Option<Endpoint>,
+    /// These VPCs' `tagpeer:accept` changed: the allowed accounts hear of it.
+    consent_changed: Vec<Endpoint>,
 }
 
 /// How an invocation starts, once its trigger is read.
@@ -183,8 +186,14 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         let calls = self.cloud.calls();
         let (answer, tally, mut lines) = match self.scope_of(payload) {
             Err(rejected) => (Err(rejected), Tally { errors: 1, changes: 0 }, Vec::new()),
-            Ok(Start::Nothing(ignored, carried)) => (Ok(ignored), Tally { errors: 0, changes: 0 }, carried),
-            Ok(Start::Work(scope, run)) => self.steps(&scope, *run).await,
+            Ok((Start::Nothing(ignored, carried), rejected)) => {
+                (Ok(ignored), Tally { errors: rejected, changes: 0 }, carried)
+            }
+            Ok((Start::Work(scope, run), rejected)) => {
+                let (answer, mut tally, lines) = self.steps(&scope, *run).await;
+                tally.errors += rejected;
+                (answer, tally, lines)
+            }
         };
         let calls = self.cloud.calls().since(calls);
         lines.insert(0, self.source().invocation(calls, tally.errors, tally.changes));
@@ -214,7 +223,7 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         if run.sweeps_deployment {
             self.wake(&world, &assessment, &mut run);
         }
-        if let Some(vpc) = run.consent_changed.take() {
+        for vpc in std::mem::take(&mut run.consent_changed) {
             let accounts = self.config.deployment.allowed_accounts.clone();
             let detail = Detail::Consent(ConsentDetail { vpc, accounts });
             run.report.events.push(Outgoing { detail_type: CONSENT_CHANGED, detail });
@@ -283,17 +292,94 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         lines
     }
 
-    /// The trigger decides the scope, or that there is nothing to look at.
-    fn scope_of(&self, payload: &Value) -> Result<Start, HandlerError> {
+    /// The triggers decide the scope, or that there is nothing to look at. A
+    /// batch from the function's queue is planned once, on the union of its
+    /// events' scopes ([`Scope::union`]): a burst of changes is one
+    /// invocation's read and plan. An event that cannot be read is logged and
+    /// counted as an error, and the rest are handled; a payload with nothing
+    /// readable is the invocation's error.
+    fn scope_of(&self, payload: &Value) -> Result<(Start, usize), HandlerError> {
         let function = self.config.role.name();
-        let trigger = Trigger::decode(payload).inspect_err(|e| {
-            tracing::error!(function, error = %e, "event rejected");
-        })?;
+        let mut rejected = Vec::new();
+        let mut starts = Vec::new();
+        for event in crate::events::events_of(payload) {
+            match event.and_then(|event| Trigger::decode(&event)) {
+                Ok(trigger) => starts.push(self.start_of(trigger)),
+                Err(e) => {
+                    tracing::error!(function, error = %e, "event rejected");
+                    rejected.push(e);
+                }
+            }
+        }
+        let errors = rejected.len();
+        if starts.is_empty() {
+            let first = rejected
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| crate::error::EventError::Envelope("a batch of no messages".to_owned()));
+            return Err(first.into());
+        }
+        Ok((Self::merge(starts), errors))
+    }
+
+    /// One start for a batch: the union of the scopes of those with work, the
+    /// flags of each, the metrics each carries; nothing to look at when none
+    /// has work.
+    fn merge(starts: Vec<Start>) -> Start {
+        let kinds: BTreeSet<&'static str> = starts
+            .iter()
+            .map(|start| match start {
+                Start::Work(_, run) => run.report.trigger,
+                Start::Nothing(report, _) => report.trigger,
+            })
+            .collect();
+        let trigger = if kinds.len() == 1 { kinds.into_iter().next().unwrap_or(BATCH) } else { BATCH };
+        let mut scopes = Vec::new();
+        let mut merged: Option<Run> = None;
+        let mut carried = Vec::new();
+        let mut idle: Option<Report> = None;
+        for start in starts {
+            match start {
+                Start::Work(scope, run) => {
+                    scopes.push(scope);
+                    let run = *run;
+                    merged = Some(match merged {
+                        None => run,
+                        Some(mut so_far) => {
+                            so_far.sweeps_deployment |= run.sweeps_deployment;
+                            so_far.consent_changed.extend(run.consent_changed);
+                            so_far.metrics.extend(run.metrics);
+                            so_far
+                        }
+                    });
+                }
+                Start::Nothing(report, metrics) => {
+                    carried.extend(metrics);
+                    idle.get_or_insert(report);
+                }
+            }
+        }
+        match (Scope::union(scopes), merged) {
+            (Some(scope), Some(mut run)) => {
+                run.report.trigger = trigger;
+                run.metrics.extend(carried);
+                Start::Work(scope, Box::new(run))
+            }
+            _ => {
+                let report = idle.map(|r| Report { trigger, ..r }).unwrap_or_default();
+                Start::Nothing(report, carried)
+            }
+        }
+    }
+
+    /// What one event asks of this function: a scope to work on, or nothing.
+    fn start_of(&self, trigger: Trigger) -> Start {
+        let function = self.config.role.name();
         let report = Report { function, trigger: trigger.kind(), ..Report::default() };
         let nothing = |why: &str, carried: Vec<Value>| {
             let report = Report { ignored: Some(why.to_owned()), ..report.clone() };
             tracing::info!(function, trigger = report.trigger, ignored = report.ignored.as_deref(), "nothing to do");
-            Ok(Start::Nothing(report, carried))
+            Start::Nothing(report, carried)
         };
         // The deployment's sweeper names the functions with work; a router
         // not named publishes the gauges it carries and reads nothing.
@@ -313,14 +399,14 @@ impl<C: Cloud, S: EventSink> App<C, S> {
                     && changed.iter().any(|k| k == crate::intent::ACCEPT)
                     && !self.config.deployment.allowed_accounts.is_empty() =>
             {
-                Some(vpc.clone())
+                vec![vpc.clone()]
             }
-            _ => None,
+            _ => Vec::new(),
         };
         match trigger.scope() {
             Some(scope) => {
                 let run = Run { report, sweeps_deployment, consent_changed, ..Run::default() };
-                Ok(Start::Work(scope, Box::new(run)))
+                Start::Work(scope, Box::new(run))
             }
             None => nothing("no tagpeer: tag changed", Vec::new()),
         }

@@ -348,3 +348,84 @@ async fn the_side_that_turns_ready_publishes_how_long_it_took_since_the_request(
     assert_eq!(up["VpcId"], "vpc-0000000a");
     assert_eq!(line_with(&lines, "LinksReady")["LinksReady"], 0.0, "Osaka's side has no routes yet");
 }
+
+/// Lambda's batch of SQS messages, each body one of `events`.
+fn queue_batch(events: &[Value]) -> Value {
+    let records: Vec<Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            json!({
+                "messageId": format!("00000000-0000-0000-0000-{i:012}"), "receiptHandle": format!("handle-{i}"),
+                "body": event.to_string(), "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "md5OfBody": "", "eventSource": "aws:sqs", "awsRegion": SEOUL,
+                "eventSourceARN": format!("arn:aws:sqs:{SEOUL}:123456789012:tagpeer-RequesterQueue"),
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// Three VPCs in Seoul each asking for Osaka's, tagged one after another.
+fn three_asking() -> World {
+    let peers = format!("{OSAKA}/vpc-0000000b");
+    let mut b = WorldBuilder::default().vpc(&osaka(), "172.31.0.0/16", &[]);
+    for (i, vpc) in ["vpc-0000000a", "vpc-0000000c", "vpc-0000000d"].iter().enumerate() {
+        let vpc = tagpeer_core::testing::ep(SEOUL, vpc);
+        b = b.vpc(&vpc, &format!("10.{i}.0.0/16"), &[(PEERS, &peers)]);
+    }
+    b.build()
+}
+
+#[tokio::test]
+async fn a_batch_of_changes_is_read_and_planned_once_and_does_each_of_them() {
+    let world = three_asking();
+    let vpcs: Vec<Endpoint> =
+        world.vpcs.iter().map(|v| v.endpoint.clone()).filter(|v| v.region.as_str() == SEOUL).collect();
+    let mut events: Vec<Value> = vpcs.iter().map(tag_change).collect();
+    events.push(tag_change(&vpcs[0])); // EventBridge and SQS deliver at least once
+    let requester = app(Role::Requester, SEOUL, MemoryCloud::new(world));
+    let (answer, lines) = requester.invoke(&queue_batch(&events)).await;
+    let report = answer.expect("handled");
+    assert_eq!(report.trigger, crate::events::TAG_CHANGE, "one kind of event: its name");
+    let made = requester.cloud.made();
+    let requests = made.iter().filter(|c| **c == "CreateVpcPeeringConnection").count();
+    assert_eq!(requests, 3, "each VPC's link requested, the doubled one once: {made:?}");
+    // One read before acting, one to check the statuses written: not one per event.
+    assert_eq!(made.iter().filter(|c| **c == "Describe").count(), 2, "{made:?}");
+    assert_eq!(line_with(&lines, "Errors")["Errors"], 0.0);
+    let world = requester.cloud.world();
+    for vpc in &vpcs {
+        assert!(!status(&world, vpc).is_empty(), "{vpc} has its status");
+    }
+}
+
+#[tokio::test]
+async fn a_message_that_holds_no_event_is_counted_and_the_rest_of_its_batch_is_handled() {
+    let requester = app(Role::Requester, SEOUL, MemoryCloud::new(seed()));
+    let mut batch = queue_batch(&[tag_change(&seoul()), tag_change(&seoul())]);
+    batch["Records"][0]["body"] = json!("{not an event");
+    let (answer, lines) = requester.invoke(&batch).await;
+    answer.expect("the readable event is handled");
+    assert_eq!(requester.cloud.world().peerings.len(), 1, "its link requested");
+    assert_eq!(line_with(&lines, "Errors")["Errors"], 1.0, "the unreadable message is an error of the invocation's");
+
+    // Nothing readable at all: the invocation's error, so that the queue
+    // hands it back and, after its last try, to the dead-letter queue.
+    let requester = app(Role::Requester, SEOUL, MemoryCloud::new(seed()));
+    batch["Records"][1]["body"] = json!("[]");
+    let (answer, _) = requester.invoke(&batch).await;
+    assert!(matches!(answer, Err(HandlerError::Event(_))), "{answer:?}");
+    assert!(requester.cloud.made().is_empty(), "nothing read, nothing changed");
+}
+
+#[tokio::test]
+async fn a_batch_with_a_sweep_sweeps_and_one_of_several_kinds_is_named_a_batch() {
+    let world = three_asking();
+    let requester = app(Role::Requester, SEOUL, MemoryCloud::new(world));
+    let (answer, _) = requester.invoke(&queue_batch(&[tag_change(&seoul()), sweep()])).await;
+    let report = answer.expect("handled");
+    assert_eq!(report.trigger, BATCH);
+    let requests = requester.cloud.made().iter().filter(|c| **c == "CreateVpcPeeringConnection").count();
+    assert_eq!(requests, 3, "the sweep in the batch takes in the links no tag change named");
+}
