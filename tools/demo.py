@@ -219,8 +219,15 @@ def story(cloud: localcloud.LocalCloud) -> int:
         if e["outcome"] == "forwarded":
             print(f"   {what}: rule {e['rule']} forwards it to {e['target'].split(':')[3]}")
             continue
+        if e["outcome"] == "queued":
+            print(f"   {what}: rule {e['rule']} -> queue {e['queue']}")
+            continue
         failed |= e["outcome"] != "ok"
-        print(f"   {what}: rule {e['rule']} -> {e['target']}: {e['outcome']}")
+        if e.get("messages") is not None:  # a batch Lambda read from the function's queue
+            batch = f"a batch of {e['messages']} from {e['queue']}: \"{e['detail_type']}\""
+            print(f"   {e['function']} in {e['region']}, {batch}: {e['outcome']}")
+        else:
+            print(f"   {what}: rule {e['rule']} -> {e['target']}: {e['outcome']}")
         for c in (calls[seq] for seq in e["calls"]):  # the calls this invocation made, in order
             print(f"       {c['action']:<28} {c['region']}  {c['error'] or 'ok'}")
     print(f"   ({quiet} more events matched no rule: tagpeer's own status tags, CloudTrail's records of the calls, "

@@ -23,12 +23,17 @@ One endpoint on loopback that AWS SDKs and the AWS CLI use through
   routes events through the rules of `infra-template/` itself, evaluated for
   its account and region, with EventBridge's pattern semantics, to the real
   function binaries (one warm process per function, account, region and unit of
-  concurrency, behind an emulated Lambda Runtime API) and to other buses: of
-  its own account in any region, or of another account in the same region,
-  as EventBridge sends across accounts: only when the rule's role may put
-  events on that bus and that bus's policy (AWS::Events::EventBusPolicy) lets
-  the sending account in; the event keeps the account it was put in. A
+  concurrency, behind an emulated Lambda Runtime API), to SQS queues, and to
+  other buses: of its own account in any region, or of another account in the
+  same region, as EventBridge sends across accounts: only when the rule's role
+  may put events on that bus and that bus's policy (AWS::Events::EventBusPolicy)
+  lets the sending account in; the event keeps the account it was put in. A
   delivery refused is recorded as "denied", with the reason.
+- A rule whose target is a function invokes it asynchronously (retried twice
+  on error: `invoke`). A rule whose target is a queue sends it a message, when
+  the queue's policy lets the rule in; each account and region has its own
+  queues, and the template's event source mappings read them in batches and
+  invoke their functions synchronously (queues.py).
 - IAM as each account's template grants it (iam.py); CloudTrail trails per
   account (awsevents.Trails).
 - Every API call is recorded: service, action, region, account, caller, outcome,
@@ -37,8 +42,8 @@ One endpoint on loopback that AWS SDKs and the AWS CLI use through
   delivery is recorded with the account and region of the bus it was on.
 
 Control interface (`/_local/...`): POST settle, POST schedule (every stack's), GET events,
-GET calls, GET metrics, POST reset, POST faults, GET/POST clock, GET/POST lifecycle, GET/POST
-trail. See DESIGN.md and the README.
+GET calls, GET metrics, GET queues, POST reset, POST faults, GET/POST clock, GET/POST lifecycle,
+GET/POST trail. See DESIGN.md and the README.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ from . import ec2rules  # route races and the DNS prerequisite, as EC2 answers t
 from . import iam as iam_
 from . import faults
 from . import peering as peering_  # peering connections as AWS runs them (peering.py)
+from . import queues as queues_  # SQS queues and Lambda's event source mappings (queues.py)
 from .faults import Call, Faults
 
 DEFAULT_ACCOUNT = "123456789012"
@@ -213,7 +219,11 @@ class LocalCloud:
         # temporary keys STS gave a process for a role (see `caller_of`).
         self.process_keys: dict[str, tuple[str, runtime.Function, int]] = {}
         self.tag_versions: dict[str, int] = {}
+        # Work not done yet (settle waits for none): events being routed and delivered, deliveries
+        # held, and the messages of the queues a mapping reads (queues.py). Of those, the messages
+        # waiting in a queue, not in flight, are also `resting`.
         self.pending = 0
+        self.resting = 0
         self.pending_cv = threading.Condition()
         self.pool = ThreadPoolExecutor(max_workers=64, thread_name_prefix="bus")
         self.moto = None
@@ -235,12 +245,15 @@ class LocalCloud:
         # IAM as deployed (iam.py): each function's key acts as its template role, in its account.
         self.iam = iam_.Iam(tpl, self.params[self.account], regions, iam_.CloudLookup(self),
                             account_params=self.params)
+        # The queues of every account and region, and the pollers of the event source mappings.
+        self.queues = queues_.Queues(self)
         self.bin_dir = bin_dir
         self.server: ThreadingHTTPServer | None = None
 
     # ----------------------------------------------------------------- life
 
     def start(self) -> None:
+        self.queues.check()  # as the deployment would fail (queues.py), before anything runs
         # Real AWS has its managed policies (cargo lambda deploy attaches
         # AWSLambdaBasicExecutionRole to the role it creates).
         os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
@@ -299,8 +312,10 @@ class LocalCloud:
         threading.Thread(target=self._release_held, daemon=True, name="shuffle").start()
         for f in self.functions.values():
             f.start()
+        self.queues.start()  # the mappings' pollers, once their functions run
 
     def stop(self) -> None:
+        self.queues.stop()
         if self.server:
             self.server.shutdown()
         for f in self.functions.values():
@@ -324,7 +339,16 @@ class LocalCloud:
             self.pending -= 1
             self.pending_cv.notify_all()
 
+    def _rest(self, delta: int) -> None:
+        """Pending messages that wait in a queue: `delta` more (or fewer)."""
+        with self.pending_cv:
+            self.resting += delta
+            self.pending_cv.notify_all()
+
     def settle(self, timeout: float = 300.0) -> bool:
+        """Wait until nothing is pending: no event routed or delivered, none held, and every queue a
+        mapping reads empty, no batch in flight or waiting to be received again. False after
+        `timeout` seconds."""
         deadline = time.time() + timeout
         with self.pending_cv:
             while self.pending > 0:
@@ -365,17 +389,21 @@ class LocalCloud:
 
     def _dispatch(self, event: dict, region: str, rule: template.Rule, target: template.Target) -> None:
         """A rule's target gets the event: at once, or as the `events` faults say (dropped,
-        doubled, held back to be handed out in random order: the faults of deliveries to functions;
-        a bus or an SNS topic gets it once, at once)."""
-        copies = 1 if target.function is None else self.faults.copies()
+        doubled, held back to be handed out in random order: the faults of deliveries to functions
+        and to queues; a bus or an SNS topic gets it once, at once)."""
+        faulty = target.function is not None or target.queue is not None
+        copies = self.faults.copies() if faulty else 1
         if copies != 1:
-            self.record.event(account=rule.account or self.account, region=region, rule=rule.name,
-                              target=target.function, source=event.get("source"),
+            account = rule.account or self.account
+            where = {"target": target.function}
+            if target.queue is not None:  # as the queue's own records name it (queues.py)
+                where = {"target": self.stacks[(account, region)].queues[target.queue].name, "queue": target.queue}
+            self.record.event(account=account, region=region, rule=rule.name, **where, source=event.get("source"),
                               detail_type=event.get("detail-type"),
                               outcome="dropped" if copies == 0 else "duplicated", event=event)
         for _ in range(copies):
             self._begin()
-            if target.function is not None and self.faults.shuffling():
+            if faulty and self.faults.shuffling():
                 with self.pending_cv:
                     self.held.append((event, region, rule, target))
                     self.pending_cv.notify_all()
@@ -383,10 +411,11 @@ class LocalCloud:
                 self.pool.submit(self._deliver, event, region, rule, target)
 
     def _release_held(self) -> None:
-        """Hands out held deliveries one at a time, a random one each time nothing else is running."""
+        """Hands out held deliveries one at a time, a random one each time nothing else is running
+        (messages waiting in a queue are not running: a batching window stays open for the next)."""
         while True:
             with self.pending_cv:
-                while not self.held or self.pending > len(self.held):
+                while not self.held or self.pending - self.resting > len(self.held):
                     self.pending_cv.wait()
                 i = self.faults.pick(len(self.held))
                 delivery = self.held.pop(i)
@@ -402,6 +431,9 @@ class LocalCloud:
                 self.record.event(account=account, region=region, rule=rule.name, target=target.topic_arn,
                                   function=None, source=event.get("source"), detail_type=event.get("detail-type"),
                                   outcome="published", event=event)
+                return
+            if target.queue:  # a message, read by the queue's mapping (queues.py)
+                self.queues.send(event, account, region, rule, target)
                 return
             self.invoke(region, target.function, event, rule.name, account)
         finally:
@@ -438,6 +470,20 @@ class LocalCloud:
         """Asynchronous invocation, as EventBridge does it: retried twice on error. The function of
         `account` (default: the first account's) in `region`."""
         account = account or self.account
+        for attempt in range(1 + ASYNC_RETRIES):
+            if self.invoke_once(account, region, logical_id, event, rule=rule_name, source=event.get("source"),
+                                detail_type=event.get("detail-type"), attempt=attempt + 1):
+                return
+
+    def invoke_once(self, account: str, region: str, logical_id: str, event: dict, *, rule: str,
+                    source: str | None, detail_type: str | None, attempt: int, **more) -> bool:
+        """One synchronous invocation of the function `logical_id` of (account, region) with `event`,
+        recorded in GET /_local/events: who ran it, `rule`, `source`, `detail_type` and `attempt` as
+        the caller says (an asynchronous delivery: the event's own; a queue's batch: queues.py's),
+        `more`'s fields, the outcome, and the invocation with the calls it made. Whether it succeeded.
+
+        After crash_after's last call the functions are down (their processes that were in flight
+        killed, see _kill_functions): the invocation fails at once, and no process runs it."""
         fn = self.functions[(account, region, logical_id)]
         down = {"errorType": "crashed", "errorMessage": "crashed (crash_after)"}
 
@@ -446,43 +492,33 @@ class LocalCloud:
             # invocation that waited for a process while the crash happened fails at once too.
             return down if self.faults.down() else None
 
-        for attempt in range(1 + ASYNC_RETRIES):
-            started = time.time()
-            result = None if self.faults.down() else fn.invoke(event, admit=admit)
-            if result is None or result.error is down:
-                # After crash_after's last call the functions are down (their processes that
-                # were in flight killed, see _kill_functions): the invocation fails at once,
-                # and so do Lambda's retries of it. No process ran it.
-                self.record.event(account=account, region=region, rule=rule_name, target=fn.name,
-                                  function=logical_id, caller=fn.env["AWS_ACCESS_KEY_ID"], source=event.get("source"),
-                                  detail_type=event.get("detail-type"), attempt=attempt + 1, outcome="error",
-                                  error="crashed (crash_after)", invocation=None, calls=[], event=event)
-                continue
-            outcome = "ok" if result.ok else "error"
-            self.record.event(
-                account=account,
-                region=region,
-                rule=rule_name,
-                target=fn.name,
-                function=logical_id,
-                caller=fn.env["AWS_ACCESS_KEY_ID"],
-                time=started,
-                source=event.get("source"),
-                detail_type=event.get("detail-type"),
-                attempt=attempt + 1,
-                outcome=outcome,
-                error=None if result.ok else result.error,
-                response=result.response if result.ok else None,
-                started=started,
-                duration_ms=result.duration_ms,
-                init_duration_ms=result.init_duration_ms,
-                # The invocation (its request ID) and the seqs of the calls it made (caller_of).
-                invocation=result.request_id,
-                calls=self.record.calls_of(result.request_id),
-                event=event,
-            )
-            if result.ok:
-                return
+        who = dict(account=account, region=region, rule=rule, target=fn.name, function=logical_id,
+                   caller=fn.env["AWS_ACCESS_KEY_ID"])
+        started = time.time()
+        result = None if self.faults.down() else fn.invoke(event, admit=admit)
+        if result is None or result.error is down:
+            self.record.event(**who, source=source, detail_type=detail_type, attempt=attempt, outcome="error",
+                              error="crashed (crash_after)", invocation=None, calls=[], **more, event=event)
+            return False
+        self.record.event(
+            **who,
+            time=started,
+            source=source,
+            detail_type=detail_type,
+            attempt=attempt,
+            outcome="ok" if result.ok else "error",
+            error=None if result.ok else result.error,
+            response=result.response if result.ok else None,
+            started=started,
+            duration_ms=result.duration_ms,
+            init_duration_ms=result.init_duration_ms,
+            # The invocation (its request ID) and the seqs of the calls it made (caller_of).
+            invocation=result.request_id,
+            calls=self.record.calls_of(result.request_id),
+            **more,
+            event=event,
+        )
+        return result.ok
 
     def fire_schedules(self) -> None:
         """Every stack's schedules, of every account and region."""
@@ -504,6 +540,7 @@ class LocalCloud:
         conn.request("POST", "/moto-api/reset")
         conn.getresponse().read()
         conn.close()
+        self.queues.reset()  # every queue empty (the dead-letter queues too)
         self.record.clear()
         self.metrics.clear()
         self.tag_versions.clear()
@@ -836,6 +873,8 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET" and path == "/_local/calls":
                 with cloud.record.lock:
                     return self._json(200, list(cloud.record.calls))
+            if method == "GET" and path == "/_local/queues":  # the SQS queues' messages (queues.py)
+                return self._json(200, cloud.queues.state())
             if method == "GET" and path == "/_local/metrics":  # the EMF lines' datapoints (runtime.Metrics)
                 return self._json(200, cloud.metrics.query(parse_qs(urlsplit(self.path).query)))
             if method == "POST" and path == "/_local/reset":

@@ -42,14 +42,16 @@
   each of those invocations ends at once with Runtime.ExitError and its process
   is restarted (runtime.py). Until the faults are set again the functions are
   down: every later invocation of a function fails at once (Lambda's retries of
-  it too), and a mutating call of a function that still arrives (one sent before
-  the kill landed) is answered by closing the connection. Calls of anyone else
+  it too, and each receive of a queue's batch), and a mutating call of a function
+  that still arrives (one sent before the kill landed) is answered by closing
+  the connection. Calls of anyone else
   (the tests' own SDK, the AWS CLI) neither count nor fail.
-- `events`: deliveries of events from a rule to a function: each is dropped
-  with probability `drop`, else delivered a second time with probability
-  `duplicate`; with `shuffle`, deliveries are held and handed out one at a
-  time, in random order, whenever nothing else is running. Scheduled events
-  (`POST /_local/schedule`) are not subject to it.
+- `events`: deliveries of events from a rule to a function or to a queue
+  (queues.py): each is dropped with probability `drop`, else delivered a second
+  time with probability `duplicate` (to a queue: two messages); with `shuffle`,
+  deliveries are held and handed out one at a time, in random order, whenever
+  nothing else is running (messages waiting in a queue are not running).
+  Scheduled events (`POST /_local/schedule`) are not subject to it.
 
 Every injected fault is recorded on the call in `GET /_local/calls`
 (`injected`: the code; `throttled`: true; `crashed`: true; `latency_ms`;
@@ -444,7 +446,8 @@ class Faults:
         return False
 
     def copies(self) -> int:
-        """How many times one delivery of an event to a function happens: 0 (dropped), 1 or 2 (duplicated)."""
+        """How many times one delivery of an event to a function or a queue happens: 0 (dropped), 1 or 2
+        (duplicated)."""
         with self.lock:
             if not self.events:
                 return 1

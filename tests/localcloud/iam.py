@@ -72,7 +72,15 @@ that name the caller in `Principal` (as above; `NotPrincipal` the reverse) are
 evaluated as identity policies are (an explicit Deny wins, then an Allow, else
 an implicit deny). The local cloud asks this of an event bus's policy
 (AWS::Events::EventBusPolicy) when a rule of one account sends to another
-account's bus, and of a role's trust policy.
+account's bus, of a queue's policy (AWS::SQS::QueuePolicy) when a rule sends
+to a queue (`send_message_refusal`: EventBridge, a service, has no identity
+policy, so the queue's policy alone decides), and of a role's trust policy.
+
+Lambda's poller reads a queue with the function's execution role
+(`poller_refusal`: sqs:ReceiveMessage, sqs:DeleteMessage and
+sqs:GetQueueAttributes on the queue, "Using Lambda with Amazon SQS", Lambda
+Developer Guide); Lambda checks them when the event source mapping is created,
+so the local cloud checks them when it starts.
 """
 
 from __future__ import annotations
@@ -92,6 +100,10 @@ from xml.sax.saxutils import escape
 from . import template as tpl
 
 PARTITION = "aws"
+
+# What Lambda's poller calls on an SQS event source with the function's execution role ("Using
+# Lambda with Amazon SQS", Lambda Developer Guide: the execution role's permissions).
+SQS_POLLER_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 
 # --------------------------------------------------------------------- matching
 
@@ -833,6 +845,38 @@ class Iam:
             return f"the policy of {bus_arn} denies account {account} events:PutEvents ({decision.statement})"
         return f"no statement of the policy of {bus_arn} lets account {account} put this event " \
                f"(source {event.get('source')!r}) on it"
+
+    def send_message_refusal(self, queue_arn: str, statements: list[dict], rule_arn: str,
+                             account: str) -> str | None:
+        """A rule (`rule_arn`, of `account`) sends an event to the queue `queue_arn`, whose policy is
+        `statements`: None when the policy lets EventBridge (events.amazonaws.com) sqs:SendMessage
+        from that rule, else why not."""
+        ctx = Context({"aws:SourceArn": rule_arn, "aws:SourceAccount": account})
+        decision = resource_decision(statements, {"Service": ["events.amazonaws.com"]}, "sqs:SendMessage",
+                                     queue_arn, ctx, "QueuePolicy")
+        if decision.allowed:
+            return None
+        if decision.explicit_deny:
+            return f"the policy of {queue_arn} denies EventBridge sqs:SendMessage from {rule_arn} " \
+                   f"({decision.statement})"
+        return f"no statement of the policy of {queue_arn} lets EventBridge (events.amazonaws.com) " \
+               f"sqs:SendMessage from the rule {rule_arn}"
+
+    def poller_refusal(self, account: str, region: str, function_logical_id: str, queue_arn: str) -> str | None:
+        """Lambda's poller reads `queue_arn` for the function `function_logical_id` of the stack of
+        (account, region) with the function's execution role: None when the role allows every action
+        the poller calls (SQS_POLLER_ACTIONS) on that queue, else why not."""
+        resolved = self.stack(account, region)
+        role = resolved.roles[resolved.function_roles[function_logical_id]]
+        stmts = statements(role.policies)
+        for action in SQS_POLLER_ACTIONS:
+            ctx = Context({"aws:RequestedRegion": region, "aws:PrincipalAccount": account,
+                           "aws:PrincipalArn": role.arn, "aws:PrincipalType": "AssumedRole"})
+            decision = evaluate(stmts, action, queue_arn, ctx)
+            if not decision.allowed:
+                how = f"denies it ({decision.statement})" if decision.explicit_deny else "does not allow it"
+                return f"the execution role {role.logical_id} of {function_logical_id} {how}: {action} on {queue_arn}"
+        return None
 
     def observe(self, service: str, action: str, access_key: str, params: dict[str, str], status: int,
                 response: bytes) -> None:

@@ -9,7 +9,13 @@ Fn::Join, Condition, and AWS::LanguageExtensions' Fn::Length and
 Fn::ToJsonString), applies SAM's Globals to the functions, and hands the local
 cloud what it deploys: the functions (with their binary and environment), the
 EventBridge rules (pattern or schedule, targets, the role a target is sent
-with) and the default bus's resource policy (AWS::Events::EventBusPolicy).
+with), the default bus's resource policy (AWS::Events::EventBusPolicy), and the
+SQS queues (AWS::SQS::Queue: name, ARN, visibility timeout, redrive policy),
+their policies (AWS::SQS::QueuePolicy) and the Lambda event source mappings
+that read them (AWS::Lambda::EventSourceMapping). A queue's `Ref` is its URL
+and `Fn::GetAtt` gives its Arn, QueueName and QueueUrl, as CloudFormation's
+do; a queue without QueueName is named STACK-LOGICALID (CloudFormation adds a
+random suffix too).
 
 `Transform` is one transform or a list of them, applied in order. With
 AWS::LanguageExtensions listed (before AWS::Serverless-2016-10-31, which cannot
@@ -97,6 +103,7 @@ class Target:
     # An SNS topic (the alarm topic): the local cloud has no SNS, so a delivery to it is
     # recorded (GET /_local/events, outcome "published") and goes nowhere further.
     topic_arn: str | None = None
+    queue: str | None = None  # an SQS queue of the stack: its logical id
     # RoleArn: the role EventBridge sends with (to a bus in another account, that role must be let
     # PutEvents on it).
     role_arn: str | None = None
@@ -122,6 +129,52 @@ class BusPolicy:
     statement: dict
 
 
+# SQS's defaults ("CreateQueue", Amazon SQS API Reference): a message is invisible for 30 s once
+# received, and kept 4 days.
+DEFAULT_VISIBILITY_TIMEOUT = 30
+DEFAULT_RETENTION = 345600
+
+
+@dataclass
+class Queue:
+    """An SQS standard queue of the stack (AWS::SQS::Queue)."""
+    logical_id: str
+    name: str
+    arn: str  # arn:aws:sqs:REGION:ACCOUNT:NAME
+    url: str  # what its Ref gives
+    visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT  # seconds
+    retention: int = DEFAULT_RETENTION  # MessageRetentionPeriod, seconds
+    # RedrivePolicy: the dead-letter queue (its logical id) a message goes to once it has been
+    # received `max_receive_count` times and not deleted; None: no dead-letter queue.
+    dead_letter: str | None = None
+    max_receive_count: int | None = None
+
+
+@dataclass
+class QueuePolicy:
+    """An AWS::SQS::QueuePolicy: its statements, and the queues (logical ids) it is attached to."""
+    logical_id: str
+    queues: list[str]
+    statements: list[dict]
+
+
+# Lambda's defaults for an SQS event source ("Lambda parameters for Amazon SQS event source
+# mappings", Lambda Developer Guide): 10 messages a batch, no batching window.
+DEFAULT_BATCH_SIZE = 10
+
+
+@dataclass
+class EventSourceMapping:
+    """An AWS::Lambda::EventSourceMapping that reads a queue of the stack."""
+    logical_id: str
+    queue: str  # the queue's logical id
+    function: str  # the function's logical id
+    batch_size: int = DEFAULT_BATCH_SIZE
+    window_s: float = 0.0  # MaximumBatchingWindowInSeconds
+    max_concurrency: int | None = None  # ScalingConfig.MaximumConcurrency; None: no limit of its own
+    enabled: bool = True
+
+
 @dataclass
 class Stack:
     region: str
@@ -130,6 +183,13 @@ class Stack:
     rules: list[Rule]
     # The statements of this region's default bus's policy: who else may put events on it.
     bus_policies: list[BusPolicy] = field(default_factory=list)
+    queues: dict[str, Queue] = field(default_factory=dict)  # by logical id
+    queue_policies: list[QueuePolicy] = field(default_factory=list)
+    mappings: list[EventSourceMapping] = field(default_factory=list)
+
+    def queue_statements(self, logical_id: str) -> list[dict]:
+        """The statements of every policy attached to the queue `logical_id`: its resource policy."""
+        return [st for p in self.queue_policies if logical_id in p.queues for st in p.statements]
 
 
 LANGUAGE_EXTENSIONS = "AWS::LanguageExtensions"
@@ -280,6 +340,14 @@ class _Evaluator:
     def resource_name(self, logical_id: str) -> str:
         return f"{self.stack_name}-{logical_id}"
 
+    def queue_name(self, logical_id: str) -> str:
+        """A queue's name: its QueueName, else STACK-LOGICALID."""
+        props = (self.t.get("Resources") or {})[logical_id].get("Properties") or {}
+        return str(self.eval(props["QueueName"])) if "QueueName" in props else self.resource_name(logical_id)
+
+    def queue_url(self, logical_id: str) -> str:
+        return f"https://sqs.{self.region}.amazonaws.com/{self.account}/{self.queue_name(logical_id)}"
+
     def ref(self, name: str) -> Any:
         if name.startswith("AWS::"):
             return self.pseudo(name)
@@ -290,6 +358,8 @@ class _Evaluator:
             kind = resources[name]["Type"]
             if kind == "AWS::IAM::ManagedPolicy":
                 return f"arn:{PARTITION}:iam::{self.account}:policy/{self.resource_name(name)}"
+            if kind == "AWS::SQS::Queue":  # a queue's Ref is its URL
+                return self.queue_url(name)
             return self.resource_name(name)
         raise TemplateError(f"Ref to unknown {name}")
 
@@ -301,6 +371,12 @@ class _Evaluator:
         name = self.resource_name(logical_id)
         if kind == "AWS::CloudWatch::Alarm":  # named by AlarmName when it has one
             name = str(self.eval((resources[logical_id].get("Properties") or {}).get("AlarmName") or name))
+        if kind == "AWS::SQS::Queue":
+            name = self.queue_name(logical_id)
+            if attribute == "QueueName":
+                return name
+            if attribute == "QueueUrl":
+                return self.queue_url(logical_id)
         if attribute != "Arn":
             raise TemplateError(f"GetAtt {logical_id}.{attribute} is not supported")
         service, path = {
@@ -310,6 +386,7 @@ class _Evaluator:
             "AWS::Logs::LogGroup": ("logs", f"log-group:{name}:*"),
             "AWS::Events::Rule": ("events", f"rule/{name}"),
             "AWS::CloudWatch::Alarm": ("cloudwatch", f"alarm:{name}"),
+            "AWS::SQS::Queue": ("sqs", name),
         }.get(kind, (None, None))
         if service is None:
             raise TemplateError(f"GetAtt {logical_id}.Arn of a {kind} is not supported")
@@ -432,6 +509,8 @@ def stack(template: dict, region: str, account: str, params: dict[str, str], sta
         )
 
     arn_to_function = {ev.get_att(fid, "Arn"): fid for fid in functions}
+    queues = _queues(ev, resources, present)
+    arn_to_queue = {q.arn: q.logical_id for q in queues.values()}
     rules: list[Rule] = []
     for logical_id, res in resources.items():
         if res.get("Type") != "AWS::Events::Rule" or not present(res):
@@ -448,6 +527,11 @@ def stack(template: dict, region: str, account: str, params: dict[str, str], sta
             arn = t["Arn"]
             if arn in arn_to_function:
                 targets.append(Target(id=t["Id"], function=arn_to_function[arn], role_arn=t.get("RoleArn")))
+            elif arn in arn_to_queue:
+                # No role: EventBridge sends to a queue under the queue's own policy.
+                targets.append(Target(id=t["Id"], queue=arn_to_queue[arn], role_arn=t.get("RoleArn")))
+            elif arn.startswith(f"arn:{PARTITION}:sqs:"):
+                raise TemplateError(f"{logical_id}: target {arn} is not a queue of the stack")
             elif re.match(r"^arn:[^:]+:events:[^:]+:\d{12}:event-bus/default$", arn):
                 targets.append(Target(id=t["Id"], bus_arn=arn, role_arn=t.get("RoleArn")))
             elif re.match(r"^arn:[^:]+:events:[^:]+:\d{12}:event-bus/", arn):
@@ -460,8 +544,8 @@ def stack(template: dict, region: str, account: str, params: dict[str, str], sta
                     raise TemplateError(f"{logical_id}: topic {arn} is not in the rule's region {region}")
                 targets.append(Target(id=t["Id"], topic_arn=arn))
             else:
-                raise TemplateError(f"{logical_id}: target {arn} is neither a function of the template, a bus "
-                                    "nor an SNS topic")
+                raise TemplateError(f"{logical_id}: target {arn} is neither a function nor a queue of the "
+                                    "template, a bus nor an SNS topic")
         rules.append(
             Rule(
                 logical_id=logical_id,
@@ -474,7 +558,95 @@ def stack(template: dict, region: str, account: str, params: dict[str, str], sta
             )
         )
     return Stack(region=region, account=account, functions=functions, rules=rules,
-                 bus_policies=_bus_policies(ev, resources, present))
+                 bus_policies=_bus_policies(ev, resources, present), queues=queues,
+                 queue_policies=_queue_policies(ev, resources, present, queues),
+                 mappings=_mappings(ev, resources, present, queues, functions))
+
+
+def _queues(ev: _Evaluator, resources: dict, present) -> dict[str, Queue]:
+    """The stack's AWS::SQS::Queue resources, standard queues only. RedrivePolicy is an object or its
+    JSON text; its deadLetterTargetArn must be a queue of the stack."""
+    found: dict[str, Queue] = {}
+    for logical_id, res in resources.items():
+        if res.get("Type") != "AWS::SQS::Queue" or not present(res):
+            continue
+        props = ev.eval(res.get("Properties") or {})
+        if _flag(props.get("FifoQueue"), False):
+            raise TemplateError(f"{logical_id}: FIFO queues are not supported")
+        found[logical_id] = Queue(
+            logical_id=logical_id,
+            name=ev.queue_name(logical_id),
+            arn=ev.get_att(logical_id, "Arn"),
+            url=ev.queue_url(logical_id),
+            visibility_timeout=int(props.get("VisibilityTimeout", DEFAULT_VISIBILITY_TIMEOUT)),
+            retention=int(props.get("MessageRetentionPeriod", DEFAULT_RETENTION)),
+        )
+        redrive = props.get("RedrivePolicy")
+        if isinstance(redrive, str):
+            redrive = json.loads(redrive)
+        if redrive:
+            found[logical_id].dead_letter = redrive.get("deadLetterTargetArn")
+            found[logical_id].max_receive_count = int(redrive.get("maxReceiveCount", 0)) or None
+    by_arn = {q.arn: q.logical_id for q in found.values()}
+    for q in found.values():
+        if q.dead_letter is not None:
+            if q.dead_letter not in by_arn:
+                raise TemplateError(f"{q.logical_id}: dead-letter queue {q.dead_letter} is not a queue of the stack")
+            if q.max_receive_count is None:
+                raise TemplateError(f"{q.logical_id}: a RedrivePolicy needs maxReceiveCount")
+            q.dead_letter = by_arn[q.dead_letter]
+    return found
+
+
+def _queue_policies(ev: _Evaluator, resources: dict, present, queues: dict[str, Queue]) -> list[QueuePolicy]:
+    """The stack's AWS::SQS::QueuePolicy resources: each one's statements and the queues (named by
+    URL in `Queues`, as CloudFormation takes them) it is attached to."""
+    by_url = {q.url: q.logical_id for q in queues.values()}
+    found = []
+    for logical_id, res in resources.items():
+        if res.get("Type") != "AWS::SQS::QueuePolicy" or not present(res):
+            continue
+        props = ev.eval(res.get("Properties") or {})
+        attached = []
+        for url in props.get("Queues") or []:
+            if url not in by_url:
+                raise TemplateError(f"{logical_id}: {url} is not the URL of a queue of the stack")
+            attached.append(by_url[url])
+        body = (props.get("PolicyDocument") or {}).get("Statement") or []
+        found.append(QueuePolicy(logical_id, attached, list(body) if isinstance(body, list) else [body]))
+    return found
+
+
+def _mappings(ev: _Evaluator, resources: dict, present, queues: dict[str, Queue],
+              functions: dict[str, Function]) -> list[EventSourceMapping]:
+    """The stack's AWS::Lambda::EventSourceMapping resources whose source is a queue of the stack;
+    FunctionName is a function's name or ARN."""
+    by_arn = {q.arn: q.logical_id for q in queues.values()}
+    by_name = {f.name: f.logical_id for f in functions.values()}
+    by_name.update({ev.get_att(f, "Arn"): f for f in functions})
+    found = []
+    for logical_id, res in resources.items():
+        if res.get("Type") != "AWS::Lambda::EventSourceMapping" or not present(res):
+            continue
+        props = ev.eval(res.get("Properties") or {})
+        source, function = props.get("EventSourceArn"), str(props.get("FunctionName"))
+        if source not in by_arn:
+            raise TemplateError(f"{logical_id}: only the stack's own SQS queues are supported as event sources, "
+                                f"not {source}")
+        if function not in by_name:
+            raise TemplateError(f"{logical_id}: {function} is not a function of the template")
+        if props.get("FunctionResponseTypes"):
+            raise TemplateError(f"{logical_id}: FunctionResponseTypes (partial batch responses) is not supported")
+        found.append(EventSourceMapping(
+            logical_id=logical_id,
+            queue=by_arn[source],
+            function=by_name[function],
+            batch_size=int(props.get("BatchSize", DEFAULT_BATCH_SIZE)),
+            window_s=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+            max_concurrency=((props.get("ScalingConfig") or {}).get("MaximumConcurrency")),
+            enabled=_flag(props.get("Enabled"), True),
+        ))
+    return found
 
 
 def _bus_policies(ev: _Evaluator, resources: dict, present) -> list[BusPolicy]:

@@ -258,12 +258,18 @@ def test_a_forwarded_event_reaches_the_other_accounts_accepter(cloud):
     got = deliveries(cloud)
     (sent,) = [e for e in got if e["outcome"] == "forwarded"]
     assert (sent["account"], sent["rule"], sent["to_account"]) == (A, f"tagpeer-ForwardTo{B}", B), got
+    # B's rule sends it to B's accepter's queue, whose mapping invokes B's accepter.
+    (queued,) = [e for e in got if e["outcome"] == "queued"]
+    assert (queued["account"], queued["region"], queued["rule"], queued["queue"]) == \
+        (B, SEOUL, "tagpeer-PeeringRequestedRule", "AccepterQueue"), queued
     (accepted,) = [e for e in got if e.get("function") == "AccepterFunction"]
     assert (accepted["account"], accepted["region"], accepted["outcome"]) == (B, SEOUL, "ok"), accepted
     assert accepted["caller"] == f"{B}-tagpeer-accepter-{SEOUL}"
-    assert accepted["event"]["account"] == A and accepted["event"]["detail"] == detail
+    assert accepted["event"]["Records"][0]["eventSourceARN"] == f"arn:aws:sqs:{SEOUL}:{B}:tagpeer-AccepterQueue"
+    (event,) = accepted["events"]
+    assert event["account"] == A and event["detail"] == detail
     assert not [e for e in got if e["account"] == B and e["outcome"] == "forwarded"], "not sent back"
-    assert len(got) == 2, got
+    assert len(got) == 3, got
 
 
 def test_put_events_lands_on_the_callers_own_accounts_bus(cloud):
@@ -288,8 +294,11 @@ def test_tag_changes_and_cloudtrail_go_to_the_callers_accounts_bus(cloud):
     ec2(SEOUL, f"{B}-tester", cloud=cloud).create_tags(Resources=[vpc], Tags=[{"Key": "tagpeer:peers",
                                                                                "Value": f"{OSAKA}/vpc-1"}])
     got = deliveries(cloud)
-    assert {e["event"]["source"] for e in got} == {"aws.ec2", "aws.tag"}, got
-    assert all(e["account"] == B == e["event"]["account"] and e["region"] == SEOUL for e in got), got
+    # Each delivery's EventBridge events: its own, or the batch's of a queue's invocation.
+    events = [x for e in got for x in e.get("events") or [e["event"]]]
+    assert {x["source"] for x in events} == {"aws.ec2", "aws.tag"}, got
+    assert all(e["account"] == B and e["region"] == SEOUL for e in got), got
+    assert all(x["account"] == B for x in events), events
     (requester,) = [e for e in got if e.get("function") == "RequesterFunction"]
     assert requester["caller"] == f"{B}-tagpeer-requester-{SEOUL}" and requester["outcome"] == "ok", requester
 

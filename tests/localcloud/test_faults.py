@@ -433,7 +433,8 @@ def test_crash_after_tells_the_functions_from_everyone_else(cloud):
     _, state = local("/_local/faults")
     counters = state["counters"]
     assert (counters["mutating_calls"], counters["crashed"], counters["refused_after_crash"]) == (2, True, 2)
-    # The functions are down: an event for one fails at once, Lambda's two retries too.
+    # The functions are down: an event for one fails at once, and so does each receive of its
+    # message from the accepter's queue (attempt: ApproximateReceiveCount), until the dead-letter queue.
     detail = json.loads((REPO / "events" / "peering-requested.json").read_text())["detail"]
     client("events", OSAKA, retries=True).put_events(
         Entries=[{"Source": "tagpeer", "DetailType": "Peering Requested", "Detail": json.dumps(detail)}])
@@ -441,6 +442,8 @@ def test_crash_after_tells_the_functions_from_everyone_else(cloud):
     _, seen = local("/_local/events")
     down = [(e["attempt"], e["outcome"], e["error"]) for e in seen if e.get("function") == "AccepterFunction"]
     assert down == [(n, "error", "crashed (crash_after)") for n in (1, 2, 3)], down
+    assert [(e["queue"], e["receive_count"]) for e in seen if e["outcome"] == "dead-lettered"] == \
+        [("AccepterQueue", 3)], seen
     _, calls = local("/_local/calls")
     assert [(c["action"], c["caller"]) for c in calls if c.get("crashed")] == \
         [("CreateTags", router), ("PutEvents", router)]
@@ -482,6 +485,8 @@ def test_the_crash_kills_the_functions_in_flight_and_they_restart(cloud):
     def attempts(logical_id):
         return [(e["attempt"], e["outcome"], e["error"]) for e in seen if e.get("function") == logical_id]
 
+    # The provisioner's: Lambda's asynchronous retries; the accepter's: its message received again
+    # from its queue (attempt: ApproximateReceiveCount).
     for logical_id in ("ProvisionerFunction", "AccepterFunction"):
         got = attempts(logical_id)
         assert len(got) == 3, (logical_id, got)
@@ -524,9 +529,12 @@ def test_events_delivered_twice_or_dropped(cloud):
     entry = {"Source": "tagpeer", "DetailType": "Peering Requested", "Detail": json.dumps(detail)}
 
     def first_attempts():
+        """The events the accepter got at their first receive (its rule sends them to its queue,
+        whose mapping hands them over in batches), and everything recorded."""
         local("/_local/settle", {})
         _, seen = local("/_local/events")
-        return [e for e in seen if e.get("function") == "AccepterFunction" and e["attempt"] == 1], seen
+        return [x for e in seen if e.get("function") == "AccepterFunction" and e["attempt"] == 1
+                for x in e["events"]], seen
 
     events.put_events(Entries=[entry])
     once, _ = first_attempts()
@@ -535,8 +543,9 @@ def test_events_delivered_twice_or_dropped(cloud):
     local("/_local/faults", {"events": {"duplicate": 1.0}})
     events.put_events(Entries=[entry])
     twice, seen = first_attempts()
-    assert len(twice) == 2 and twice[0]["event"]["id"] == twice[1]["event"]["id"], "the same event twice"
+    assert len(twice) == 2 and twice[0]["id"] == twice[1]["id"], "the same event twice"
     assert [e["outcome"] for e in seen if e["outcome"] == "duplicated"] == ["duplicated"]
+    assert len([e for e in seen if e["outcome"] == "queued"]) == 2, "two messages"
     local("/_local/reset", {})
     local("/_local/faults", {"events": {"drop": 1.0}})
     events.put_events(Entries=[entry])

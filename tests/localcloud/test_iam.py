@@ -279,6 +279,59 @@ def test_the_shipped_template_allows_what_each_function_does():
         "ResourceId.1": "vpc-built", "Tag.1.Key": "tagpeer:peers", "Tag.1.Value": f"{OSAKA}/vpc-osaka"}) is None
 
 
+QUEUES = {"tagpeer-requester": "RequesterQueue", "tagpeer-accepter": "AccepterQueue", "tagpeer-router": "RouterQueue",
+          "tagpeer-provisioner": None}
+
+
+def test_each_function_role_reads_its_own_queue_alone():
+    # Lambda's poller reads a queue with the function's role: receive, delete and read its
+    # attributes, on the function's own queue only; the provisioner has none.
+    c = shipped()
+    functions(c)
+    arn = lambda region, account, q: f"arn:aws:sqs:{region}:{account}:tagpeer-{q}"  # noqa: E731
+    everyone = ("RequesterQueue", "AccepterQueue", "RouterQueue", "FailedEvents")
+    for region in (SEOUL, OSAKA):
+        for binary, own in QUEUES.items():
+            stmts = c.principal(key(binary, region)).stmts
+            for queue in everyone:
+                for where, account in ((region, ACCOUNT), (region, OTHER), (OSAKA if region == SEOUL else SEOUL,
+                                                                            ACCOUNT)):
+                    for action in (*iam.SQS_POLLER_ACTIONS, "sqs:SendMessage", "sqs:PurgeQueue",
+                                   "sqs:ChangeMessageVisibility"):
+                        allowed = iam.evaluate(stmts, action, arn(where, account, queue),
+                                               ctx(aws_RequestedRegion=where)).allowed
+                        mine = queue == own and (where, account) == (region, ACCOUNT)
+                        assert allowed == (mine and action in iam.SQS_POLLER_ACTIONS), \
+                            (binary, region, queue, where, account, action)
+        for function, queue in (("RequesterFunction", "RequesterQueue"), ("AccepterFunction", "AccepterQueue"),
+                                ("RouterFunction", "RouterQueue")):
+            assert c.poller_refusal(ACCOUNT, region, function, arn(region, ACCOUNT, queue)) is None
+            refusal = c.poller_refusal(ACCOUNT, region, function, arn(region, ACCOUNT, "FailedEvents"))
+            assert refusal is not None and "sqs:ReceiveMessage" in refusal, refusal
+
+
+def test_a_template_whose_role_cannot_read_its_queue_does_not_deploy():
+    # Lambda checks the execution role when it creates the event source mapping: the stack fails,
+    # and so does the local cloud's start, before anything runs.
+    with tempfile.TemporaryDirectory() as d:
+        path = without_statement(Path(d), "ReadAccepterQueue")
+        c = shipped(template_path=path)
+        refusal = c.poller_refusal(ACCOUNT, SEOUL, "AccepterFunction",
+                                   f"arn:aws:sqs:{SEOUL}:{ACCOUNT}:tagpeer-AccepterQueue")
+        assert refusal is not None and "AccepterRole" in refusal and "sqs:ReceiveMessage" in refusal, refusal
+        assert c.poller_refusal(ACCOUNT, SEOUL, "RouterFunction",
+                                f"arn:aws:sqs:{SEOUL}:{ACCOUNT}:tagpeer-RouterQueue") is None
+        cloud = lc.LocalCloud(0, path, Path(d), [SEOUL, OSAKA])
+        try:
+            cloud.start()
+        except RuntimeError as e:
+            assert "AccepterQueueMapping" in str(e) and "sqs:ReceiveMessage" in str(e), e
+        else:
+            cloud.stop()
+            raise AssertionError("the cloud started")
+        assert cloud.moto is None and cloud.server is None, "nothing ran"
+
+
 def refused(r: iam.Refusal | None, action: str, statement: str | None = None, explicit: bool = False) -> dict:
     assert r is not None, f"{action} was allowed"
     assert (r.status, r.code) == (403, "UnauthorizedOperation"), (r.status, r.code)

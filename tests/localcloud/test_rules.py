@@ -3,7 +3,8 @@ invocation of each function that acts on it, and tagpeer's events need no forwar
 deployment may have any number of regions.
 
 Each test evaluates the template's rules as the local cloud deploys them (template.py) against
-events in AWS's shapes (awsevents.py) and asks which functions they invoke.
+events in AWS's shapes (awsevents.py) and asks which functions they invoke (directly, or through
+the queue a rule sends to and the event source mapping that reads it).
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ def stack(template, region=SEOUL, regions=(SEOUL, OSAKA)):
 
 
 def invoked(stack, event) -> list[str]:
-    """The functions the event invokes, once for each rule that matches it."""
-    return sorted(t.function for r in stack.rules if r.pattern and patterns.matches(r.pattern, event)
-                  for t in r.targets if t.function)
+    """The functions the event invokes, once for each rule that matches it: the rule's target, or the
+    function of the mapping that reads the queue the rule sends to."""
+    reader = {m.queue: m.function for m in stack.mappings}
+    return sorted(t.function or reader[t.queue] for r in stack.rules
+                  if r.pattern and patterns.matches(r.pattern, event) for t in r.targets if t.function or t.queue)
 
 
 def tag_change(*keys: str) -> dict:

@@ -18,7 +18,8 @@ from localcloud import patterns
 from localcloud import template as tpl
 from localcloud.testing import ACCOUNT, OSAKA, SEOUL, TEMPLATE, TESTER, bin_dir, client, local
 
-ALARMS = ("LinkFailingAlarm", "LinkStuckAlarm", "PeeringQuotaAlarm", "RouteQuotaAlarm", "Ec2ThrottledAlarm")
+ALARMS = ("LinkFailingAlarm", "LinkStuckAlarm", "PeeringQuotaAlarm", "RouteQuotaAlarm", "Ec2ThrottledAlarm",
+          "FailedEventsAlarm")
 # The alarms whose return to OK is news too.
 OK_TOO = ("LinkFailingAlarm", "LinkStuckAlarm")
 TOPIC = "tagpeer-alarms"
@@ -152,10 +153,19 @@ def test_the_alarms_thresholds_are_the_parameters():
         assert th["TreatMissingData"] == "notBreaching", "no invocation, no throttled call"
         for logical_id in ("LinkFailingAlarm", "LinkStuckAlarm", "PeeringQuotaAlarm", "RouteQuotaAlarm"):
             assert a[logical_id]["TreatMissingData"] == "ignore", "a gauge holds until the router's next value"
+        # Any event in the dead-letter queue: SQS's own gauge of it, which SQS sends only while the
+        # queue counts as active.
+        failed = a["FailedEventsAlarm"]
+        (dlq,) = [q for q in tpl.stack(t, SEOUL, ACCOUNT, p).queues.values() if q.logical_id == "FailedEvents"]
+        assert (failed["Namespace"], failed["MetricName"], failed["Dimensions"], failed["Statistic"]) == \
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible", [{"Name": "QueueName", "Value": dlq.name}], "Maximum")
+        assert (failed["ComparisonOperator"], failed["Threshold"], failed["TreatMissingData"]) == \
+            ("GreaterThanThreshold", 0, "ignore")
+        assert (failed["Period"], failed["EvaluationPeriods"], failed["DatapointsToAlarm"]) == (300, 1, 1)
         # Alarm names are the account's in a region: one stack's alarms apart from another's.
         assert {x["AlarmName"] for x in a.values()} == {
             "tagpeer-link-failing", "tagpeer-link-stuck", "tagpeer-peering-quota", "tagpeer-route-quota",
-            "tagpeer-ec2-throttled"}
+            "tagpeer-ec2-throttled", "tagpeer-failed-events"}
 
 
 def _dashboard_metrics(body: dict) -> list[tuple[str, tuple[str, ...], dict]]:
@@ -220,11 +230,13 @@ def test_the_dashboard_graphs_the_contracts_metrics_with_its_dimension_sets():
 @pytest.fixture(scope="module")
 def topic_cloud():
     """A local cloud of the template with AlarmTopicArn set (a topic name: each region's own), without
-    functions: only the rules whose targets are no functions (the topic, the other region's bus)."""
+    functions: only the rules whose targets are neither functions nor their queues (the topic, the
+    other region's bus)."""
     c = lc.LocalCloud(0, TEMPLATE, bin_dir(), [SEOUL, OSAKA], template_params={"AlarmTopicArn": TOPIC})
     for stack in c.stacks.values():
         stack.functions.clear()
-        stack.rules[:] = [r for r in stack.rules if r.targets and all(x.function is None for x in r.targets)]
+        stack.rules[:] = [r for r in stack.rules
+                          if r.targets and all(x.function is None and x.queue is None for x in r.targets)]
     assert all(topic_rules(s) for s in c.stacks.values())
     c.start()
     try:

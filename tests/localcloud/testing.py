@@ -41,17 +41,33 @@ def bin_dir() -> Path:
 FAKE_FUNCTION = "RequesterFunction"
 
 
-def one_fake_function(bins: Path, concurrency: int | None = None) -> lc.LocalCloud:
+# The queue the template puts before it, and the mapping that reads that queue.
+FAKE_QUEUE = "RequesterQueue"
+FAKE_MAPPING = "RequesterQueueMapping"
+
+
+def one_fake_function(bins: Path, concurrency: int | None = None, queue_rules: bool = False,
+                      mapping: dict | None = None) -> lc.LocalCloud:
     """A started local cloud whose one function is Seoul's requester, the fake one
-    (`fake_bootstrap`, in `bins`), with no rules: the tests invoke it."""
+    (`fake_bootstrap`, in `bins`), with no rules: the tests invoke it. With `queue_rules`, Seoul's
+    rules that send to the requester's queue stay (their events reach the fake function in batches,
+    through the template's queue, queue policy and mapping), and `mapping` overrides fields of that
+    mapping (template.EventSourceMapping's, e.g. {"batch_size": 1})."""
     c = lc.LocalCloud(0, TEMPLATE, bins, [SEOUL, OSAKA])
     for (_, region), stack in c.stacks.items():
-        stack.rules.clear()
+        keep = [r for r in stack.rules if queue_rules and region == SEOUL and r.targets
+                and all(t.queue == FAKE_QUEUE for t in r.targets)]
+        stack.rules[:] = keep
         for logical_id in [f for f in stack.functions if (region, f) != (SEOUL, FAKE_FUNCTION)]:
             del stack.functions[logical_id]
     fn = c.stacks[SEOUL].functions[FAKE_FUNCTION]
     if concurrency is not None:
         fn.concurrency = concurrency
+    for m in c.stacks[SEOUL].mappings:
+        if m.logical_id == FAKE_MAPPING:
+            for name, value in (mapping or {}).items():
+                assert hasattr(m, name), name
+                setattr(m, name, value)
     fake_bootstrap(bins, fn.binary)
     c.start()
     return c
@@ -291,6 +307,28 @@ while True:
         rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
         headers = dict(r.headers.items())
         event = json.loads(r.read())
+    if isinstance(event, dict) and isinstance(event.get("Records"), list):
+        # An SQS batch (Lambda's event source mapping): its instructions are in the `detail` of the
+        # EventBridge events its messages carry: "fail" and "exit" if any asks, the longest "sleep",
+        # the first "journal"/"waits"/"fail_once"; the tags joined. The answer echoes the batch.
+        merged = {{}}
+        for record in event["Records"]:
+            detail = json.loads(record["body"]).get("detail") or {{}}
+            for k, v in detail.items():
+                if k == "sleep":
+                    merged[k] = max(merged.get(k, 0), v)
+                elif k == "tag":
+                    merged[k] = merged[k] + "," + v if k in merged else v
+                elif k in ("fail", "exit"):
+                    merged[k] = merged.get(k) or v
+                elif k in ("journal", "waits", "fail_once"):
+                    merged.setdefault(k, v)
+        event = dict(merged, Records=event["Records"])
+    # "fail_once": a file; the invocation fails unless it exists, and makes it.
+    if isinstance(event, dict) and event.get("fail_once"):
+        if not os.path.exists(event["fail_once"]):
+            open(event["fail_once"], "w").close()
+            event = dict(event, fail=True)
     tag = event.get("tag", "-") if isinstance(event, dict) else "-"
     print("event %s tag=%s" % (rid, tag), flush=True)
     print("stderr line tag=%s" % tag, file=sys.stderr, flush=True)

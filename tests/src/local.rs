@@ -27,8 +27,11 @@ pub fn bin_dir() -> PathBuf {
 }
 
 /// AWS's intermediate states, shortened so that `make test` keeps its budget:
-/// a fraction of a second each still makes every one of them observable, and
-/// the functions wait for each.
+/// a fraction of a second each still makes every one of them observable. A
+/// function waits for those its own steps meet (a request's
+/// `initiating-request`); the next function, a one-second batching window
+/// later, mostly finds AWS done. The tests of waiting use AWS's own timing
+/// (`LocalCloud::start_with(&[])`).
 pub const TEST_LIFECYCLE: &str =
     r#"{"initiating_s": 0.3, "visibility_s": 0.6, "provisioning_s": 0.3, "deleting_s": 0.3}"#;
 
