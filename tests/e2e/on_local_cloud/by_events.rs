@@ -184,7 +184,8 @@ async fn every_event_delivered_twice_brings_a_mesh_up_with_one_request_a_link() 
 /// requested from Seoul, more than the 25 outstanding requests AWS allows
 /// an account in a region: Seoul requests 25, and each acceptance, which
 /// frees room, brings its requester back for the links that waited. By
-/// events alone every link comes up, each requested once.
+/// events alone every link comes up, each requested once, in a few
+/// invocations: each function's queue hands it the burst's events in batches.
 #[tokio::test]
 async fn a_burst_of_twelve_vpcs_tagged_in_a_second_converges_by_events_alone() {
     let cloud = LocalCloud::start_with(&[]);
@@ -206,6 +207,27 @@ async fn a_burst_of_twelve_vpcs_tagged_in_a_second_converges_by_events_alone() {
     assert_eq!(world.peerings.iter().filter(|p| p.state.is_live()).count(), 66);
     assert_eq!(successful(&cloud.calls(), "CreateVpcPeeringConnection"), 66, "one request a link");
     assert_eq!(tagpeer::invariants::violations_since(&start, &world, &deployment()), Vec::<String>::new());
+
+    // Coalesced: each region's six tags of the burst reached its requester
+    // in at most two batches (its queue's one-second window may close
+    // mid-burst), and every function took its events in batches, not one
+    // invocation an event.
+    let events = cloud.events();
+    let batches: Vec<&Value> = events.iter().filter(|e| e["messages"].is_u64() && e["outcome"] == "ok").collect();
+    for region in [SEOUL, OSAKA] {
+        let tag_batches = batches
+            .iter()
+            .filter(|e| e["region"] == region && e["function"] == "RequesterFunction")
+            .filter(|e| {
+                e["events"].as_array().is_some_and(|b| b.iter().any(|e| e["detail-type"] == "Tag Change on Resource"))
+            })
+            .count();
+        assert!((1..=2).contains(&tag_batches), "{region}'s tags in {tag_batches} invocations");
+    }
+    let queued = events.iter().filter(|e| e["outcome"] == "queued").count();
+    let invocations = events.iter().filter(|e| e["function"].is_string()).count();
+    assert!(queued >= 66 * 2, "every link's request and acceptance went through a queue: {queued}");
+    assert!(invocations * 4 <= queued, "{invocations} invocations for {queued} events");
 }
 
 /// Ten regions, more than the six the template's forwarding rules once

@@ -1,6 +1,7 @@
 //! Phase two: the links that fit AWS's quotas. Links that stand keep their
 //! place (a quota never takes a working link down); new ones take what room
-//! is left, in canonical order, so every function reaches the same verdict.
+//! is left, those within one region first, each kind in canonical order, so
+//! every function reaches the same verdict.
 
 use std::collections::HashMap;
 
@@ -21,16 +22,22 @@ pub(super) fn within_quotas<'w>(
 ) {
     let mut budget = Budget::new(index.world(), deployment.quotas);
     // Whether each stands (has a live connection tagpeer made), asked once:
-    // standing links first, each kind in canonical order.
-    let mut candidates: Vec<(Candidate, bool)> = candidates
+    // standing links first; then the links within one region, whose request
+    // AWS lists to its accepter at once (another region's lists it seconds
+    // later), so that they are accepted, and free their room in the
+    // requester's quota of outstanding requests, soonest; each kind in
+    // canonical order.
+    let mut candidates: Vec<(Candidate, (bool, bool))> = candidates
         .into_iter()
         .map(|c| {
             let stands = !index.live_managed_between(c.sides.0, c.sides.1).is_empty();
-            (c, stands)
+            let across_regions = c.sides.0.region != c.sides.1.region;
+            (c, (!stands, across_regions))
         })
         .collect();
-    candidates.sort_by(|(x, x_stands), (y, y_stands)| (!x_stands, x.sides).cmp(&(!y_stands, y.sides)));
-    for (candidate, stands) in candidates {
+    candidates.sort_by(|(x, x_rank), (y, y_rank)| (x_rank, x.sides).cmp(&(y_rank, y.sides)));
+    for (candidate, (new, _)) in candidates {
+        let stands = !new;
         match budget.admit(index, out, &candidate, stands) {
             Ok(()) => {
                 let link = candidate.desired();

@@ -1315,3 +1315,31 @@ proptest! {
         }
     }
 }
+
+/// Under the quota of outstanding requests, links within one region go
+/// first: AWS lists their request to the accepter at once, so they are
+/// accepted, and free their room, soonest. Canonical order would put Seoul's
+/// `a`'s link to Osaka before `d`'s to `e`.
+#[test]
+fn links_within_one_region_take_the_room_for_requests_first() {
+    let mut d = deployment();
+    d.quotas.outstanding_requests = 3;
+    let (a, dd, e) = (ep(SEOUL, "vpc-0000000a"), ep(SEOUL, "vpc-0000000d"), ep(SEOUL, "vpc-0000000e"));
+    let world = Builder::default()
+        .vpc(&a, "10.0.0.0/16", &[(MESH, "g")])
+        .vpc(&dd, "10.1.0.0/16", &[(MESH, "g")])
+        .vpc(&e, "10.2.0.0/16", &[(MESH, "g")])
+        .vpc(&osaka(), "172.31.0.0/16", &[(MESH, "g")])
+        .build();
+    let requested: Vec<LinkKey> =
+        super::actions(&world, &assess(&world, &d), Role::Requester, &region(SEOUL), &Scope::sweep())
+            .into_iter()
+            .filter_map(|x| match x {
+                Action::RequestPeering { link, .. } => Some(link),
+                _ => None,
+            })
+            .collect();
+    let within = [LinkKey::new(a.clone(), dd.clone()), LinkKey::new(a.clone(), e.clone()), LinkKey::new(dd, e)];
+    assert_eq!(requested.len(), 3, "{requested:?}");
+    assert!(requested.iter().all(|l| within.contains(l)), "the three within Seoul, not a's to Osaka: {requested:?}");
+}
