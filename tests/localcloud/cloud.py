@@ -922,6 +922,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-functions", action="store_true",
                         help="AWS's endpoint alone: no function processes and no rules (events are recorded and "
                              "delivered nowhere), for tests that run tagpeer's handlers in their own process")
+    parser.add_argument("--batching-window", metavar="SECONDS", type=float, default=None,
+                        help="at most this batching window for every queue's event source mapping, shorter than "
+                             "the template's MaximumBatchingWindowInSeconds (default: the template's), as "
+                             "--lifecycle shortens AWS's states: for tests that would otherwise wait a second "
+                             "at every step")
     parser.add_argument("--lifecycle", metavar="JSON", default=None,
                         help='peering connections\' intermediate states, as POST /_local/lifecycle takes them '
                              '(default: AWS\'s timing), e.g. \'{"instant": true}\'')
@@ -951,6 +956,10 @@ def cloud_from_args(args: argparse.Namespace) -> LocalCloud:
                        account_params=args.account_params)
     if args.lifecycle is not None:
         cloud.peering.lifecycle.set(args.lifecycle)
+    if args.batching_window is not None:
+        for stack in cloud.stacks.values():
+            for mapping in stack.mappings:
+                mapping.window_s = min(mapping.window_s, max(0.0, args.batching_window))
     if args.no_functions:
         for stack in cloud.stacks.values():
             stack.functions.clear()

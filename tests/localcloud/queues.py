@@ -25,7 +25,7 @@ Amazon SQS" and "Lambda parameters for Amazon SQS event source mappings" (Lambda
   dead-letter queue, recorded "dead-lettered".
 
 Compressed, so that tests do not wait for AWS's timeouts: a failed batch is visible again after
-`REDELIVERY_S` (about a second), not after the queue's VisibilityTimeout (360 s in the template), as
+`REDELIVERY_S` (a quarter of a second), not after the queue's VisibilityTimeout (360 s in the template), as
 the local cloud's asynchronous retries were immediate rather than a minute or two apart; and a
 message that used up its receives goes to the dead-letter queue as soon as it fails, where SQS moves
 it when it would have been received once more, a visibility timeout later.
@@ -77,7 +77,7 @@ from . import runtime, template
 
 # A failed batch's messages are visible again this many seconds later (AWS: the queue's
 # VisibilityTimeout; see the module's docstring).
-REDELIVERY_S = 1.0
+REDELIVERY_S = 0.25
 # Lambda's synchronous invocation payload, the most a batch's event may weigh.
 MAX_PAYLOAD_BYTES = runtime.MAX_REQUEST_BYTES
 # What a record of the SQS event weighs besides its body (JSON-quoted): an upper bound of its other

@@ -109,6 +109,14 @@ def test_each_queue_takes_messages_from_exactly_the_rules_that_target_it(templat
         assert stack.queue_statements(DLQ) == [], "no one sends to the dead-letter queue but SQS"
 
 
+def test_batching_window_shortens_every_mappings_window_and_lengthens_none():
+    args = ["--port", "0", "--no-functions"]
+    windows = lambda c: {m.window_s for stack in c.stacks.values() for m in stack.mappings}  # noqa: E731
+    assert windows(lc.cloud_from_args(lc.parse_args(args))) == {WINDOW_S}, "the template's, by default"
+    assert windows(lc.cloud_from_args(lc.parse_args(args + ["--batching-window", "0.25"]))) == {0.25}
+    assert windows(lc.cloud_from_args(lc.parse_args(args + ["--batching-window", "5"]))) == {WINDOW_S}
+
+
 def test_a_queue_is_read_as_cloudformation_makes_it():
     text = """
 Resources:

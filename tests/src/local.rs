@@ -29,11 +29,17 @@ pub fn bin_dir() -> PathBuf {
 /// AWS's intermediate states, shortened so that `make test` keeps its budget:
 /// a fraction of a second each still makes every one of them observable. A
 /// function waits for those its own steps meet (a request's
-/// `initiating-request`); the next function, a one-second batching window
-/// later, mostly finds AWS done. The tests of waiting use AWS's own timing
-/// (`LocalCloud::start_with(&[])`).
+/// `initiating-request`); the next function, a batching window later
+/// ([`TEST_BATCHING_WINDOW`]), may find AWS done. The tests of waiting use
+/// AWS's own timing (`LocalCloud::start_with(&[])`).
 pub const TEST_LIFECYCLE: &str =
     r#"{"initiating_s": 0.3, "visibility_s": 0.6, "provisioning_s": 0.3, "deleting_s": 0.3}"#;
+
+/// The queues' batching window, shortened as the lifecycle is: still a
+/// window, so events that arrive together are one batch, but a quarter of the
+/// template's second at each step. The tests of coalescing use the
+/// template's own (`LocalCloud::start_with(&[])`).
+pub const TEST_BATCHING_WINDOW: &str = "0.25";
 
 /// A running local cloud.
 pub struct LocalCloud {
@@ -47,7 +53,7 @@ impl LocalCloud {
     /// and waits for its `ready` line. The function binaries must be built
     /// (`make test` builds them first).
     pub fn start() -> Self {
-        Self::start_with(&["--lifecycle", TEST_LIFECYCLE])
+        Self::start_with(&["--lifecycle", TEST_LIFECYCLE, "--batching-window", TEST_BATCHING_WINDOW])
     }
 
     /// [`LocalCloud::start`] with more arguments for `python -m localcloud`.
