@@ -159,9 +159,10 @@ impl Scope {
     /// One scope for a batch of changes handled in one invocation: the
     /// links any of them names, each role reaching as far as the farthest of
     /// them asks, and room freed if any freed it. Reaching farther than a
-    /// link's own change asked is safe (every step is idempotent and checks
-    /// the world first); it costs only the other sides' reads it would have
-    /// made anyway. `None` for no scope at all.
+    /// link's own change asked is safe: every step is idempotent and checks
+    /// the world first, so at worst it does another region's share of the
+    /// change a moment early, and that region's function finds it done.
+    /// `None` for no scope at all.
     pub fn union(scopes: impl IntoIterator<Item = Scope>) -> Option<Scope> {
         scopes.into_iter().reduce(|a, b| Scope {
             links: a.links.union(b.links),
