@@ -362,6 +362,10 @@ impl<C: Cloud, S: EventSink> App<C, S> {
         match (Scope::union(scopes), merged) {
             (Some(scope), Some(mut run)) => {
                 run.report.trigger = trigger;
+                // A change delivered twice (EventBridge and SQS deliver at
+                // least once) is told to the other accounts once.
+                run.consent_changed.sort();
+                run.consent_changed.dedup();
                 run.metrics.extend(carried);
                 Start::Work(scope, Box::new(run))
             }

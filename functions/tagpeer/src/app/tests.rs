@@ -429,3 +429,15 @@ async fn a_batch_with_a_sweep_sweeps_and_one_of_several_kinds_is_named_a_batch()
     let requests = requester.cloud.made().iter().filter(|c| **c == "CreateVpcPeeringConnection").count();
     assert_eq!(requests, 3, "the sweep in the batch takes in the links no tag change named");
 }
+
+#[tokio::test]
+async fn a_consent_change_delivered_twice_in_a_batch_is_told_to_the_other_accounts_once() {
+    let mut accept_changed = tag_change(&seoul());
+    accept_changed["detail"]["changed-tag-keys"] = json!([crate::intent::ACCEPT]);
+    let mut requester = app(Role::Requester, SEOUL, MemoryCloud::new(seed()));
+    requester.config.deployment.allowed_accounts = vec!["222222222222".parse().unwrap()];
+    let (answer, _) = requester.invoke(&queue_batch(&[accept_changed.clone(), accept_changed])).await;
+    answer.expect("handled");
+    let told = requester.events.sent(SEOUL).iter().filter(|e| e.detail_type == crate::events::CONSENT_CHANGED).count();
+    assert_eq!(told, 1);
+}
