@@ -27,17 +27,18 @@ pub(super) fn within_quotas<'w>(
     // later), so that they are accepted, and free their room in the
     // requester's quota of outstanding requests, soonest; each kind in
     // canonical order.
-    let mut candidates: Vec<(Candidate, (bool, bool))> = candidates
+    let mut candidates: Vec<(Candidate, bool)> = candidates
         .into_iter()
         .map(|c| {
             let stands = !index.live_managed_between(c.sides.0, c.sides.1).is_empty();
-            let across_regions = c.sides.0.region != c.sides.1.region;
-            (c, (!stands, across_regions))
+            (c, stands)
         })
         .collect();
-    candidates.sort_by(|(x, x_rank), (y, y_rank)| (x_rank, x.sides).cmp(&(y_rank, y.sides)));
-    for (candidate, (new, _)) in candidates {
-        let stands = !new;
+    let across_regions = |c: &Candidate| c.sides.0.region != c.sides.1.region;
+    candidates.sort_by(|(x, x_stands), (y, y_stands)| {
+        (!x_stands, across_regions(x), x.sides).cmp(&(!y_stands, across_regions(y), y.sides))
+    });
+    for (candidate, stands) in candidates {
         match budget.admit(index, out, &candidate, stands) {
             Ok(()) => {
                 let link = candidate.desired();

@@ -220,42 +220,37 @@ impl Scope {
     /// it is read). Another account's among them is read too (see
     /// [`super::remote_reads`]).
     pub fn vpcs_named(&self) -> Vec<Endpoint> {
-        fn named(links: &Links, into: &mut Vec<Endpoint>) {
-            match links {
-                Links::Of(vpcs) => into.extend(vpcs.iter().cloned()),
-                Links::Link(key) => into.extend([key.a.clone(), key.b.clone()]),
-                Links::Union(parts) => parts.iter().for_each(|part| named(part, into)),
-                Links::All | Links::Peering(_) => {}
-            }
-        }
-        let mut vpcs = Vec::new();
-        named(&self.links, &mut vpcs);
-        dedup(vpcs)
+        self.ends(None)
     }
 
     /// The VPCs the trigger named, whose statuses are rewritten even when
     /// they have no link left: a VPC whose tags changed, the two ends of a
     /// link or of a connection (a link taken down has none left).
     pub fn named_vpcs(&self, world: &World) -> Vec<Endpoint> {
-        fn named(links: &Links, world: &World, into: &mut Vec<Endpoint>) {
+        self.ends(Some(world))
+    }
+
+    /// The VPCs the trigger's links name, each once, in the order named; a
+    /// connection's two ends only when `world` is given to look it up in.
+    fn ends(&self, world: Option<&World>) -> Vec<Endpoint> {
+        fn walk(links: &Links, world: Option<&World>, into: &mut Vec<Endpoint>) {
             match links {
                 Links::All => {}
                 Links::Of(vpcs) => into.extend(vpcs.iter().cloned()),
                 Links::Link(key) => into.extend([key.a.clone(), key.b.clone()]),
-                Links::Peering(id) => {
-                    into.extend(world.peering(id).into_iter().flat_map(|p| [p.requester.clone(), p.accepter.clone()]))
-                }
-                Links::Union(parts) => parts.iter().for_each(|part| named(part, world, into)),
+                Links::Peering(id) => into.extend(
+                    world
+                        .and_then(|w| w.peering(id))
+                        .into_iter()
+                        .flat_map(|p| [p.requester.clone(), p.accepter.clone()]),
+                ),
+                Links::Union(parts) => parts.iter().for_each(|part| walk(part, world, into)),
             }
         }
         let mut vpcs = Vec::new();
-        named(&self.links, world, &mut vpcs);
-        dedup(vpcs)
+        walk(&self.links, world, &mut vpcs);
+        let mut seen = std::collections::BTreeSet::new();
+        vpcs.retain(|v| seen.insert(v.clone()));
+        vpcs
     }
-}
-
-/// `vpcs` in their first order, each once.
-fn dedup(vpcs: Vec<Endpoint>) -> Vec<Endpoint> {
-    let mut seen = std::collections::BTreeSet::new();
-    vpcs.into_iter().filter(|v| seen.insert(v.clone())).collect()
 }
